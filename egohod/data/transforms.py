@@ -1,0 +1,160 @@
+"""Video transforms built from a model's :class:`~egohod.models.spec.InputSpec`.
+
+``create_transforms(name, train=False)`` returns a callable taking uint8 frames ``[T, H, W, 3]``
+(torch tensor or numpy array, any size) and returning a float tensor ``[3, T, S, S]`` normalised
+with the spec's mean/std on 0..1 pixels, ``S = spec.image_size``:
+
+* eval: resize the short side to ``spec.eval_resize`` (bicubic, antialiased) and centre-crop ``S``
+  (upstream: ``Resize(S, bicubic)`` + ``CenterCrop(S)``);
+* train: resize the short side to 320 (the resolution the pretraining videos are stored at),
+  then one ``RandomResizedCrop(S, scale=(0.5, 1.0), ratio=(3/4, 4/3))`` shared by all frames of
+  the clip, then a horizontal flip with probability 0.5 (the same for all frames).
+
+Randomness comes only from the ``torch.Generator`` passed to ``create_transforms`` or to the
+call (``tf(frames, generator=g)``); no global RNG is used when one is given.
+
+The batched helpers (:func:`resize_short_side`, :func:`center_crop`, :func:`normalize`,
+:func:`preprocess_uint8`) are shared with the frozen encoders and the exported graphs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TRAIN_SHORT_SIDE = 320
+
+
+def as_uint8_frames(frames, what: str = "frames") -> torch.Tensor:
+    """Check and convert uint8 ``[..., H, W, 3]`` (tensor or ndarray) to a torch uint8 tensor."""
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8:
+            raise TypeError(f"{what} must be uint8 pixels in 0..255; got a numpy array of {frames.dtype}")
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor or numpy.ndarray of uint8; got {type(frames).__name__}")
+    if frames.dtype != torch.uint8:
+        raise TypeError(
+            f"{what} must be uint8 pixels in 0..255 (channels last); got {frames.dtype}. "
+            "Float frames that are already CLIP-normalised go to model.encode_video instead."
+        )
+    if frames.shape[-1] != 3:
+        raise ValueError(f"{what} must be channels-last RGB [..., H, W, 3]; got shape {tuple(frames.shape)}")
+    return frames
+
+
+def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``[N, C, H, W]`` float -> short side ``size`` (long side ``int(size * long / short)``, as
+    torchvision), bicubic with antialiasing."""
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    if h <= w:
+        nh, nw = size, int(size * w / h)
+    else:
+        nh, nw = int(size * h / w), size
+    return F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"cannot centre-crop {size}x{size} from {h}x{w}")
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top: top + size, left: left + size]
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Channel normalisation of ``[N, 3, H, W]`` 0..1 pixels."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def preprocess_uint8(frames: torch.Tensor, image_size: int, resize: int, mean, std,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` -> float ``[B, 3, T, S, S]``: resize short side, centre crop, normalise."""
+    b, t, h, w, c = frames.shape
+    x = frames.reshape(b * t, h, w, c).permute(0, 3, 1, 2).to(dtype) / 255.0
+    x = center_crop(resize_short_side(x, resize), image_size)
+    x = normalize(x, mean, std)
+    return x.reshape(b, t, 3, image_size, image_size).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def random_resized_crop_params(h: int, w: int, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3),
+                               generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of a random crop covering ``scale`` of the area with an
+    aspect ratio in ``ratio`` (log-uniform); after 10 failed draws, the largest centred crop
+    with a clamped ratio (torchvision's rule)."""
+    area = h * w
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        u = torch.rand(2, generator=generator).tolist()
+        target = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        ar = math.exp(log_r[0] + (log_r[1] - log_r[0]) * u[1])
+        cw, ch = int(round(math.sqrt(target * ar))), int(round(math.sqrt(target / ar)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+            left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+            return top, left, ch, cw
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        cw, ch = w, int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        ch, cw = h, int(round(h * max(ratio)))
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+class VideoTransform:
+    """uint8 ``[T, H, W, 3]`` -> float ``[3, T, S, S]`` (see the module docstring)."""
+
+    def __init__(self, image_size: int, mean, std, resize: int | None = None, train: bool = False,
+                 train_short_side: int = TRAIN_SHORT_SIDE, scale=(0.5, 1.0), flip: bool = True,
+                 generator: torch.Generator | None = None):
+        self.image_size, self.mean, self.std = image_size, tuple(mean), tuple(std)
+        self.resize = resize or image_size
+        self.train, self.train_short_side, self.scale, self.flip = train, train_short_side, tuple(scale), flip
+        self.generator = generator
+
+    def __repr__(self) -> str:
+        mode = f"train(short={self.train_short_side}, rrc scale={self.scale}, flip={self.flip})" if self.train \
+            else f"eval(resize={self.resize}, centre crop)"
+        return f"VideoTransform({self.image_size}px, {mode})"
+
+    def __call__(self, frames, generator: torch.Generator | None = None) -> torch.Tensor:
+        frames = as_uint8_frames(frames)
+        if frames.dim() == 3:
+            frames = frames[None]
+        if frames.dim() != 4:
+            raise ValueError(f"frames must be [T, H, W, 3] or [H, W, 3]; got shape {tuple(frames.shape)}")
+        x = frames.permute(0, 3, 1, 2).float() / 255.0  # [T, 3, H, W]
+        if not self.train:
+            x = center_crop(resize_short_side(x, self.resize), self.image_size)
+        else:
+            g = generator if generator is not None else self.generator
+            x = resize_short_side(x, self.train_short_side)
+            top, left, ch, cw = random_resized_crop_params(x.shape[-2], x.shape[-1], self.scale, generator=g)
+            x = x[..., top: top + ch, left: left + cw]
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic",
+                              align_corners=False, antialias=True)
+            if self.flip and float(torch.rand(1, generator=g)) < 0.5:
+                x = x.flip(-1)
+        x = normalize(x, self.mean, self.std)
+        return x.permute(1, 0, 2, 3).contiguous()  # [3, T, S, S]
+
+
+def transforms_from_spec(spec, train: bool = False, generator: torch.Generator | None = None) -> VideoTransform:
+    return VideoTransform(spec.image_size, spec.mean, spec.std, resize=spec.eval_resize, train=train,
+                          generator=generator)
+
+
+def create_transforms(name: str, train: bool = False, generator: torch.Generator | None = None) -> VideoTransform:
+    """Transforms of a registered model/encoder, built from its input spec."""
+    from ..models.registry import get_input_spec
+
+    return transforms_from_spec(get_input_spec(name), train=train, generator=generator)

@@ -1,0 +1,98 @@
+"""Frozen video encoders: uint8 frames in, one embedding per clip out.
+
+Contract of :class:`FrozenVideoEncoder` (what ``egohod.load_encoder`` returns)::
+
+    enc = egohod.load_encoder("egovideo_b", checkpoint="base_best.pt")
+    z = enc(frames)    # uint8 [B, T, H, W, 3] or [B, H, W, 3] (one frame, repeated), any H, W
+                       # -> float32 [B, enc.embed_dim] (not L2-normalised)
+
+* eval mode, no parameter requires grad, the forward runs under ``torch.no_grad`` semantics
+  (the caller may still wrap it in ``torch.inference_mode``);
+* it resizes the short side to ``input_spec.eval_resize`` (bicubic, antialiased), centre-crops
+  ``input_spec.image_size`` and normalises with the spec's mean/std itself;
+* ``T`` must equal ``enc.num_frames`` (set with ``load_encoder(..., num_frames=N)``; the temporal
+  embedding is interpolated for ``N`` different from the variant's native count);
+* the input is moved to the encoder's device; the output is float32 on that device;
+* attributes ``.embed_dim``, ``.num_frames``, ``.input_spec``, ``.weights`` ("random" or the
+  sha256 hex of the checkpoint file) and ``.name``.
+
+Wrong dtype (anything but uint8), rank, or channel count raise ``TypeError``/``ValueError``
+saying what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.transforms import preprocess_uint8
+from .spec import InputSpec
+
+
+class FrozenVideoEncoder(nn.Module):
+    """Wraps a vision tower (``visual(video [B,3,T,S,S]) -> [B, E]``) with its preprocessing."""
+
+    def __init__(self, visual: nn.Module, input_spec: InputSpec, num_frames: int | None = None,
+                 weights: str = "random", name: str = "encoder"):
+        super().__init__()
+        self.visual = visual
+        self.num_frames = int(num_frames or input_spec.num_frames)
+        self.input_spec = dataclasses.replace(input_spec, num_frames=self.num_frames)
+        self.embed_dim = input_spec.embed_dim
+        self.weights = weights
+        self.name = name
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def extra_repr(self) -> str:
+        s = self.input_spec
+        return (f"name={self.name!r}, {s.image_size}px x{self.num_frames} frames -> {self.embed_dim}-d, "
+                f"weights={self.weights[:12]}")
+
+    def train(self, mode: bool = True):
+        # a frozen encoder stays in eval mode (dropout/drop-path off) whatever the caller does
+        return super().train(False)
+
+    def check_frames(self, frames) -> torch.Tensor:
+        """Validate uint8 frames and return them as ``[B, T, H, W, 3]`` (single frames repeated)."""
+        if isinstance(frames, np.ndarray):
+            if frames.dtype != np.uint8:
+                raise TypeError(f"{self.name}: frames must be uint8 in 0..255; got numpy {frames.dtype}")
+            frames = torch.from_numpy(np.ascontiguousarray(frames))
+        if not isinstance(frames, torch.Tensor):
+            raise TypeError(f"{self.name}: frames must be a uint8 torch.Tensor or numpy array; "
+                            f"got {type(frames).__name__}")
+        if frames.dtype != torch.uint8:
+            raise TypeError(
+                f"{self.name}: frames must be uint8 pixels in 0..255, channels last; got {frames.dtype}. "
+                "(This encoder normalises by itself; for CLIP-normalised float video use "
+                "egohod.create_model(...).encode_video.)"
+            )
+        if frames.dim() == 4:
+            frames = frames.unsqueeze(1).expand(-1, self.num_frames, -1, -1, -1)
+        elif frames.dim() != 5:
+            raise ValueError(f"{self.name}: frames must be [B, T, H, W, 3] or [B, H, W, 3]; "
+                             f"got shape {tuple(frames.shape)}")
+        if frames.shape[-1] != 3:
+            raise ValueError(f"{self.name}: frames must have 3 channels last (RGB) [..., H, W, 3]; "
+                             f"got shape {tuple(frames.shape)}")
+        if frames.shape[1] != self.num_frames:
+            raise ValueError(f"{self.name}: expected {self.num_frames} frames per clip, got {frames.shape[1]} "
+                             f"(shape {tuple(frames.shape)}); pass num_frames={frames.shape[1]} to "
+                             "load_encoder to change the clip length")
+        return frames
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, T, S, S]`` on the encoder's device."""
+        s = self.input_spec
+        ref = next(self.visual.parameters())
+        x = preprocess_uint8(frames.to(ref.device), s.image_size, s.eval_resize, s.mean, s.std)
+        return x.to(ref.dtype)
+
+    def forward(self, frames) -> torch.Tensor:
+        frames = self.check_frames(frames)
+        with torch.no_grad():
+            return self.visual(self.preprocess(frames)).float()
