@@ -1,0 +1,76 @@
+"""The interface every policy head implements.
+
+A head maps frozen visual features ``[.., feature_dim]`` and proprioception
+``[.., proprio_dim]`` to actions ``[.., action_dim]``. Training samples are windows of
+``seq_len`` consecutive steps of one demo (``seq_len == 1`` for memoryless heads), so a
+batch is ``features [B, L, F]``, ``proprio [B, L, P]``, ``actions [B, L, A]``.
+
+Inputs are standardised with statistics of the training set (``set_normalization``); these
+statistics are buffers, so they travel in the state dict and the checkpoint. Rollouts call
+``initial_state(num_envs)`` once per episode batch and ``act(features, proprio, state)`` per
+step; memoryless heads return ``state`` unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Policy(nn.Module):
+    policy_name = "?"
+    seq_len: int = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        pass
+
+    def __init__(self, feature_dim: int, proprio_dim: int, action_dim: int, options: Any):
+        super().__init__()
+        if feature_dim < 0 or proprio_dim < 0 or feature_dim + proprio_dim == 0 or action_dim <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: bad sizes feature_dim={feature_dim} proprio_dim={proprio_dim} "
+                f"action_dim={action_dim}"
+            )
+        self.feature_dim, self.proprio_dim, self.action_dim = feature_dim, proprio_dim, action_dim
+        self.options = options
+        d = feature_dim + proprio_dim
+        self.register_buffer("input_mean", torch.zeros(d))
+        self.register_buffer("input_std", torch.ones(d))
+
+    # --- normalisation -------------------------------------------------------------------
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-6) -> None:
+        """Standardise inputs (features ++ proprio) with these per-dimension statistics."""
+        d = self.feature_dim + self.proprio_dim
+        if mean.shape != (d,) or std.shape != (d,):
+            raise ValueError(f"normalisation stats must have shape ({d},), got {tuple(mean.shape)}/{tuple(std.shape)}")
+        self.input_mean.copy_(mean)
+        self.input_std.copy_(std.clamp_min(eps))
+
+    def normalized_input(self, features: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([features, proprio], dim=-1) if self.proprio_dim else features
+        return (x - self.input_mean) / self.input_std
+
+    # --- training / acting ----------------------------------------------------------------
+    def loss(self, features: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def initial_state(self, num_envs: int) -> Any:
+        return None
+
+    @torch.no_grad()
+    def act(self, features: torch.Tensor, proprio: torch.Tensor, state: Any = None):
+        """Actions ``[N, action_dim]`` for one step of ``N`` environments, and the new state."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Everything needed to rebuild this head (stored in checkpoints)."""
+        return {
+            "name": self.policy_name,
+            "feature_dim": self.feature_dim,
+            "proprio_dim": self.proprio_dim,
+            "action_dim": self.action_dim,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.options).items()},
+        }
