@@ -1,0 +1,107 @@
+"""Experts for articulated parts: reach a contact pose on the part, optionally close the
+fingers on its handle, then carry that contact along the joint's own motion (an arc about a
+hinge axis or a line along a slide axis) until the joint reaches its goal, and hold it there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import FORWARD, Waypoint, WaypointExpert, yaw_of, yawed
+from .kinematics import FINGER_CLOSED, FINGER_OPEN, Pose
+from .scene import Scene
+
+
+class ArticulationExpert(WaypointExpert):
+    """Drive one hinge/slide ``joint`` to ``goal`` through a contact near ``site``.
+
+    Class attributes describe a task:
+
+    - ``joint`` / ``site``: the joint to move and the handle site on the moving part.
+    - ``default_goal``: goal joint value when none is given (see :func:`goal_for`).
+    - ``grasp``: close the fingers on the handle (pull) or push with closed fingers.
+    - ``contact_offset``: contact point minus site position, in the part's heading frame
+      (x along the part, y away from the robot, z up).
+    - ``approach``: pre-contact point minus contact point, same frame.
+    - ``roll``: rotation of the hand about its pointing axis (radians) at contact.
+    - ``overshoot``: how far past the goal the expert aims, in joint units (toward the
+      opening direction), so that the joint settles inside the success threshold.
+    - ``lead``: how far ahead of the joint's current value the carried contact is placed each
+      step (joint units).
+    """
+
+    joint: str = ""
+    site: str = ""
+    default_goal: float = 0.0
+    grasp: bool = True
+    contact_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    approach: tuple[float, float, float] = (0.0, -0.10, 0.0)
+    roll: float = 0.0
+    overshoot: float = 0.05
+    lead: float = 0.15
+    hold_gripper: float = FINGER_CLOSED
+
+    def __init__(self, goal=None):
+        super().__init__(goal)
+        self._grip_rel: Pose | None = None  # contact pose in the moving body's frame
+        self._heading: float = 0.0
+
+    @property
+    def target_value(self) -> float:
+        return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
+
+    # -- geometry ------------------------------------------------------------------------
+    def _part_frame(self, scene: Scene) -> np.ndarray:
+        return yawed(np.eye(3), self._heading)
+
+    def contact_pose(self, scene: Scene) -> Pose:
+        frame = self._part_frame(scene)
+        pos = scene.site(self.site).pos + frame @ np.asarray(self.contact_offset)
+        rot = yawed(FORWARD, self._heading)
+        if self.roll:
+            from .kinematics import rotation_about
+
+            rot = rotation_about(rot[:, 2], self.roll) @ rot
+        return Pose(pos, rot)
+
+    def pre_contact_pose(self, scene: Scene) -> Pose:
+        contact = self.contact_pose(scene)
+        return Pose(contact.pos + self._part_frame(scene) @ np.asarray(self.approach), contact.rot)
+
+    def _moving_body(self, scene: Scene) -> Pose:
+        model = scene.model
+        j = scene._id(scene._mj.mjtObj.mjOBJ_JOINT, self.joint)
+        b = int(model.jnt_bodyid[j])
+        return Pose(scene.data.xpos[b].copy(), scene.data.xmat[b].reshape(3, 3).copy())
+
+    def _remember_grip(self, scene: Scene) -> None:
+        body, ee = self._moving_body(scene), self.contact_pose(scene) if not self.grasp else scene.ee()
+        self._grip_rel = Pose(body.rot.T @ (ee.pos - body.pos), body.rot.T @ ee.rot)
+
+    def carried_pose(self, scene: Scene) -> Pose:
+        """The remembered contact, moved along the joint toward the goal by at most ``lead``."""
+        body = self._moving_body(scene)
+        rel = self._grip_rel
+        attached = Pose(body.pos + body.rot @ rel.pos, body.rot @ rel.rot)
+        jf = scene.joint(self.joint)
+        aim = self.target_value + self.overshoot * np.sign(self.target_value - self._start_value)
+        delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
+        return jf.carry(attached, delta)
+
+    # -- plan ----------------------------------------------------------------------------
+    def waypoints(self, scene: Scene) -> list[Waypoint]:
+        self._heading = yaw_of(scene.site(self.site).rot)
+        self._start_value = scene.joint(self.joint).value
+        self._grip_rel = None
+        reach_grip = FINGER_OPEN if self.grasp else FINGER_CLOSED
+        plan = [
+            Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=0.03, rot_tol=0.2, max_steps=25),
+            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012, rot_tol=0.1, max_steps=10, speed=0.04),
+        ]
+        if self.grasp:
+            plan.append(
+                Waypoint("close", self.contact_pose, FINGER_CLOSED, min_steps=3, max_steps=3,
+                         until=lambda s: False)
+            )
+        plan[-1].on_exit = self._remember_grip
+        plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6))
+        return plan

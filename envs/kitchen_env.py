@@ -1,0 +1,220 @@
+"""Single-task Franka Kitchen gymnasium environment (the classic R3M protocol on mujoco 3).
+
+Observation (a dict):
+
+- ``rgb``: uint8 ``[image_size, image_size, 3]`` from ``camera`` (absent when ``camera=None``,
+  then nothing is rendered and stepping runs at simulator speed);
+- ``proprio``: float32 ``[9]``, the 7 arm + 2 finger joint positions (the classic proprioception);
+- ``state``: float64 ``[59]``, the full simulator state ``[qpos (30), qvel (29)]``;
+- ``object_state``: float32 ``[30]``, the task-relevant object state for state-based baselines:
+
+  | slice   | content                                                                 |
+  | ------- | ----------------------------------------------------------------------- |
+  | 0:21    | object joint positions ``qpos[9:30]`` (knobs+burners, light, cabinets, microwave, kettle pose) |
+  | 21:24   | end-effector position (site ``end_effector``, world frame, m)           |
+  | 24:27   | the task's interaction site position (``env.task.site``, world frame)   |
+  | 27:30   | interaction site minus end-effector position                            |
+
+Action: 9 joint velocities in ``[-1, 1]`` (FrankaKitchen-v1 semantics, see ``envs.kitchen_sim``).
+One step = 40 substeps of 0.002 s = 0.08 s (12.5 Hz). Episodes are truncated after ``horizon``
+(50) steps and never terminate early unless ``terminate_on_success=True``.
+
+Reward is sparse: 1.0 at steps where the task is solved (``||q_task - goal|| < threshold``).
+``info``: ``is_solved`` (this step), ``solved_steps`` (count so far), ``success`` (solved at more
+than 5 steps so far: the classic episode success), ``task_distance``, ``kitchen_offset``.
+
+Replay: ``get_sim_state()`` / ``set_sim_state(flat)`` read and write ``[qpos, qvel]``; the kitchen
+offset is part of the model, not of that state: it is drawn by ``reset(seed=...)`` and can be set
+with ``set_kitchen_offset``. The MuJoCo ``model`` and ``data`` are ``env.model`` / ``env.data``
+(also reachable as ``env.unwrapped.model``); ``env.sim`` holds the helpers (joint indices, site
+positions, control law).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.cameras import CameraSpec, get_camera
+from envs.kitchen_sim import FRAME_SKIP, N_ROBOT, KitchenSim
+from envs.kitchen_tasks import SUCCESS_MIN_STEPS, KitchenTask
+
+DEFAULT_HORIZON = 50
+OBJECT_STATE_DIM = 30
+
+
+class KitchenTaskEnv(gym.Env):
+    """One Franka Kitchen task with the classic randomisation, cameras and success signal."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 12.5}
+
+    def __init__(
+        self,
+        task: KitchenTask,
+        camera: str | None = "default",
+        image_size: int = 224,
+        render_size: int = 256,
+        seed: int | None = None,
+        horizon: int = DEFAULT_HORIZON,
+        frame_skip: int = FRAME_SKIP,
+        kitchen_noise: float = 0.1,
+        joint_noise: float = 0.05,
+        obs_noise: float = 0.0,
+        terminate_on_success: bool = False,
+        render_mode: str | None = None,
+    ):
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if render_size < image_size:
+            render_size = image_size  # render directly at the requested size, no crop
+        self.task = task
+        self.camera_spec: CameraSpec | None = get_camera(camera) if camera is not None else None
+        self.camera = camera
+        self.image_size = int(image_size)
+        self.render_size = int(render_size)
+        self.horizon = int(horizon)
+        self.terminate_on_success = bool(terminate_on_success)
+        self.render_mode = render_mode
+        self.default_seed = seed
+        self.sim = KitchenSim(frame_skip=frame_skip, kitchen_noise=kitchen_noise,
+                              joint_noise=joint_noise, obs_noise=obs_noise)
+        self._task_idx = self.sim.joint_qpos_indices(task.joints)
+        self._task_site = self.sim.site_id(task.site)
+        self._renderer = None
+        self._steps = 0
+        self._solved_steps = 0
+        self._needs_reset = True
+        self._seeded_once = False
+
+        obs_spaces = {
+            "proprio": spaces.Box(-np.inf, np.inf, (N_ROBOT,), np.float32),
+            "state": spaces.Box(-np.inf, np.inf, (self.sim.state_dim,), np.float64),
+            "object_state": spaces.Box(-np.inf, np.inf, (OBJECT_STATE_DIM,), np.float32),
+        }
+        if self.camera_spec is not None:
+            obs_spaces["rgb"] = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self.action_space = spaces.Box(-1.0, 1.0, (N_ROBOT,), np.float32)
+
+    # ---------------------------------------------------------------- accessors
+    @property
+    def model(self):
+        return self.sim.model
+
+    @property
+    def data(self):
+        return self.sim.data
+
+    @property
+    def dt(self) -> float:
+        return self.sim.dt
+
+    @property
+    def kitchen_offset(self) -> np.ndarray:
+        return self.sim.kitchen_offset.copy()
+
+    def goal(self) -> np.ndarray:
+        """The task goal in the current (possibly offset) kitchen."""
+        goal = self.task.goal_array.copy()
+        if self.task.goal_moves_with_kitchen:
+            goal[:3] += self.sim.kitchen_offset
+        return goal
+
+    def task_qpos(self) -> np.ndarray:
+        return self.data.qpos[self._task_idx].copy()
+
+    def task_distance(self) -> float:
+        return float(np.linalg.norm(self.task_qpos() - self.goal()))
+
+    def is_solved(self) -> bool:
+        return self.task_distance() < self.task.threshold
+
+    def get_sim_state(self) -> np.ndarray:
+        return self.sim.get_state()
+
+    def set_sim_state(self, flat: np.ndarray) -> None:
+        self.sim.set_state(flat)
+
+    def set_kitchen_offset(self, offset) -> None:
+        self.sim.set_kitchen_offset(offset)
+
+    # ---------------------------------------------------------------- observations
+    def object_state(self) -> np.ndarray:
+        ee = self.sim.end_effector_pos()
+        site = self.data.site_xpos[self._task_site].copy()
+        return np.concatenate([self.data.qpos[N_ROBOT:], ee, site, site - ee]).astype(np.float32)
+
+    def _ensure_renderer(self):
+        if self._renderer is None:
+            from envs.renderer import OffscreenRenderer
+
+            self._renderer = OffscreenRenderer(self.model, self.render_size, self.image_size)
+        return self._renderer
+
+    def render_camera(self, name: str) -> np.ndarray:
+        """Render the current state from any protocol camera or model camera."""
+        return self._ensure_renderer().render(self.data, get_camera(name))
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        obs = {
+            "proprio": self.data.qpos[:N_ROBOT].astype(np.float32),
+            "state": self.sim.get_state(),
+            "object_state": self.object_state(),
+        }
+        if self.camera_spec is not None:
+            obs["rgb"] = self._ensure_renderer().render(self.data, self.camera_spec)
+        return obs
+
+    def _info(self, solved: bool) -> dict[str, Any]:
+        return {
+            "is_solved": bool(solved),
+            "solved_steps": self._solved_steps,
+            "success": self._solved_steps > SUCCESS_MIN_STEPS,
+            "task_distance": self.task_distance(),
+            "kitchen_offset": self.sim.kitchen_offset.copy(),
+            "steps": self._steps,
+        }
+
+    # ---------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is None and not self._seeded_once:
+            seed = self.default_seed
+        super().reset(seed=seed)
+        self._seeded_once = True
+        self.sim.reset(self.np_random)
+        self._steps = 0
+        self._solved_steps = 0
+        self._needs_reset = False
+        return self._get_obs(), self._info(self.is_solved())
+
+    def step(self, action):
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (and after an episode ends)")
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (N_ROBOT,):
+            raise ValueError(f"action must have shape ({N_ROBOT},), got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action has non-finite values: {action}")
+        self.sim.step(action)
+        self._steps += 1
+        solved = self.is_solved()
+        self._solved_steps += int(solved)
+        info = self._info(solved)
+        terminated = self.terminate_on_success and info["success"]
+        truncated = self._steps >= self.horizon
+        self._needs_reset = terminated or truncated
+        return self._get_obs(), float(solved), bool(terminated), bool(truncated), info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        return self.render_camera(self.camera or "default")
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
