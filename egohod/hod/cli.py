@@ -1,0 +1,75 @@
+"""``egohod hod <command> key=value ...`` (also ``python -m egohod.hod``).
+
+Commands::
+
+    run          clips + videos -> detections -> dynamics -> narrations (one shard; resumable)
+    merge        join the shards of an output folder into hod.csv / hod_records.jsonl / failures.csv
+    features     clip features from an egohod encoder (.npz) for the style filter
+    style-train  train the ego-style filter (2-layer MLP) on labelled clip features
+    style-apply  score clips with a trained filter and keep those above the threshold
+    list         registered detectors and narrators
+
+Settings are Hydra overrides of ``configs/hod/<command>.yaml``; ``egohod hod <command> --cfg``
+prints the composed config without running.
+"""
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "run": "run",
+    "merge": "merge",
+    "features": "features",
+    "style-train": "style_train",
+    "style-apply": "style_apply",
+}
+
+
+def _usage() -> str:
+    return __doc__.split("Commands::", 1)[1].split("Settings", 1)[0].rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("usage: egohod hod <command> key=value ...\n\ncommands:" + _usage())
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "list":
+        from .detectors import list_detectors
+        from .narrators import list_narrators
+
+        print("detectors:", ", ".join(list_detectors()))
+        print("narrators:", ", ".join(list_narrators()))
+        return 0
+    if cmd not in COMMANDS:
+        print(f"egohod hod: unknown command {cmd!r}\ncommands:{_usage()}", file=sys.stderr)
+        return 2
+    from omegaconf import OmegaConf
+
+    from .config import compose
+
+    show = "--cfg" in rest
+    cfg = compose(COMMANDS[cmd], [a for a in rest if a != "--cfg"])
+    if show:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    if cmd == "run":
+        from .runner import run_shard
+
+        counts = run_shard(cfg)
+        return 0 if counts.get("clips", 0) >= 0 else 1
+    if cmd == "merge":
+        from .runner import merge
+
+        merge(cfg.out, cfg.allow_incomplete)
+        return 0
+    from . import style_filter
+
+    if cmd == "features":
+        style_filter.features_main(cfg)
+    elif cmd == "style-train":
+        style_filter.train_main(cfg)
+    else:
+        style_filter.apply_main(cfg)
+    return 0

@@ -1,0 +1,275 @@
+"""Typed configs of the HOD pipeline (Hydra structured configs) and their composition.
+
+YAML lives in ``configs/hod/`` (``run.yaml``, ``detector/*.yaml``, ``narrator/*.yaml``,
+``style_train.yaml``, ``style_apply.yaml``, ``prompts/*.txt``); every YAML extends one of the
+schemas below, so a misspelt key is an error naming the key. Overrides use Hydra syntax::
+
+    egohod hod run clips=hod.csv videos=/data/ego4d_chunked out=runs/hod detector=100doh \\
+        detector.checkpoint=faster_rcnn_1_8_132028.pth narrator=openai narrator.model=qwen shard=3 num_shards=16
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+# ----------------------------------------------------------------------------- detectors
+@dataclass
+class SkinDetectorConfig:
+    name: str = "skin"
+    work_size: int = 160
+    min_area: float = 0.004
+    max_hands: int = 2
+    motion_threshold: float = 40.0
+    saturation_threshold: float = 0.55
+    contact_margin: float = 0.02
+    max_objects: int = 5
+
+
+@dataclass
+class Doh100DetectorConfig:
+    name: str = "100doh"
+    checkpoint: Optional[str] = None
+    device: str = "auto"
+    batch_size: int = 16
+    hand_threshold: float = 0.5
+    object_threshold: float = 0.5
+    scale: int = 600
+    max_size: int = 1000
+    post_nms_top_n: int = 300
+    fp16: bool = False
+
+
+@dataclass
+class PrecomputedDetectorConfig:
+    name: str = "precomputed"
+    root: Optional[str] = None
+    format: str = "ek100"
+    fps: Optional[float] = None
+    video_info: Optional[str] = None
+    frame_width: int = 456
+    frame_height: int = 256
+    max_frame_gap: int = 2
+    cache_videos: int = 4
+
+
+# ----------------------------------------------------------------------------- narrators
+@dataclass
+class TemplateNarratorConfig:
+    name: str = "template"
+    pattern: str = "{narration}. {details}"
+
+
+@dataclass
+class OpenAINarratorConfig:
+    name: str = "openai"
+    base_url: Optional[str] = None
+    model: Optional[str] = None
+    api_key_env: str = "OPENAI_API_KEY"
+    system_prompt: str = "system.txt"
+    user_prompt: str = "user.txt"
+    num_narrations: int = 1
+    temperature: float = 0.7
+    max_tokens: int = 256
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_concurrency: int = 8
+    extra_body: dict = field(default_factory=dict)
+
+
+@dataclass
+class TransformersNarratorConfig:
+    name: str = "transformers"
+    model_dir: Optional[str] = None
+    system_prompt: str = "system.txt"
+    user_prompt: str = "user.txt"
+    num_narrations: int = 1
+    max_new_tokens: int = 96
+    temperature: float = 0.0
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- run
+@dataclass
+class SamplingConfig:
+    frames_per_clip: int = 4  # T
+    temporal_factor: int = 4  # lambda: lambda x T frames are sampled per clip
+    resize_short: Optional[int] = None
+    end_tolerance: float = 1.0  # seconds a clip may overrun the video end (clamped); more fails
+
+
+@dataclass
+class DynamicsSettings:
+    hand_threshold: float = 0.5
+    object_threshold: float = 0.5
+    track_iou: float = 0.3
+    still_extent: float = 0.03
+    scale_change: float = 1.3
+
+
+@dataclass
+class ValidationSettings:
+    min_chars: int = 8
+    max_chars: int = 400
+    max_words: int = 80
+    max_narrations: int = 5
+
+
+@dataclass
+class RayConfig:
+    address: Optional[str] = None  # None: start a local Ray; "auto": join a running cluster
+    num_cpus: Optional[int] = None
+    concurrency: int = 2  # actors running the per-batch function
+    num_gpus_per_actor: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    clips: str = MISSING  # HOD CSV or Ego4D narration JSON
+    clips_format: str = "auto"  # auto | hod_csv | ego4d
+    ego4d_window: str = "egovlp"  # "egovlp" or seconds
+    videos: Optional[str] = None  # video root (chunked {root}/{id}/{chunk:04d}.mp4 or {root}/{id}.mp4)
+    layout: str = "auto"  # auto | chunked | file
+    chunk_seconds: float = 15.0
+    ext: str = "mp4"
+    limit: int = 0  # first N clips only (0 = all)
+    out: str = MISSING
+    shard: Optional[int] = None  # default: $SLURM_ARRAY_TASK_ID, else 0
+    num_shards: Optional[int] = None  # default: $SLURM_ARRAY_TASK_COUNT, else 1
+    batch_size: int = 8  # clips per pipeline step
+    flush_every: int = 32  # clips per atomically written part file
+    executor: str = "local"  # local | ray
+    progress: bool = True
+    keep_detections: bool = True  # per-frame detections in the JSONL (dynamics are always kept)
+    text_includes_original: bool = False  # also put the original narration into the text list
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    ray: RayConfig = field(default_factory=RayConfig)
+    detector: Any = MISSING
+    narrator: Any = MISSING
+
+
+@dataclass
+class MergeConfig:
+    out: str = MISSING
+    allow_incomplete: bool = False
+
+
+@dataclass
+class StyleTrainConfig:
+    labels: str = MISSING  # CSV: video_id,start_second,end_second,label  (label 1 = egocentric)
+    features: Optional[str] = None  # .npz with keys + features; or compute with `encoder`
+    encoder: Optional[str] = None
+    checkpoint: Optional[str] = None
+    videos: Optional[str] = None
+    layout: str = "auto"
+    chunk_seconds: float = 15.0
+    num_frames: Optional[int] = None
+    out: str = MISSING  # classifier checkpoint path (.pt)
+    hidden: int = 256
+    dropout: float = 0.1
+    epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    holdout: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class StyleApplyConfig:
+    model: str = MISSING  # classifier checkpoint from style-train
+    clips: str = MISSING  # HOD CSV (or any CSV with video_id,start_second,end_second)
+    features: Optional[str] = None
+    encoder: Optional[str] = None
+    checkpoint: Optional[str] = None
+    videos: Optional[str] = None
+    layout: str = "auto"
+    chunk_seconds: float = 15.0
+    num_frames: Optional[int] = None
+    threshold: Optional[float] = None  # default: the threshold stored with the model
+    out: str = MISSING  # folder: scores.csv + kept.csv
+    device: str = "cpu"
+
+
+@dataclass
+class FeaturesConfig:
+    clips: str = MISSING
+    encoder: str = MISSING
+    checkpoint: Optional[str] = None
+    videos: str = MISSING
+    layout: str = "auto"
+    chunk_seconds: float = 15.0
+    num_frames: Optional[int] = None
+    batch_size: int = 8
+    out: str = MISSING  # .npz
+    device: str = "cpu"
+
+
+DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig}
+NARRATOR_SCHEMAS = {"template": TemplateNarratorConfig, "openai": OpenAINarratorConfig,
+                    "transformers": TransformersNarratorConfig}
+TOP_SCHEMAS = {"run": RunConfig, "merge": MergeConfig, "style_train": StyleTrainConfig,
+               "style_apply": StyleApplyConfig, "features": FeaturesConfig}
+
+_REGISTERED = False
+
+
+def config_dir() -> Path:
+    """``configs/hod`` of the checkout (override with ``$EGOHOD_HOD_CONFIGS``)."""
+    env = os.environ.get("EGOHOD_HOD_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs" / "hod"
+
+
+def register_configs() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for name, node in TOP_SCHEMAS.items():
+        cs.store(name=f"{name}_schema", node=node)
+    for name, node in DETECTOR_SCHEMAS.items():
+        cs.store(group="detector", name=f"{name}_schema", node=node)
+    for name, node in NARRATOR_SCHEMAS.items():
+        cs.store(group="narrator", name=f"{name}_schema", node=node)
+    _REGISTERED = True
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``configs/hod/<config_name>.yaml`` with Hydra ``overrides`` (``key=value``)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    d = config_dir()
+    if not (d / f"{config_name}.yaml").is_file():
+        raise FileNotFoundError(f"HOD config {d / (config_name + '.yaml')} not found (set $EGOHOD_HOD_CONFIGS?)")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(d), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(f"missing required setting(s) {missing} for `egohod hod {config_name.replace('_', '-')}`; "
+                         f"pass them as key=value")
+    return cfg
+
+
+def component_kwargs(node: DictConfig) -> tuple[str, dict]:
+    """(name, constructor kwargs) of a detector/narrator config node."""
+    d = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(d, dict)
+    return str(d.pop("name")), d

@@ -1,0 +1,71 @@
+"""The detector interface and registry.
+
+Every detector turns the sampled frames of one clip into one :class:`FrameDetections` per frame
+(100DOH fields, boxes normalised to [0, 1])::
+
+    det = create_detector("skin")
+    frames = det.detect(ClipFrames(video_id, times, pixels))   # list[FrameDetections]
+
+Detectors that read detections computed elsewhere (``precomputed``) set ``needs_pixels = False``
+so the runner does not decode video for them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..types import FrameDetections
+
+
+@dataclass
+class ClipFrames:
+    """The sampled frames of one clip: ``pixels`` uint8 [T, H, W, 3] RGB (or None when the detector
+    does not need pixels) at ``times`` seconds of video ``video_id``."""
+
+    video_id: str
+    times: np.ndarray
+    pixels: np.ndarray | None = None
+
+
+class Detector:
+    name: str = "base"
+    needs_pixels: bool = True
+
+    def detect(self, clip: ClipFrames) -> list[FrameDetections]:
+        raise NotImplementedError
+
+    def detect_batch(self, clips: list[ClipFrames]) -> list[list[FrameDetections]]:
+        """Detections for several clips; detectors that batch on an accelerator override this."""
+        return [self.detect(c) for c in clips]
+
+
+_DETECTORS: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str):
+    def deco(fn):
+        if name in _DETECTORS:
+            raise ValueError(f"detector {name!r} is registered twice")
+        _DETECTORS[name] = fn
+        return fn
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    from . import doh100, precomputed, skin  # noqa: F401
+
+
+def list_detectors() -> list[str]:
+    _ensure_builtin()
+    return sorted(_DETECTORS)
+
+
+def create_detector(name: str, **kwargs) -> Detector:
+    """Build a registered detector with its options (the fields of its config, minus ``name``)."""
+    _ensure_builtin()
+    if name not in _DETECTORS:
+        raise KeyError(f"unknown detector {name!r}; registered detectors: {', '.join(sorted(_DETECTORS))}")
+    return _DETECTORS[name](**kwargs)

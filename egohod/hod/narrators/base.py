@@ -1,0 +1,161 @@
+"""The narrator interface, prompt templates and output validation.
+
+A narrator turns (original narration, dynamics summary) requests into validated narrations::
+
+    nar = create_narrator("template")
+    results = nar.narrate_batch([NarrationRequest(key, narration, summary, duration)])
+
+Every request gets a :class:`NarrationResult`: ``texts`` (validated, possibly several) or an
+``error`` saying why none passed (server error, timeout, empty answer, too long, ...). Nothing is
+dropped silently.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PLACEHOLDERS = ("narration", "duration", "dynamics", "dynamics_json", "num_narrations")
+_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+@dataclass
+class NarrationRequest:
+    key: str
+    narration: str
+    summary: dict
+    duration: float
+
+
+@dataclass
+class NarrationResult:
+    texts: list[str] = field(default_factory=list)
+    error: str | None = None
+    raw: str | None = None
+    attempts: int = 1
+    rejected: list[str] = field(default_factory=list)  # reasons for lines that failed validation
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.texts)
+
+
+@dataclass(frozen=True)
+class Validation:
+    min_chars: int = 8
+    max_chars: int = 400
+    max_words: int = 80
+    max_narrations: int = 5
+
+
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\(?\d+[.)]|narration\s*\d*\s*:)\s*", re.IGNORECASE)
+
+
+def validate_output(raw: str | None, v: Validation) -> tuple[list[str], list[str]]:
+    """Split a model answer into narrations (one per line; bullets, numbering and wrapping quotes
+    removed) and check each against the length bounds. Returns ``(accepted, rejection_reasons)``."""
+    if raw is None or not raw.strip():
+        return [], ["empty answer"]
+    ok, bad = [], []
+    for i, line in enumerate(raw.strip().splitlines(), start=1):
+        s = _BULLET.sub("", line).strip().strip('"\u201c\u201d\'').strip()
+        if not s:
+            continue
+        n_words = len(s.split())
+        if len(s) < v.min_chars:
+            bad.append(f"line {i} too short ({len(s)} < {v.min_chars} chars)")
+        elif len(s) > v.max_chars:
+            bad.append(f"line {i} too long ({len(s)} > {v.max_chars} chars)")
+        elif n_words > v.max_words:
+            bad.append(f"line {i} has too many words ({n_words} > {v.max_words})")
+        elif s not in ok:
+            ok.append(s)
+    return ok[: v.max_narrations], bad
+
+
+def result_from_answer(raw: str | None, v: Validation, attempts: int = 1) -> NarrationResult:
+    texts, bad = validate_output(raw, v)
+    if not texts:
+        return NarrationResult([], "invalid answer: " + "; ".join(bad or ["no narration lines"]), raw, attempts, bad)
+    return NarrationResult(texts, None, raw, attempts, bad)
+
+
+# ----------------------------------------------------------------------------- prompts
+def default_prompt_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "configs" / "hod" / "prompts"
+
+
+def load_template(path: str | Path, required: tuple[str, ...] = ()) -> str:
+    p = Path(path)
+    if not p.is_absolute() and not p.exists():
+        p = default_prompt_dir() / p
+    if not p.is_file():
+        raise FileNotFoundError(f"prompt template {path} not found (looked in {p})")
+    text = p.read_text(encoding="utf-8")
+    found = set(_PLACEHOLDER_RE.findall(text))
+    missing = [r for r in required if r not in found]
+    if missing:
+        raise ValueError(f"prompt template {p} lacks placeholder(s) {['{' + m + '}' for m in missing]}; "
+                         f"available: {['{' + n + '}' for n in PLACEHOLDERS]}")
+    return text
+
+
+def render(template: str, req: NarrationRequest, num_narrations: int = 1) -> str:
+    """Fill the known ``{placeholders}``; other braces (e.g. JSON examples) are left as written."""
+    values = {
+        "narration": clean_narration(req.narration),
+        "duration": f"{req.duration:.1f}",
+        "dynamics": "\n".join(f"- {e}" for e in req.summary.get("events", [])) or "- no hands detected",
+        "dynamics_json": json.dumps({k: v for k, v in req.summary.items() if k != "events"}, separators=(",", ":")),
+        "num_narrations": str(num_narrations),
+    }
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def clean_narration(text: str) -> str:
+    """Drop Ego4D tags (``#C``, ``#O``, ``#unsure``, ``#summary``) and collapse whitespace."""
+    s = re.sub(r"#\s*(?:unsure|summary)\b", "", text or "", flags=re.IGNORECASE)
+    s = re.sub(r"#\s*([A-Za-z])\b", r"\1", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+# ----------------------------------------------------------------------------- registry
+class Narrator:
+    name = "base"
+
+    def narrate_batch(self, requests: list[NarrationRequest]) -> list[NarrationResult]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+_NARRATORS: dict[str, Callable[..., Narrator]] = {}
+
+
+def register_narrator(name: str):
+    def deco(fn):
+        if name in _NARRATORS:
+            raise ValueError(f"narrator {name!r} is registered twice")
+        _NARRATORS[name] = fn
+        return fn
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    from . import openai_chat, template, transformers_local  # noqa: F401
+
+
+def list_narrators() -> list[str]:
+    _ensure_builtin()
+    return sorted(_NARRATORS)
+
+
+def create_narrator(name: str, validation: Validation = Validation(), **kwargs) -> Narrator:
+    _ensure_builtin()
+    if name not in _NARRATORS:
+        raise KeyError(f"unknown narrator {name!r}; registered narrators: {', '.join(sorted(_NARRATORS))}")
+    return _NARRATORS[name](validation=validation, **kwargs)

@@ -1,0 +1,131 @@
+"""``openai``: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, hosted APIs).
+
+Standard library only (``urllib``). Settings: ``base_url`` (default ``$OPENAI_BASE_URL``), ``model``
+(default ``$OPENAI_MODEL``), and the API key read from the environment variable named by
+``api_key_env`` (default ``OPENAI_API_KEY``; the key never lives in a config file). A batch of
+requests is sent concurrently (``max_concurrency`` threads); each request has a ``timeout_s`` and is
+retried up to ``max_retries`` times on connection errors, timeouts, HTTP 429 and 5xx, waiting
+``backoff_s * 2**attempt`` seconds (or the server's ``Retry-After``, capped at ``max_backoff_s``).
+Other HTTP errors and malformed answers fail that request at once. Every failure is returned as
+a result with a reason.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from .base import NarrationRequest, NarrationResult, Narrator, Validation, load_template, register_narrator, render, \
+    result_from_answer
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class OpenAIChatNarrator(Narrator):
+    name = "openai"
+
+    def __init__(self, validation: Validation = Validation(), base_url: str | None = None, model: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", system_prompt: str = "system.txt", user_prompt: str = "user.txt",
+                 num_narrations: int = 1, temperature: float = 0.7, max_tokens: int = 256, timeout_s: float = 60.0,
+                 max_retries: int = 3, backoff_s: float = 1.0, max_backoff_s: float = 30.0, max_concurrency: int = 8,
+                 extra_body: dict | None = None):
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
+        if not self.base_url:
+            raise ValueError("narrator openai needs narrator.base_url=URL or $OPENAI_BASE_URL "
+                             "(e.g. http://127.0.0.1:8000/v1 for a local vLLM server)")
+        self.model = model or os.environ.get("OPENAI_MODEL") or ""
+        if not self.model:
+            raise ValueError("narrator openai needs narrator.model=NAME or $OPENAI_MODEL")
+        self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self.system = load_template(system_prompt)
+        self.user = load_template(user_prompt, required=("narration",))
+        self.validation = validation
+        self.num_narrations = int(num_narrations)
+        self.temperature, self.max_tokens = float(temperature), int(max_tokens)
+        self.timeout_s, self.max_retries = float(timeout_s), int(max_retries)
+        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.extra_body = dict(extra_body or {})
+        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="hod-openai")
+
+    # ------------------------------------------------------------------ one request
+    def messages(self, req: NarrationRequest) -> list[dict]:
+        return [{"role": "system", "content": render(self.system, req, self.num_narrations)},
+                {"role": "user", "content": render(self.user, req, self.num_narrations)}]
+
+    def _post(self, body: dict) -> str:
+        data = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                payload = resp.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:300].decode("utf-8", "replace")
+            reason = f"HTTP {e.code} from {self.base_url}: {detail}"
+            if e.code in RETRY_STATUS:
+                ra = e.headers.get("Retry-After") if e.headers else None
+                try:
+                    retry_after = float(ra) if ra is not None else None
+                except ValueError:
+                    retry_after = None
+                raise _Retryable(reason, retry_after) from None
+            raise RuntimeError(reason) from None
+        except (socket.timeout, TimeoutError) as e:
+            raise _Retryable(f"timeout after {self.timeout_s:g}s ({e})") from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (socket.timeout, TimeoutError)):
+                raise _Retryable(f"timeout after {self.timeout_s:g}s") from None
+            raise _Retryable(f"cannot reach {self.base_url}: {e.reason}") from None
+        except (ConnectionError, http.client.HTTPException) as e:
+            raise _Retryable(f"connection error: {type(e).__name__}: {e}") from None
+        try:
+            obj = json.loads(payload)
+            content = obj["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise RuntimeError(f"malformed chat-completions answer ({type(e).__name__}: {e}): {payload[:200]!r}") from None
+        return content if isinstance(content, str) else ""
+
+    def narrate_one(self, req: NarrationRequest) -> NarrationResult:
+        body = {"model": self.model, "messages": self.messages(req), "temperature": self.temperature,
+                "max_tokens": self.max_tokens, **self.extra_body}
+        errors = []
+        for attempt in range(self.max_retries + 1):
+            try:
+                content = self._post(body)
+                return result_from_answer(content, self.validation, attempts=attempt + 1)
+            except _Retryable as e:
+                errors.append(str(e))
+                if attempt == self.max_retries:
+                    break
+                wait = e.retry_after if e.retry_after is not None else self.backoff_s * 2 ** attempt
+                time.sleep(min(max(0.0, wait), self.max_backoff_s))
+            except RuntimeError as e:
+                errors.append(str(e))
+                return NarrationResult([], f"request failed: {e}", None, attempt + 1)
+        return NarrationResult([], f"gave up after {len(errors)} attempts: " + " | ".join(errors), None, len(errors))
+
+    def narrate_batch(self, requests: list[NarrationRequest]) -> list[NarrationResult]:
+        return list(self._pool.map(self.narrate_one, requests))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+@register_narrator("openai")
+def openai(validation: Validation = Validation(), **kwargs) -> Narrator:
+    """OpenAI-compatible chat-completions server (urllib; batching, timeouts, retries)."""
+    return OpenAIChatNarrator(validation=validation, **kwargs)

@@ -1,0 +1,83 @@
+"""``transformers``: a local causal language model directory (Hugging Face format, no download).
+
+The system and user prompts are rendered from the same templates as the ``openai`` narrator and
+formatted with the tokenizer's chat template when it has one (plain ``system\\n\\nuser\\n`` text
+otherwise). Requests of a batch are generated together with left padding. Greedy decoding by
+default, so a run is reproducible.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import NarrationRequest, NarrationResult, Narrator, Validation, load_template, register_narrator, render, \
+    result_from_answer
+
+
+class TransformersNarrator(Narrator):
+    name = "transformers"
+
+    def __init__(self, validation: Validation = Validation(), model_dir: str | None = None,
+                 system_prompt: str = "system.txt", user_prompt: str = "user.txt", num_narrations: int = 1,
+                 max_new_tokens: int = 96, temperature: float = 0.0, device: str = "auto", dtype: str = "auto",
+                 batch_size: int = 8, seed: int = 0):
+        if not model_dir or not Path(model_dir).is_dir():
+            raise ValueError(f"narrator transformers needs narrator.model_dir=DIR of a local model, got {model_dir!r}")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+                       "float16": torch.float16}[dtype]
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch_dtype)
+        self.model.to(device).eval()
+        self.device = device
+        self.system = load_template(system_prompt)
+        self.user = load_template(user_prompt, required=("narration",))
+        self.validation = validation
+        self.num_narrations = int(num_narrations)
+        self.max_new_tokens, self.temperature = int(max_new_tokens), float(temperature)
+        self.batch_size, self.seed = int(batch_size), int(seed)
+
+    def prompt(self, req: NarrationRequest) -> str:
+        system = render(self.system, req, self.num_narrations)
+        user = render(self.user, req, self.num_narrations)
+        if getattr(self.tok, "chat_template", None):
+            msgs = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return f"{system}\n\n{user}\n"
+
+    def narrate_batch(self, requests: list[NarrationRequest]) -> list[NarrationResult]:
+        out: list[NarrationResult] = []
+        for i in range(0, len(requests), self.batch_size):
+            chunk = requests[i: i + self.batch_size]
+            try:
+                out.extend(self._generate(chunk))
+            except Exception as e:  # recorded per request, the run goes on
+                out.extend(NarrationResult([], f"generation failed: {type(e).__name__}: {e}") for _ in chunk)
+        return out
+
+    def _generate(self, chunk: list[NarrationRequest]) -> list[NarrationResult]:
+        torch = self.torch
+        enc = self.tok([self.prompt(r) for r in chunk], return_tensors="pt", padding=True).to(self.device)
+        sample = self.temperature > 0
+        if sample:
+            torch.manual_seed(self.seed)
+        with torch.no_grad():
+            ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
+                                      temperature=self.temperature if sample else None, top_p=None, top_k=None,
+                                      pad_token_id=self.tok.pad_token_id)
+        new = ids[:, enc["input_ids"].shape[1]:]
+        texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        return [result_from_answer(t, self.validation) for t in texts]
+
+
+@register_narrator("transformers")
+def transformers(validation: Validation = Validation(), **kwargs) -> Narrator:
+    """A local Hugging Face causal LM directory (batched greedy generation)."""
+    return TransformersNarrator(validation=validation, **kwargs)

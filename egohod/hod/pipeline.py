@@ -1,0 +1,141 @@
+"""The per-batch HOD step: decode -> detect -> dynamics -> narrate, one record per clip.
+
+:func:`process_batch` is the unit every executor runs (the local loop and the Ray Data actors).
+A failure at any stage is caught for that clip alone and recorded as ``status="failed"`` with
+the ``stage`` and a ``reason``; the other clips of the batch go on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from .clips import VideoSource, sample_times
+from .config import component_kwargs
+from .detectors import ClipFrames, Detector, create_detector
+from .dynamics import DynamicsConfig, summarize_dynamics
+from .narrators import NarrationRequest, Narrator, Validation, create_narrator
+from .types import Clip, jsonable
+
+STAGES = ("decode", "detect", "dynamics", "narrate")
+
+
+@dataclass
+class PipelineContext:
+    detector: Detector
+    narrator: Narrator
+    video: VideoSource | None
+    num_frames: int
+    dynamics: DynamicsConfig
+    keep_detections: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "PipelineContext":
+        dname, dkw = component_kwargs(cfg.detector)
+        detector = create_detector(dname, **dkw)
+        nname, nkw = component_kwargs(cfg.narrator)
+        narrator = create_narrator(nname, validation=Validation(**OmegaConf.to_container(cfg.validation)), **nkw)
+        video = None
+        if detector.needs_pixels:
+            if not cfg.videos:
+                raise ValueError(f"detector {dname!r} reads frames: set videos=DIR (the video root)")
+            video = VideoSource(cfg.videos, cfg.layout, cfg.chunk_seconds, cfg.ext, cfg.sampling.resize_short,
+                                cfg.sampling.end_tolerance)
+        s = cfg.sampling
+        if s.frames_per_clip < 1 or s.temporal_factor < 1:
+            raise ValueError(f"sampling.frames_per_clip and sampling.temporal_factor must be >= 1, got "
+                             f"{s.frames_per_clip} and {s.temporal_factor}")
+        return cls(detector, narrator, video, int(s.frames_per_clip * s.temporal_factor),
+                   DynamicsConfig(**OmegaConf.to_container(cfg.dynamics)), bool(cfg.keep_detections))
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip().replace("\n", " ")
+    return f"{type(e).__name__}: {msg}"[:600]
+
+
+def new_record(clip: Clip) -> dict:
+    return {"key": clip.key, "row": clip.row, "video_id": clip.video_id, "start_second": clip.start_second,
+            "end_second": clip.end_second, "narration": clip.narration, "dataset": clip.extra.get("dataset", ""),
+            "uid": clip.extra.get("uid", ""), "status": "pending", "stage": None, "reason": None, "narrations": [],
+            "detections": None, "dynamics": None, "timing": {}}
+
+
+def _fail(rec: dict, stage: str, reason: str) -> None:
+    rec.update(status="failed", stage=stage, reason=reason)
+
+
+def process_batch(clips: list[Clip], ctx: PipelineContext) -> list[dict]:
+    """Run all stages on a batch of clips; returns one record per clip, in order."""
+    recs = [new_record(c) for c in clips]
+    frames: dict[int, ClipFrames] = {}
+    for i, c in enumerate(clips):  # ---- decode
+        t0 = time.perf_counter()
+        try:
+            if ctx.video is not None:
+                px, times = ctx.video.read(c, ctx.num_frames)
+                frames[i] = ClipFrames(c.video_id, times, px)
+            else:
+                frames[i] = ClipFrames(c.video_id, sample_times(c.start_second, c.end_second, ctx.num_frames))
+        except Exception as e:
+            _fail(recs[i], "decode", _reason(e))
+        recs[i]["timing"]["decode"] = time.perf_counter() - t0
+
+    dets: dict[int, list] = {}
+    live = sorted(frames)
+    t0 = time.perf_counter()
+    try:  # ---- detect (batched; on failure retry clip by clip to isolate the bad one)
+        for i, d in zip(live, ctx.detector.detect_batch([frames[i] for i in live])):
+            dets[i] = d
+    except Exception:
+        for i in live:
+            try:
+                dets[i] = ctx.detector.detect(frames[i])
+            except Exception as e:
+                _fail(recs[i], "detect", _reason(e))
+    dt = (time.perf_counter() - t0) / max(1, len(live))
+    for i in live:
+        recs[i]["timing"]["detect"] = dt
+    frames.clear()  # free the pixels
+
+    reqs, req_idx = [], []
+    for i in sorted(dets):  # ---- dynamics
+        t0 = time.perf_counter()
+        try:
+            summary = summarize_dynamics(dets[i], ctx.dynamics)
+            recs[i]["dynamics"] = summary
+            if ctx.keep_detections:
+                recs[i]["detections"] = [f.to_dict() for f in dets[i]]
+            reqs.append(NarrationRequest(clips[i].key, clips[i].narration, summary,
+                                         clips[i].end_second - clips[i].start_second))
+            req_idx.append(i)
+        except Exception as e:
+            _fail(recs[i], "dynamics", _reason(e))
+        recs[i]["timing"]["dynamics"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # ---- narrate
+    try:
+        results = ctx.narrator.narrate_batch(reqs) if reqs else []
+        if len(results) != len(reqs):
+            raise RuntimeError(f"narrator returned {len(results)} results for {len(reqs)} requests")
+    except Exception as e:
+        results = None
+        for i in req_idx:
+            _fail(recs[i], "narrate", _reason(e))
+    dt = (time.perf_counter() - t0) / max(1, len(reqs))
+    for k, i in enumerate(req_idx):
+        recs[i]["timing"]["narrate"] = dt
+        if results is None:
+            continue
+        r = results[k]
+        recs[i]["narration_attempts"] = r.attempts
+        if r.rejected:
+            recs[i]["rejected_lines"] = r.rejected
+        if r.ok:
+            recs[i].update(status="ok", narrations=r.texts)
+        else:
+            _fail(recs[i], "narrate", r.error or "no valid narration")
+    for r in recs:
+        r["timing"] = {k: round(v, 5) for k, v in r["timing"].items()}
+    return [jsonable(r) for r in recs]
