@@ -1,0 +1,134 @@
+"""Typed configs of ``egohod eval`` and ``egohod extract`` (OmegaConf structured configs).
+
+``egohod eval <benchmark> key=value ...``: the dataclass defaults, then the benchmark's protocol
+file ``configs/eval/<benchmark>.yaml`` (frames, templates, video folder), then the command
+line. Unknown keys and wrongly typed values are errors that name the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+BENCHMARKS = ("ek100-mir", "ek100-cls", "egtea", "egomcq")
+
+# configs/eval/ at the repository root (present in a source checkout; the same values are the
+# built-in PROTOCOL_DEFAULTS below, which a test keeps in sync)
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "eval"
+
+PROTOCOL_DEFAULTS: dict[str, dict] = {
+    "ek100-mir": {"num_frames": 4, "videos": "videos", "templates": ["{}"], "mir_text": "narration"},
+    "ek100-cls": {"num_frames": 16, "videos": "videos", "templates": ["{}"], "cls_clips": "retrieval_test"},
+    "egtea": {"num_frames": 16, "videos": "cropped_clips", "templates": ["{}"]},
+    "egomcq": {"num_frames": 16, "videos": "videos", "templates": ["{}"], "chunk_seconds": 15.0},
+}
+
+
+@dataclass
+class EvalConfig:
+    benchmark: str = ""
+    encoder: str = "egovideo_b"          # a registered model name (egohod models)
+    checkpoint: Optional[str] = None     # None: random weights (smoke tests only)
+    trust_pickle: bool = False           # allow full unpickling of checkpoints that need it
+    data: str = ""                       # folder with the benchmark's annotation files
+    videos: str = "videos"               # video folder, absolute or relative to `data`
+    out: str = "outputs/eval"            # results: <out>/<benchmark>.json and .md
+    batch: int = 16                      # clips per forward pass
+    text_batch: int = 256                # texts per forward pass
+    workers: int = 0                     # DataLoader processes decoding video
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"              # fp32 | fp16 | bf16 (EgoHOD's scripts run fp16 on GPU)
+    num_frames: int = 4                  # frames per clip fed to the video tower
+    templates: list[str] = field(default_factory=lambda: ["{}"])  # class / caption prompts
+    mir_text: str = "narration"          # narration | sentence (see docs/benchmarks.md)
+    cls_clips: str = "retrieval_test"    # retrieval_test (EgoHOD) | validation (LaViLa)
+    chunk_seconds: float = 15.0          # EgoMCQ chunked layout
+    limit: Optional[int] = None          # evaluate the first N samples only (recorded in results)
+
+
+@dataclass
+class ExtractConfig:
+    encoder: str = "egovideo_b"          # a registered frozen encoder (egohod models)
+    checkpoint: Optional[str] = None
+    videos: str = ""                     # folder searched recursively for video files
+    out: str = ""                        # <out>/<relative path without suffix>.npy [T, D]
+    stride: float = 1.0                  # seconds between window starts
+    window: Optional[float] = None       # window length in seconds (default: stride)
+    num_frames: Optional[int] = None     # frames per window (default: the encoder's)
+    batch: int = 32
+    device: str = "auto"
+    extensions: list[str] = field(default_factory=lambda: [".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov"])
+    overwrite: bool = False              # recompute videos whose outputs already exist
+
+
+def _load(schema_cls, argv: list[str], extra_yaml: Path | None = None):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for a in argv:
+        if "=" not in a:
+            raise SystemExit(f"arguments are key=value; got {a!r}")
+    base = OmegaConf.structured(schema_cls)
+    try:
+        layers = [base]
+        if extra_yaml is not None and extra_yaml.is_file():
+            layers.append(OmegaConf.load(extra_yaml))
+        layers.append(OmegaConf.from_dotlist(argv))
+        cfg = OmegaConf.merge(*layers)
+    except OmegaConfBaseException as e:
+        known = ", ".join(base.keys())
+        raise SystemExit(f"config error: {e}\nknown keys: {known}") from None
+    return OmegaConf.to_object(cfg)
+
+
+def load_eval_config(benchmark: str, argv: list[str]) -> EvalConfig:
+    """Dataclass defaults < protocol file (``configs/eval/<benchmark>.yaml``, or the built-in
+    copy of it) < ``argv`` (``key=value``)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if benchmark not in BENCHMARKS:
+        raise SystemExit(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    for a in argv:
+        if "=" not in a:
+            raise SystemExit(f"arguments are key=value; got {a!r}")
+    base = OmegaConf.structured(EvalConfig)
+    yaml_path = CONFIG_DIR / f"{benchmark}.yaml"
+    try:
+        protocol = OmegaConf.load(yaml_path) if yaml_path.is_file() else OmegaConf.create(PROTOCOL_DEFAULTS[benchmark])
+        cfg = OmegaConf.merge(base, {"benchmark": benchmark}, protocol, OmegaConf.from_dotlist(argv))
+    except OmegaConfBaseException as e:
+        raise SystemExit(f"config error: {e}\nknown keys: {', '.join(base.keys())}") from None
+    out = OmegaConf.to_object(cfg)
+    if out.benchmark != benchmark:
+        raise SystemExit(f"the benchmark is the subcommand ({benchmark}); drop benchmark={out.benchmark}")
+    _validate_eval(out)
+    return out
+
+
+def _validate_eval(cfg: EvalConfig) -> None:
+    if not cfg.data:
+        raise SystemExit("data=DIR is required (the folder holding the benchmark's annotation files)")
+    if cfg.batch < 1 or cfg.text_batch < 1 or cfg.num_frames < 1:
+        raise SystemExit("batch, text_batch and num_frames must be >= 1")
+    if cfg.precision not in ("fp32", "fp16", "bf16"):
+        raise SystemExit(f"precision must be fp32, fp16 or bf16; got {cfg.precision!r}")
+    if cfg.mir_text not in ("narration", "sentence"):
+        raise SystemExit(f"mir_text must be 'narration' or 'sentence'; got {cfg.mir_text!r}")
+    if cfg.cls_clips not in ("retrieval_test", "validation"):
+        raise SystemExit(f"cls_clips must be 'retrieval_test' or 'validation'; got {cfg.cls_clips!r}")
+    if not cfg.templates or any("{}" not in t for t in cfg.templates):
+        raise SystemExit(f"templates must be a non-empty list of strings containing '{{}}'; got {cfg.templates}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise SystemExit("limit must be >= 1")
+
+
+def load_extract_config(argv: list[str]) -> ExtractConfig:
+    cfg = _load(ExtractConfig, argv)
+    if not cfg.videos or not cfg.out:
+        raise SystemExit("videos=DIR and out=DIR are required")
+    if cfg.stride <= 0 or (cfg.window is not None and cfg.window <= 0):
+        raise SystemExit("stride and window must be positive (seconds)")
+    if cfg.batch < 1 or (cfg.num_frames is not None and cfg.num_frames < 1):
+        raise SystemExit("batch and num_frames must be >= 1")
+    return cfg

@@ -1,0 +1,61 @@
+"""Results of a benchmark run: one JSON file and one markdown table, written atomically."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write_text", "json_safe", "markdown_table", "write_results"]
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file next to ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def json_safe(obj):
+    """NaN / inf -> None (strict JSON), recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 2) -> str:
+    """A GitHub markdown table; floats printed with ``digits`` decimals, missing values as ``-``."""
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir: str | Path, name: str, record: dict) -> tuple[Path, Path]:
+    """``<out_dir>/<name>.json`` (the whole record) and ``<name>.md`` (its metrics as a table)."""
+    out_dir = Path(out_dir)
+    record = json_safe(record)
+    js = atomic_write_text(out_dir / f"{name}.json", json.dumps(record, indent=2, sort_keys=False) + "\n")
+    row = {"benchmark": record.get("benchmark", name), "encoder": record.get("encoder", "")}
+    row.update(record.get("metrics", {}))
+    md = atomic_write_text(out_dir / f"{name}.md", markdown_table([row]))
+    return js, md

@@ -1,0 +1,122 @@
+"""End-to-end ``egohod eval`` / ``egohod extract`` on fixture datasets with egovideo_tiny (random weights)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from egohod.benchmarks import frames as fr
+from egohod.benchmarks.cli import eval_main, extract_main
+
+from . import fixtures
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    return {"ek100": fixtures.make_ek100(root / "ek100"), "egtea": fixtures.make_egtea(root / "egtea"),
+            "egomcq": fixtures.make_egomcq(root / "egomcq")}
+
+
+def _run(benchmark, data, out, *extra):
+    rc = eval_main([benchmark, "encoder=egovideo_tiny", f"data={data}", f"out={out}", "device=cpu", "batch=3",
+                    *extra])
+    assert rc == 0
+    record = json.loads((out / f"{benchmark}.json").read_text())
+    table = (out / f"{benchmark}.md").read_text()
+    assert table.startswith("| benchmark | encoder |") and benchmark in table
+    assert record["benchmark"] == benchmark and record["encoder"] == "egovideo_tiny"
+    assert record["weights"] == "random" and record["config"]["data"] == str(data)
+    return record
+
+
+def _in_range(metrics, keys):
+    assert set(metrics) == set(keys), sorted(metrics)
+    for k in keys:
+        assert metrics[k] is not None and 0.0 <= metrics[k] <= 100.0, (k, metrics[k])
+
+
+def test_eval_ek100_mir(datasets, tmp_path, capsys):
+    rec = _run("ek100-mir", datasets["ek100"], tmp_path)
+    _in_range(rec["metrics"], ["map_v2t", "map_t2v", "map_avg", "ndcg_v2t", "ndcg_t2v", "ndcg_avg"])
+    assert rec["num_clips"] == 6 and rec["num_captions"] == 4
+    assert rec["config"]["num_frames"] == 4 and rec["config"]["mir_text"] == "narration"
+    assert "map_avg" in capsys.readouterr().out
+    # the sentence-file text gives the same captions here (identical strings) -> identical scores
+    rec2 = _run("ek100-mir", datasets["ek100"], tmp_path / "s", "mir_text=sentence", "num_frames=2")
+    assert rec2["config"]["mir_text"] == "sentence"
+    _in_range(rec2["metrics"], list(rec["metrics"]))
+
+
+def test_eval_ek100_cls(datasets, tmp_path):
+    rec = _run("ek100-cls", datasets["ek100"], tmp_path, "num_frames=4", "templates=['{}','#C C {}']")
+    _in_range(rec["metrics"], ["top1", "top5", "mean_class_acc"])
+    # classes = verb:noun pairs of train + validation: 3:12, 0:4, 2:7, 0:4, 10:30, 4:12 -> 5 unique
+    assert rec["num_classes"] == 5 and rec["num_clips"] == 6
+    assert rec["metrics"]["top5"] == 100.0  # 5 classes: every label is in the top 5
+
+
+def test_eval_egtea(datasets, tmp_path):
+    rec = _run("egtea", datasets["egtea"], tmp_path, "num_frames=4")
+    _in_range(rec["metrics"], ["top1", "top5", "mean_class_acc"])
+    assert rec["num_clips"] == 4 and rec["num_classes"] == 3
+
+
+def test_eval_egomcq_chunked_and_plain(datasets, tmp_path):
+    rec = _run("egomcq", datasets["egomcq"], tmp_path, "num_frames=4", "chunk_seconds=2")
+    _in_range(rec["metrics"], ["inter", "intra"])
+    assert rec["num_inter"] == 1 and rec["num_intra"] == 1
+    assert rec["metrics"]["inter"] in (0.0, 100.0)
+
+
+def test_eval_limit_and_missing_video_message(datasets, tmp_path, capsys):
+    rec = _run("egtea", datasets["egtea"], tmp_path, "num_frames=2", "limit=2")
+    assert rec["num_clips"] == 2 and rec["config"]["limit"] == 2
+    capsys.readouterr()
+    assert eval_main(["egtea", "encoder=egovideo_tiny", f"data={datasets['egtea']}", "videos=nowhere",
+                      f"out={tmp_path / 'x'}", "device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "video for EGTEA clip OP01-R01-PastaSalad-1002316" in err and "not found; tried" in err
+    assert "nowhere/OP01-R01-PastaSalad/OP01-R01-PastaSalad-1002316" in err
+    assert not (tmp_path / "x").exists()  # nothing written for a failed run
+
+
+def test_eval_missing_annotation_and_bad_key(datasets, tmp_path, capsys):
+    assert eval_main(["egtea", "encoder=egovideo_tiny", f"data={tmp_path}", f"out={tmp_path}", "device=cpu"]) == 2
+    assert "action_idx.txt not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="Key 'bacth' not in 'EvalConfig'"):
+        eval_main(["egtea", f"data={tmp_path}", "bacth=2"])
+    with pytest.raises(SystemExit, match="unknown benchmark 'ek-mir'"):
+        eval_main(["ek-mir", f"data={tmp_path}"])
+
+
+def test_extract_writes_features_timestamps_and_resumes(tmp_path, capsys):
+    vids = tmp_path / "videos"
+    fixtures.make_video(vids / "a.mp4", 3.0, seed=1)
+    fixtures.make_video(vids / "sub" / "b.mp4", 1.9, seed=2)
+    out = tmp_path / "feats"
+    args = ["encoder=egovideo_tiny", f"videos={vids}", f"out={out}", "stride=1.0", "device=cpu", "batch=2"]
+    assert extract_main(args) == 0
+    fa, ta = np.load(out / "a.npy"), np.load(out / "a.timestamps.npy")
+    fb, tb = np.load(out / "sub" / "b.npy"), np.load(out / "sub" / "b.timestamps.npy")
+    assert fa.shape == (3, 32) and fa.dtype == np.float32 and np.isfinite(fa).all()
+    assert np.allclose(ta, [[0, 1], [1, 2], [2, 3]])
+    assert fb.shape == (2, 32) and np.allclose(tb, [[0, 1], [1, 1.9]])
+    assert not np.allclose(fa[0], fa[1])  # different windows -> different features
+    index = json.loads((out / "index.json").read_text())
+    assert index["videos"]["sub/b"]["num_windows"] == 2 and index["embed_dim"] == 32
+    mtime = (out / "a.npy").stat().st_mtime_ns
+    assert extract_main(args) == 0
+    assert "2 already done" in capsys.readouterr().out
+    assert (out / "a.npy").stat().st_mtime_ns == mtime
+
+
+def test_frame_id_rules_match_egohod():
+    # EgoHOD get_frame_ids(0, 30, 4): seg = 29/4 = 7.25 -> bounds 0,7,14(14.5 -> 14),22(21.75),29
+    assert fr.egohod_frame_ids(0, 30, 4).tolist() == [3, 10, 18, 25]
+    # EGTEA: midpoints of linspace(0, 30, 5) = 3.75, 11.25, 18.75, 26.25 -> truncated
+    assert fr.egtea_frame_ids(0, 30, 4).tolist() == [3, 11, 18, 26]
+    # short window: at least n frames long, clamped to the video
+    ids = fr.time_window_frame_ids(0.0, 0.1, 10.0, 50, 4)
+    assert ids.min() >= 0 and ids.max() < 50 and len(ids) == 4
+    assert not math.isnan(float(ids.mean()))
