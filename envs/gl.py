@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 CANDIDATE_BACKENDS = ("egl", "osmesa")
 
@@ -61,6 +62,16 @@ def ensure_gl_backend() -> str:
     """
     chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
     if chosen:
+        platform = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
+        if chosen in CANDIDATE_BACKENDS and platform and platform != chosen:
+            if "mujoco" in sys.modules:
+                raise GLBackendError(
+                    f"MUJOCO_GL={chosen} but PYOPENGL_PLATFORM={platform}: MuJoCo cannot create "
+                    "contexts with mismatched settings. Set both to the same value."
+                )
+            warnings.warn(f"PYOPENGL_PLATFORM={platform} does not match MUJOCO_GL={chosen}; "
+                          f"setting PYOPENGL_PLATFORM={chosen}", stacklevel=2)
+            os.environ["PYOPENGL_PLATFORM"] = chosen
         os.environ.setdefault("PYOPENGL_PLATFORM", chosen)
         return chosen
     if "mujoco" in sys.modules:

@@ -11,6 +11,11 @@ from .kinematics import FINGER_CLOSED, FINGER_OPEN, Pose
 from .scene import Scene
 
 
+def fingers_settled(scene: Scene) -> bool:
+    """The fingers stopped moving (closed on something, or fully closed)."""
+    return bool(np.abs(scene.data.qvel[scene.kin.finger_dof]).max() < 0.02)
+
+
 class ArticulationExpert(WaypointExpert):
     """Drive one hinge/slide ``joint`` to ``goal`` through a contact near ``site``.
 
@@ -39,6 +44,7 @@ class ArticulationExpert(WaypointExpert):
     overshoot: float = 0.05
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
+    free_axes: tuple | None = None  # world rotation axes left free while reaching/carrying
 
     def __init__(self, goal=None):
         super().__init__(goal)
@@ -74,7 +80,8 @@ class ArticulationExpert(WaypointExpert):
         return Pose(scene.data.xpos[b].copy(), scene.data.xmat[b].reshape(3, 3).copy())
 
     def _remember_grip(self, scene: Scene) -> None:
-        body, ee = self._moving_body(scene), self.contact_pose(scene) if not self.grasp else scene.ee()
+        body = self._moving_body(scene)
+        ee = scene.ee() if self.grasp else self.contact_pose(scene)
         self._grip_rel = Pose(body.rot.T @ (ee.pos - body.pos), body.rot.T @ ee.rot)
 
     def carried_pose(self, scene: Scene) -> Pose:
@@ -99,9 +106,12 @@ class ArticulationExpert(WaypointExpert):
         ]
         if self.grasp:
             plan.append(
-                Waypoint("close", self.contact_pose, FINGER_CLOSED, min_steps=3, max_steps=3,
-                         until=lambda s: False)
+                Waypoint("close", self.contact_pose, FINGER_CLOSED, min_steps=2, max_steps=8,
+                         until=fingers_settled)
             )
         plan[-1].on_exit = self._remember_grip
         plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6))
+        if self.free_axes is not None:
+            for wp in plan:
+                wp.free_axes = np.asarray(self.free_axes, dtype=float)
         return plan

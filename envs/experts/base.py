@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .kinematics import FINGER_OPEN, Pose, orientation_error, rotation_about
+from .kinematics import FINGER_OPEN, Pose, free_rotation_projector, orientation_error, rotation_about
 from .scene import Scene, find_sim
 
 # End-effector orientation with the gripper pointing along +y (into the kitchen), fingers
@@ -56,6 +56,7 @@ class Waypoint:
     speed: float = 0.07
     rot_speed: float = 0.25
     on_exit: Callable[[Scene], None] | None = None
+    free_axes: np.ndarray | None = None  # world rotation axes left free (see solve_ik)
 
     def done(self, scene: Scene, steps: int) -> bool:
         if steps >= self.max_steps:
@@ -67,7 +68,8 @@ class Waypoint:
         goal, ee = self.target(scene), scene.ee()
         return (
             np.linalg.norm(goal.pos - ee.pos) < self.pos_tol
-            and np.linalg.norm(orientation_error(ee.rot, goal.rot)) < self.rot_tol
+            and np.linalg.norm(free_rotation_projector(self.free_axes) @ orientation_error(ee.rot, goal.rot))
+            < self.rot_tol
         )
 
 
@@ -139,7 +141,7 @@ class WaypointExpert:
             st.steps_in_waypoint = 0
         wp = self.plan[st.index]
         command = self._lead(scene.ee(), wp.target(scene), wp.speed, wp.rot_speed)
-        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations)
+        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.free_axes)
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1

@@ -47,6 +47,16 @@ def orientation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
     return angle / (2.0 * np.sin(angle)) * vee
 
 
+def free_rotation_projector(free_axes) -> np.ndarray:
+    """3x3 projector removing rotation about the (orthonormal) ``free_axes`` (k x 3 or None)."""
+    p = np.eye(3)
+    if free_axes is not None:
+        for a in np.atleast_2d(np.asarray(free_axes, dtype=float)):
+            a = a / np.linalg.norm(a)
+            p = p - np.outer(a, a)
+    return p
+
+
 @dataclass
 class Pose:
     """A world-frame pose: position (3,) and rotation matrix (3, 3)."""
@@ -109,6 +119,7 @@ class ArmKinematics:
         rest: np.ndarray | None = None,
         rest_gain: float = 0.05,
         limit_margin: float = 0.2,
+        free_axes: np.ndarray | None = None,
     ) -> np.ndarray:
         """Arm joint positions (7,) that put the end effector at ``target``.
 
@@ -119,12 +130,15 @@ class ArmKinematics:
         stall on a limit (the kitchen's start pose has joint 2 on its lower limit). The
         redundant degree of freedom is pulled gently toward ``rest`` (default: the start
         configuration, i.e. least motion) and away from limits closer than ``limit_margin``.
+        ``free_axes`` (k x 3, world frame, orthonormal) are rotation axes about which the
+        orientation is left free (e.g. the axis of a bar-shaped handle).
         """
         mj = self._mj
         s = self.scratch
         s.qpos[:] = data.qpos
         q = np.clip(data.qpos[self.arm_qpos], *self.arm_range.T)
         weights = np.r_[np.ones(3), np.full(3, rot_weight)]
+        project = free_rotation_projector(free_axes)
         lo, hi = self.arm_range[:, 0], self.arm_range[:, 1]
         rest_q = q.copy() if rest is None else np.asarray(rest, dtype=float)
         for _ in range(iterations):
@@ -133,11 +147,12 @@ class ArmKinematics:
             mj.mj_comPos(self.model, s)
             pos = s.site_xpos[self.ee_site]
             rot = s.site_xmat[self.ee_site].reshape(3, 3)
-            err = np.r_[target.pos - pos, orientation_error(rot, target.rot)] * weights
+            err = np.r_[target.pos - pos, project @ orientation_error(rot, target.rot)] * weights
             if np.linalg.norm(err) < tol:
                 break
             mj.mj_jacSite(self.model, s, self._jacp, self._jacr, self.ee_site)
-            jac = np.vstack([self._jacp[:, self.arm_dof], self._jacr[:, self.arm_dof]]) * weights[:, None]
+            jac = np.vstack([self._jacp[:, self.arm_dof], project @ self._jacr[:, self.arm_dof]])
+            jac *= weights[:, None]
             secondary = rest_gain * (rest_q - q)
             secondary += np.clip(limit_margin - (q - lo), 0.0, None) - np.clip(limit_margin - (hi - q), 0.0, None)
             free = np.ones(7, dtype=bool)
