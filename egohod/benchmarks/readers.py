@@ -262,9 +262,9 @@ def read_egomcq(path: str | Path) -> list[McqQuestion]:
         for c in range(len(raw)):
             ch = _req(raw, str(c), where + " choices")
             cw = f"{where} choice {c}"
+            uid, start, end = _req(ch, "video_uid", cw), _req(ch, "clip_start", cw), _req(ch, "clip_end", cw)
             try:
-                choices.append(McqChoice(str(_req(ch, "video_uid", cw)), float(_req(ch, "clip_start", cw)),
-                                         float(_req(ch, "clip_end", cw)), str(ch.get("clip_text", ""))))
+                choices.append(McqChoice(str(uid), float(start), float(end), str(ch.get("clip_text", ""))))
             except (TypeError, ValueError):
                 raise BenchmarkDataError(f"{cw}: clip_start / clip_end must be numbers") from None
         answer, qtype = _req(item, "answer", where), _req(item, "types", where)
