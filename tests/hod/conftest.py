@@ -59,6 +59,7 @@ def hod_corpus(tmp_path_factory) -> dict:
         ("vidC", 0.0, 1.0, "#C C looks around", "c0"),  # undecodable
         ("vidD", 0.0, 1.0, "#C C opens the door", "d0"),  # missing video
         ("vidB", 0.5, 1.5, "#C C waves", "b1"),
+        ("vidA", 3.0, 5.5, "#C C puts the block down", "a3"),  # overruns the end by 1.5 s
     ]
     clips = root / "clips.csv"
     with clips.open("w", newline="") as f:

@@ -47,6 +47,29 @@ def saturation(rgb: np.ndarray) -> np.ndarray:
     return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1), 0.0)
 
 
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)^2 square over the last two axes (separable max filter)."""
+    from scipy import ndimage as ndi
+
+    size = (1,) * (mask.ndim - 2) + (2 * r + 1, 2 * r + 1)
+    return ndi.maximum_filter(mask.astype(np.uint8), size=size) > 0
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    size = (1,) * (mask.ndim - 2) + (2 * r + 1, 2 * r + 1)
+    return ndi.minimum_filter(mask.astype(np.uint8), size=size, mode="nearest") > 0
+
+
+def _open(mask: np.ndarray) -> np.ndarray:
+    return _dilate(_erode(mask, 1), 1)
+
+
+def _close(mask: np.ndarray) -> np.ndarray:
+    return _erode(_dilate(mask, 1), 1)
+
+
 def _resize_nearest(frames: np.ndarray, short: int) -> np.ndarray:
     T, H, W, _ = frames.shape
     s = min(1.0, short / min(H, W))
@@ -83,21 +106,20 @@ class SkinMotionDetector(Detector):
         small = _resize_nearest(px, self.work_size)
         h, w = small.shape[1:3]
         min_px = max(4, int(self.min_area * h * w))
-        st = np.ones((3, 3), bool)
-        skin = np.stack([ndi.binary_closing(ndi.binary_opening(m, st), st) for m in skin_mask(small)])
+        skin = _close(_open(skin_mask(small)))
         background = np.median(small.astype(np.float32), axis=0)
         # pixels whose background is skin are ghosts of a moving hand, not objects
-        ghost = ndi.binary_dilation(skin_mask(background.round().astype(np.uint8)), st, iterations=2)
+        ghost = _dilate(skin_mask(background.round().astype(np.uint8)), 2)
         moving = (np.abs(small.astype(np.float32) - background).sum(-1) > self.motion_threshold) & ~ghost
         saturated = saturation(small) > self.saturation_threshold
         margin = max(1, int(round(self.contact_margin * max(h, w))))
         frames = []
         for t in range(T):
-            near_skin = ndi.binary_dilation(skin[t], st, iterations=2)
+            near_skin = _dilate(skin[t], 2)
             hands = self._regions(skin[t], min_px, ndi)
             hands = sorted(hands, key=lambda r: -r["area"])[: self.max_hands]
-            zone = ndi.binary_dilation(skin[t], st, iterations=margin)
-            cand = ndi.binary_opening((moving[t] | saturated[t]) & ~near_skin, st)
+            zone = _dilate(skin[t], margin)
+            cand = _open((moving[t] | saturated[t]) & ~near_skin)
             objects = []
             for r in self._regions(cand, min_px, ndi):
                 r["moving"] = float((r["mask"] & moving[t]).sum()) / r["area"]
@@ -105,7 +127,7 @@ class SkinMotionDetector(Detector):
                     objects.append(r)
             objects = sorted(objects, key=lambda r: -r["area"])[: self.max_objects]
             for hr in hands:
-                hz = ndi.binary_dilation(hr["mask"], st, iterations=margin)
+                hz = _dilate(hr["mask"], margin)
                 touching = [(int((o["mask"] & hz).sum()), j) for j, o in enumerate(objects)]
                 touching = [tj for tj in touching if tj[0] > 0]
                 hr["contact"] = objects[max(touching)[1]] if touching else None

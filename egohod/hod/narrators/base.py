@@ -117,7 +117,7 @@ def render(template: str, req: NarrationRequest, num_narrations: int = 1) -> str
 def clean_narration(text: str) -> str:
     """Drop Ego4D tags (``#C``, ``#O``, ``#unsure``, ``#summary``) and collapse whitespace."""
     s = re.sub(r"#\s*(?:unsure|summary)\b", "", text or "", flags=re.IGNORECASE)
-    s = re.sub(r"#\s*([A-Za-z])\b", r"\1", s)
+    s = re.sub(r"#\s*[A-Za-z]\b\s*", "", s)
     return re.sub(r"\s+", " ", s).strip()
 
 
