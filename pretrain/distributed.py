@@ -1,0 +1,139 @@
+"""Process-group setup for torchrun, Slurm (srun) and plain single-process runs.
+
+Only this module reads launcher variables. Precedence:
+
+1. torchrun / torch.distributed.launch: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+   ``MASTER_PORT``;
+2. Slurm, one task per process (``srun python pretrain/train.py``): ``SLURM_PROCID``,
+   ``SLURM_NTASKS``, ``SLURM_LOCALID``; ``MASTER_ADDR`` defaults to the first host of
+   ``SLURM_JOB_NODELIST`` (expanded with ``scontrol`` when available) and ``MASTER_PORT`` to a
+   port derived from ``SLURM_JOB_ID``;
+3. neither: a single process, no process group.
+
+The backend is NCCL when the process uses a CUDA device, gloo otherwise.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "all_gather_objects", "barrier", "cleanup", "init_distributed", "reduce_scalar", "slurm_master_addr"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+    launcher: str = "single"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    """First host of a Slurm node list (``node[01-04,07],other`` -> ``node01``)."""
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.split()
+        if out:
+            return out[0]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    first = re.split(r",(?![^\[]*\])", nodelist)[0]
+    m = re.match(r"^([^\[]+)\[([^\]]+)\]", first)
+    if not m:
+        return first
+    head = m.group(2).split(",")[0].split("-")[0]
+    return m.group(1) + head
+
+
+def slurm_master_addr(env: dict | None = None) -> tuple[str, str]:
+    env = os.environ if env is None else env
+    addr = env.get("MASTER_ADDR") or _first_slurm_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost"))
+    port = env.get("MASTER_PORT") or str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+    return addr, port
+
+
+def launcher_env(env: dict | None = None) -> tuple[str, int, int, int]:
+    """(launcher, rank, world_size, local_rank) from the environment."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return "torchrun", int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
+    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return "slurm", int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
+    return "single", 0, 1, 0
+
+
+def init_distributed(device: str = "auto", timeout_s: int = 1800) -> DistInfo:
+    """Initialise the process group (if launched with several processes) and pick the device.
+
+    ``device``: ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
+    """
+    from datetime import timedelta
+
+    launcher, rank, world, local = launcher_env()
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible")
+    if use_cuda:
+        torch.cuda.set_device(local % torch.cuda.device_count())
+        dev = torch.device("cuda", torch.cuda.current_device())
+    else:
+        dev = torch.device("cpu")
+    if world == 1:
+        return DistInfo(rank, world, local, dev, None, launcher)
+    if launcher == "slurm":
+        addr, port = slurm_master_addr()
+        os.environ.setdefault("MASTER_ADDR", addr)
+        os.environ.setdefault("MASTER_PORT", port)
+    backend = "nccl" if use_cuda else "gloo"
+    if not dist.is_initialized():
+        kwargs = {"device_id": dev} if use_cuda else {}
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s), **kwargs)
+    return DistInfo(rank, world, local, dev, backend, launcher)
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def reduce_scalar(value: float, info: DistInfo, op: str = "mean") -> float:
+    """Reduce a Python number over ranks: ``"mean"``, ``"sum"``, ``"max"`` or ``"min"``."""
+    if not info.distributed:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    ops = {"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+    if op not in ops:
+        raise ValueError(f"unknown reduction {op!r}")
+    dist.all_reduce(t, op=ops[op])
+    return float(t.item() / (info.world_size if op == "mean" else 1))
+
+
+def all_gather_objects(obj, info: DistInfo) -> list:
+    """Picklable object of every rank, in rank order."""
+    if not info.distributed:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,113 @@
+"""Run logging on rank 0: a JSONL file, an optional wandb run (offline by default) and a tqdm bar.
+
+``metrics.jsonl`` starts with a ``{"event": "header"}`` record stating how every metric is
+reduced over ranks; then one ``{"event": "train", "step": ...}`` record per logged step, and
+``{"event": "val"}`` / ``{"event": "resume"}`` / ``{"event": "bad_sample"}`` records. After a
+resume the steps past the checkpoint are logged again; readers keep the last record per step
+(:func:`read_metrics` does).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+__all__ = ["METRIC_REDUCTIONS", "RunLogger", "read_metrics"]
+
+METRIC_REDUCTIONS = {
+    "loss": "global-batch InfoNCE, identical on all ranks (mean over micro-batches)",
+    "acc_v2t": "top-1 in-batch video->text over the global batch",
+    "acc_t2v": "top-1 in-batch text->video over the global batch",
+    "lr": "identical on all ranks",
+    "grad_norm": "global norm after the cross-rank reduction, before clipping",
+    "clips_per_s": "sum over ranks (global clips / wall time of the step, incl. data wait)",
+    "data_wait_s": "max over ranks of the time spent waiting for the loader this step",
+    "step_time_s": "max over ranks of the step wall time",
+    "bad_samples": "sum over ranks, cumulative since the start of training",
+    "bad_fraction": "bad_samples / attempted samples, all ranks",
+}
+
+
+class RunLogger:
+    def __init__(self, out_dir: str | os.PathLike, enabled: bool, config: dict, wandb_cfg=None, progress: bool = True,
+                 total_steps: int = 0, start_step: int = 0):
+        self.enabled = enabled
+        self.path = Path(out_dir) / "metrics.jsonl"
+        self._wandb = None
+        self._bar = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        self._f = self.path.open("a", buffering=1)
+        if fresh:
+            self.write({"event": "header", "reductions": METRIC_REDUCTIONS, "config": config})
+        if wandb_cfg is not None and wandb_cfg.wandb:
+            import wandb
+
+            self._wandb = wandb.init(project=wandb_cfg.wandb_project, name=wandb_cfg.run_name, config=config,
+                                     dir=str(self.path.parent), mode=wandb_cfg.wandb_mode, resume="allow",
+                                     id=_run_id(self.path.parent))
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_steps, initial=start_step, desc="pretrain", unit="step", dynamic_ncols=True)
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        self._f.write(json.dumps(record) + "\n")
+
+    def log_step(self, step: int, metrics: dict, advance: int = 1) -> None:
+        if not self.enabled:
+            return
+        self.write({"event": "train", "step": step, **metrics})
+        if self._wandb is not None:
+            self._wandb.log({f"train/{k}": v for k, v in metrics.items()}, step=step)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{metrics['loss']:.4f}", clips_s=f"{metrics['clips_per_s']:.1f}",
+                                  wait=f"{metrics['data_wait_s']:.2f}s", refresh=False)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def log_val(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        self.write({"event": "val", "step": step, **metrics})
+        if self._wandb is not None:
+            self._wandb.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+        self._f.close()
+
+
+def _run_id(out_dir: Path) -> str:
+    f = out_dir / "wandb_run_id"
+    if f.exists():
+        return f.read_text().strip()
+    import uuid
+
+    rid = uuid.uuid4().hex[:12]
+    f.write_text(rid)
+    return rid
+
+
+def read_metrics(path: str | os.PathLike, event: str = "train") -> dict[int, dict]:
+    """``{step: record}`` of one event kind, the last record per step winning."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("event") == event:
+                out[int(r["step"])] = r
+    return out

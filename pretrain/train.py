@@ -1,0 +1,318 @@
+"""EgoVideo pretraining: dual-path video-text contrastive training (Hydra entry point).
+
+Launch with any number of processes, on CPU (gloo) or GPU (NCCL)::
+
+    python pretrain/train.py data.csv=hod.csv data.video_root=videos/            # one process
+    torchrun --nproc_per_node=8 pretrain/train.py data.csv=... train.strategy=fsdp
+    srun python pretrain/train.py ...                                              # Slurm tasks
+    torchrun ... pretrain/train.py --config-name tiny data.csv=... train.resume=true
+
+Outputs in ``train.out_dir``: ``metrics.jsonl`` (see :mod:`pretrain.runlog`),
+``checkpoints/<step>/`` + ``checkpoints/last`` (see :mod:`pretrain.checkpointing`),
+``bad_samples_rank<r>.jsonl``, ``config.yaml`` and an offline wandb run. ``train.resume=true``
+continues from ``checkpoints/last`` with the same step, data order, optimizer and RNG state.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python pretrain/train.py` / `torchrun pretrain/train.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pretrain.checkpointing import CHECKPOINT_FORMAT, capture_rng, find_last, load_train_state, restore_rng, save_checkpoint
+from pretrain.config import PretrainConfig, register_configs, validate
+from pretrain.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, reduce_scalar
+from pretrain.optim import build_optimizer, lr_at, set_lr
+from pretrain.runlog import RunLogger
+from pretrain.step import batch_to_device, train_step
+from pretrain.validate import validate_retrieval
+
+register_configs()
+
+
+@dataclass
+class Position:
+    """Where training stands: optimizer steps done, epoch, micro-batches consumed in the epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    micro: int = 0
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def precision_setup(precision: str, device: torch.device):
+    """(autocast factory, GradScaler or None, resolved precision name)."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext, None, precision
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    autocast = lambda: torch.autocast(device.type, dtype=dtype)  # noqa: E731
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return autocast, scaler, precision
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_model(cfg: PretrainConfig, info: DistInfo):
+    """(EgoVideo, wrapped module for the forward, no_sync context factory)."""
+    import egohod
+
+    torch.manual_seed(cfg.train.seed)  # identical initialisation on every rank
+    kw = {"adapter": True} if cfg.model.stage != "contrastive" else {}
+    model = egohod.create_model(cfg.model.name, checkpoint=cfg.model.checkpoint, num_frames=cfg.data.num_frames, **kw)
+    _bind_slow_grad(model, cfg.model.slow_grad)
+    model.set_trainable(cfg.model.stage)
+    if cfg.model.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    model.to(info.device)
+    if cfg.model.compile:
+        model.compile()
+    if cfg.train.strategy == "fsdp":
+        return model, *_wrap_fsdp(model, info)
+    if not info.distributed:
+        return model, model, contextlib.nullcontext
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    # upstream's slow path (slow_grad=no_grad) leaves the adapters outside the autograd graph
+    unused = cfg.model.stage != "contrastive" and cfg.model.slow_grad == "no_grad"
+    ddp = DDP(model, device_ids=[info.device] if info.device.type == "cuda" else None, find_unused_parameters=unused)
+    return model, ddp, ddp.no_sync
+
+
+def _bind_slow_grad(model, slow_grad: str) -> None:
+    """Make ``model.forward`` (called through DDP/FSDP) use ``slow_grad`` in the dual path."""
+    import functools
+
+    model.encode_video_dual = functools.partial(type(model).encode_video_dual, model, slow_grad=slow_grad)
+
+
+def _wrap_fsdp(model, info: DistInfo):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(info.device.type, (info.world_size,))
+    for tower in (model.visual, model.textual):
+        for blk in tower.transformer.resblocks:
+            fully_shard(blk, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+    @contextlib.contextmanager
+    def no_sync():
+        model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            model.set_requires_gradient_sync(True)
+
+    return model, no_sync
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _state_options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def save(cfg, cfg_dict, info, model, wrapped, optimizer, scaler, pos: Position, monitor, geometry: dict) -> None:
+    """Checkpoint ``pos`` (collective: every rank calls it; rank 0 writes)."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    sd = get_model_state_dict(wrapped, options=_state_options())
+    osd = get_optimizer_state_dict(wrapped, optimizer, options=_state_options())
+    rngs = all_gather_objects(capture_rng(), info)
+    monitors = all_gather_objects(monitor.state_dict(), info)
+    if info.is_main:
+        model_file = {
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "epoch": pos.epoch, "step": pos.step, "format": CHECKPOINT_FORMAT,
+            "model_name": cfg.model.name, "input_spec": model.input_spec.to_dict(),
+            "model_config": model.cfg.to_dict(), "config": cfg_dict,
+        }
+        train_state = {"format": CHECKPOINT_FORMAT, "position": vars(pos).copy(), "optimizer": osd,
+                       "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
+                       "bad_samples": monitors, "geometry": geometry}
+        save_checkpoint(cfg.train.out_dir, pos.step, model_file, train_state, OmegaConf.to_yaml(cfg_dict))
+    barrier(info)
+
+
+def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Position:
+    """Restore the newest checkpoint of ``train.out_dir``; returns its position."""
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+    ckpt = find_last(cfg.train.out_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"train.resume=true but {cfg.train.out_dir}/checkpoints has no complete checkpoint")
+    model_file, state = load_train_state(ckpt)
+    if state["geometry"] != geometry:
+        raise ValueError(f"{ckpt}: exact resume needs the same world size, batch and data as the saved run; "
+                         f"saved {state['geometry']}, now {geometry}")
+    sd = {k.removeprefix("module."): v for k, v in model_file["state_dict"].items()}
+    set_model_state_dict(wrapped, sd, options=_state_options())
+    set_optimizer_state_dict(wrapped, optimizer, state["optimizer"], options=_state_options())
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"][info.rank])
+    monitor.load_state_dict(state["bad_samples"][info.rank])
+    return Position(**state["position"])
+
+
+# ----------------------------------------------------------------------------- loop helpers
+
+
+def grad_checksum(model) -> dict:
+    s = sq = 0.0
+    for p in model.parameters():
+        if p.grad is not None:
+            g = p.grad.detach().double()
+            s += float(g.sum())
+            sq += float((g * g).sum())
+    return {"sum": s, "sumsq": sq}
+
+
+class _Run:
+    """What the loop needs, built once (see :func:`setup`)."""
+
+
+def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
+    import egohod
+    from egohod.data.datasets import BadSampleMonitor, ResumableSampler
+
+    from pretrain.data import build_dataset, build_loader, load_records
+
+    r = _Run()
+    r.cfg, r.cfg_dict, r.info = cfg, cfg_dict, info
+    out = Path(cfg.train.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    r.model, r.wrapped, r.no_sync = build_model(cfg, info)
+    r.optimizer = build_optimizer(r.model, cfg.optim)
+    r.autocast, r.scaler, r.precision = precision_setup(cfg.train.precision, info.device)
+    tok = egohod.get_tokenizer(cfg.model.name)
+    train_recs, val_recs = load_records(cfg.data, cfg.train.seed)
+    r.dataset = build_dataset(train_recs, cfg.data, r.model.input_spec, tok, True, cfg.train.seed)
+    r.sampler = ResumableSampler(len(r.dataset), info.world_size, info.rank, cfg.train.seed)
+    r.loader = build_loader(r.dataset, r.sampler, cfg.data, cfg.data.batch_size, info.device)
+    r.val_loader = None
+    if val_recs and cfg.val.every_epochs > 0:
+        vds = build_dataset(val_recs, cfg.data, r.model.input_spec, tok, False, cfg.train.seed)
+        vs = ResumableSampler(len(vds), info.world_size, info.rank, cfg.train.seed, shuffle=False)
+        r.val_loader = build_loader(vds, vs, cfg.data, min(cfg.val.batch_size, vs.per_rank), info.device)
+    r.steps_per_epoch = r.sampler.per_rank // cfg.data.batch_size // cfg.optim.accum_steps
+    if r.steps_per_epoch == 0:
+        raise ValueError(f"{len(r.dataset)} training clips are too few for {info.world_size} ranks x "
+                         f"data.batch_size={cfg.data.batch_size} x optim.accum_steps={cfg.optim.accum_steps}")
+    r.total_steps = cfg.train.max_steps or cfg.train.epochs * r.steps_per_epoch
+    r.geometry = {"world_size": info.world_size, "batch_size": cfg.data.batch_size,
+                  "accum_steps": cfg.optim.accum_steps, "num_clips": len(r.dataset), "seed": cfg.train.seed}
+    bad_log = (out / f"bad_samples_rank{info.rank}.jsonl").open("a", buffering=1)
+    r.monitor = BadSampleMonitor(cfg.data.max_bad_fraction, cfg.data.bad_min_attempts,
+                                 log=lambda f: _report_bad(bad_log, f, info.rank))
+    r.pos = Position()
+    if cfg.train.resume:
+        r.pos = resume(cfg, info, r.wrapped, r.optimizer, r.scaler, r.monitor, r.geometry)
+    return r
+
+
+def _report_bad(f, failure, rank: int) -> None:
+    f.write(json.dumps({"rank": rank, **failure.to_dict()}) + "\n")
+    print(f"[rank {rank}] bad sample replaced: {failure.path}: {failure.reason} ({failure.source})",
+          file=sys.stderr, flush=True)
+
+
+def run_epoch(r: _Run, log: RunLogger) -> None:
+    """Train from ``r.pos`` to the end of its epoch (or ``total_steps``)."""
+    cfg, info, accum, bs = r.cfg, r.info, r.cfg.optim.accum_steps, r.cfg.data.batch_size
+    r.sampler.set_epoch(r.pos.epoch, start=r.pos.micro * bs)
+    batches = iter(r.loader)
+    gsum = open(Path(cfg.train.out_dir) / f"grad_checksums_rank{info.rank}.jsonl", "a") if cfg.train.grad_checksum else None
+    while r.pos.micro // accum < r.steps_per_epoch and r.pos.step < r.total_steps:
+        t0 = time.perf_counter()
+        micro = [next(batches) for _ in range(accum)]
+        wait = time.perf_counter() - t0
+        for b in micro:
+            r.monitor.update(len(b["index"]), b["failures"])
+        lr = lr_at(r.pos.step, cfg.optim, r.total_steps)
+        set_lr(r.optimizer, lr)
+        res = train_step(r.wrapped, [batch_to_device(b, info.device) for b in micro], r.optimizer,
+                         autocast=r.autocast, scaler=r.scaler, no_sync=r.no_sync, grad_clip=cfg.optim.grad_clip)
+        if gsum is not None:
+            gsum.write(json.dumps({"step": r.pos.step + 1, **grad_checksum(r.model)}) + "\n")
+            gsum.flush()
+        dt = time.perf_counter() - t0
+        r.pos.step += 1
+        r.pos.micro += accum
+        if r.pos.step % cfg.train.log_every_steps == 0 or r.pos.step == r.total_steps:
+            log.log_step(r.pos.step, {
+                "epoch": r.pos.epoch, "loss": res.loss, "acc_v2t": res.acc_v2t, "acc_t2v": res.acc_t2v, "lr": lr,
+                "grad_norm": res.grad_norm, "skipped": res.skipped,
+                "clips_per_s": reduce_scalar(accum * bs / dt, info, "sum"),
+                "data_wait_s": reduce_scalar(wait, info, "max"), "step_time_s": reduce_scalar(dt, info, "max"),
+                "bad_samples": int(reduce_scalar(r.monitor.failed, info, "sum")),
+                "bad_fraction": reduce_scalar(r.monitor.failed, info, "sum") / max(1.0, reduce_scalar(r.monitor.attempts, info, "sum")),
+            })
+        log.advance()
+        if r.pos.step % cfg.train.save_every_steps == 0:
+            save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
+    if gsum is not None:
+        gsum.close()
+
+
+def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
+    r = setup(cfg, cfg_dict, info)
+    if info.is_main:
+        (Path(cfg.train.out_dir) / "config.yaml").write_text(OmegaConf.to_yaml(cfg_dict))
+    log = RunLogger(cfg.train.out_dir, info.is_main, cfg_dict, cfg.log, cfg.log.progress, r.total_steps, r.pos.step)
+    if cfg.train.resume:
+        log.write({"event": "resume", "step": r.pos.step, "epoch": r.pos.epoch, "micro": r.pos.micro})
+    log.write({"event": "start", "world_size": info.world_size, "launcher": info.launcher, "device": str(info.device),
+               "precision": r.precision, "strategy": cfg.train.strategy if info.distributed else "single",
+               "steps_per_epoch": r.steps_per_epoch, "total_steps": r.total_steps,
+               "trainable_params": sum(p.numel() for p in r.model.parameters() if p.requires_grad)})
+    try:
+        while r.pos.step < r.total_steps:
+            run_epoch(r, log)
+            if r.pos.micro // cfg.optim.accum_steps >= r.steps_per_epoch:
+                finished = r.pos.epoch
+                r.pos.epoch, r.pos.micro = r.pos.epoch + 1, 0
+                if r.val_loader is not None and (finished + 1) % cfg.val.every_epochs == 0:
+                    dual = cfg.model.stage != "contrastive"
+                    m = validate_retrieval(r.model, r.val_loader, info.device, dual, r.autocast, cfg.val.max_clips)
+                    log.log_val(r.pos.step, {"epoch": finished, **m})
+        if cfg.train.save_at_end and r.pos.step % cfg.train.save_every_steps != 0:
+            save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
+        log.write({"event": "end", "step": r.pos.step, "bad_samples": r.monitor.failed})
+    finally:
+        log.close()
+    return r.pos
+
+
+@hydra.main(config_path="../configs/pretrain", config_name="default", version_base=None)
+def main(dcfg: DictConfig) -> None:
+    cfg: PretrainConfig = OmegaConf.to_object(dcfg)
+    validate(cfg)
+    cfg_dict = OmegaConf.to_container(dcfg, resolve=True)
+    info = init_distributed(cfg.train.device)
+    try:
+        torch.manual_seed(cfg.train.seed + info.rank)
+        run(cfg, cfg_dict, info)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Zero-shot retrieval on the held-out videos of the training metadata.
+
+Every rank embeds its share of the held-out clips; the features are gathered and rank 0's
+numbers (identical on all ranks) are returned. A retrieval counts as correct when the retrieved
+item carries the same caption as the query's ground truth (several held-out clips may share one
+caption, e.g. "#C C opens the drawer"), so duplicates are not counted as misses.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, ContextManager
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+__all__ = ["retrieval_metrics", "validate_retrieval"]
+
+
+def retrieval_metrics(video: torch.Tensor, text: torch.Tensor, captions: list[str], ks=(1, 5)) -> dict:
+    """Recall@k (percent) for video->text and text->video with caption-equality matching."""
+    video, text = F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1)
+    sim = video @ text.t()
+    ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
+    cap = torch.tensor([ids[c] for c in captions])
+    same = cap[:, None] == cap[None, :]  # [N, N]: same caption
+    out = {"num_clips": len(captions), "num_captions": len(ids)}
+    for k in ks:
+        k_ = min(k, sim.shape[0])
+        top_t = sim.topk(k_, dim=1).indices  # texts for each video
+        top_v = sim.topk(k_, dim=0).indices.t()  # videos for each text
+        out[f"v2t_r{k}"] = 100.0 * same.gather(1, top_t).any(1).float().mean().item()
+        out[f"t2v_r{k}"] = 100.0 * same.gather(1, top_v).any(1).float().mean().item()
+    return out
+
+
+def _gather_cat(x: torch.Tensor) -> torch.Tensor:
+    if not (dist.is_available() and dist.is_initialized()):
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    # rank r holds samples r, r+W, r+2W, ... : interleave back into sampler order
+    return torch.stack(parts, dim=1).reshape(-1, *x.shape[1:])
+
+
+@torch.no_grad()
+def validate_retrieval(model, loader, device: torch.device, dual: bool,
+                       autocast: Callable[[], ContextManager] = contextlib.nullcontext, max_clips: int = 0) -> dict:
+    """Embed the held-out loader's clips and captions and score retrieval (see module docstring).
+
+    ``model`` is the unwrapped :class:`EgoVideo`; ``dual`` uses the dual-path video embedding.
+    """
+    was_training = model.training
+    model.eval()
+    vids, txts, idx = [], [], []
+    seen = 0
+    for batch in loader:
+        v = batch["video"].to(device)
+        with autocast():
+            ve = model.encode_video_dual(v, batch["video_slow"].to(device)) if dual else model.encode_video(v)
+            te = model.encode_text(batch["tokens"].to(device))
+        vids.append(ve.float())
+        txts.append(te.float())
+        idx.append(batch["index"].to(device))
+        seen += len(v)
+        if max_clips and seen * (dist.get_world_size() if dist.is_initialized() else 1) >= max_clips:
+            break
+    model.train(was_training)
+    v, t, i = _gather_cat(torch.cat(vids)), _gather_cat(torch.cat(txts)), _gather_cat(torch.cat(idx))
+    records = loader.dataset.records
+    captions = [records[int(k)].texts[0] for k in i.tolist()]
+    return retrieval_metrics(v.cpu(), t.cpu(), captions)
