@@ -59,9 +59,11 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def _safe_globals() -> list:
     """The allowlist for ``weights_only`` loading of the official checkpoints."""
+    import collections
     import typing
 
-    allowed: list = [typing.Any, dict, list, tuple, set, int, float, bool, str, bytes]
+    allowed: list = [typing.Any, dict, list, tuple, set, int, float, bool, str, bytes, collections.defaultdict,
+                     collections.OrderedDict]
     try:
         import numpy as np
 
@@ -118,10 +120,11 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, t
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle_errors() as e:
         msg = str(e)
-        if "Unsupported global" in msg or "weights_only" in msg.lower() and "global" in msg.lower():
-            first = msg.strip().splitlines()[0]
+        if "Unsupported global" in msg:
+            line = next(ln for ln in msg.splitlines() if "Unsupported global" in ln)
+            what = line.split("Unsupported global:", 1)[-1].split(" was not", 1)[0].strip()
             raise CheckpointError(
-                f"checkpoint {path} pickles an object outside egohod's safe allowlist ({first}). "
+                f"checkpoint {path} pickles an object outside egohod's safe allowlist ({what}). "
                 "If you trust the file, pass trust_pickle=True."
             ) from e
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {msg.splitlines()[0] if msg else e!r}") from e
@@ -242,7 +245,7 @@ _SIGNATURES = {(768, 768): "egovideo_b", (1024, 588): "egovideo_l", (64, 768): "
 def guess_variant_hint(sd: Mapping[str, torch.Tensor], variant: str) -> str:
     w = sd.get("visual.conv1.weight")
     if w is None:
-        if any(k.startswith("vision_encoder.") or k.startswith("text_encoder.") for k in sd):
+        if "visual.patch_embed.proj.weight" in sd:
             guess = "egovideo_g"
         else:
             return ""

@@ -33,14 +33,16 @@ Dual path (``encode_video_dual``), as in the paper's figure and the upstream slo
 
 ``slow_grad`` chooses how "without gradient" is realised:
 
-* ``"no_grad"`` (default, identical to upstream): each block's attention + MLP runs under
-  ``torch.no_grad()``. The block output is then a constant, so an adapter's gradient comes only
-  through later adapters' *own* paths: in practice only the last block's adapter (plus
-  ``ln_post``, ``image_projection`` and ``slowfast_projection``) receives gradient from the slow
-  path. Cheapest in memory.
-* ``"frozen"``: blocks run with detached weights but differentiable activations: no gradient
-  reaches any backbone weight from the slow path, and every adapter is trained. Costs the
-  activation memory of the 16-frame backbone.
+* ``"frozen"`` (default): the slow path's blocks use *detached* weights, so no gradient from the
+  slow path reaches any backbone weight, while activations stay differentiable, so every
+  adapter except the last one is trained through the later blocks (the last block's adapter
+  only changes patch tokens after the final attention, which never reach the CLS output).
+  Costs the activation memory of the 16-frame backbone (use ``set_grad_checkpointing``).
+* ``"no_grad"``: bit-for-bit the upstream code: each block's attention + MLP runs under
+  ``torch.no_grad()``, which cuts the graph after every block. Combined with CLS pooling this
+  gives **zero gradient to every adapter** (measured on the upstream code: see
+  ``tests/models/test_upstream_parity.py``); only ``ln_post``, ``image_projection`` and
+  ``slowfast_projection`` learn from the slow path. Kept for parity with upstream.
 
 Which parameters train is chosen with :meth:`EgoVideo.set_trainable` / :meth:`EgoVideo.param_groups`
 (stages ``"contrastive"``, ``"cotrain"``, ``"adapter"``; ``logit_scale`` is frozen in all, as in
@@ -195,7 +197,7 @@ class VideoVisionTransformer(nn.Module):
         """Backbone without adapter (the 4-frame path): ``[B, 3, T, H, W]`` -> ``[B, E]``."""
         return self.forward_head(self.forward_features(x))
 
-    def forward_slow(self, x: torch.Tensor, slow_grad: SlowGrad = "no_grad") -> torch.Tensor:
+    def forward_slow(self, x: torch.Tensor, slow_grad: SlowGrad = "frozen") -> torch.Tensor:
         """The adapter path: shared backbone weights without gradient, adapters with gradient."""
         if not self.has_adapter:
             raise RuntimeError("this model was built without motion adapters (adapter=False)")
@@ -286,7 +288,7 @@ class EgoVideo(nn.Module):
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_video_dual(self, clip_fast: torch.Tensor, clip_slow: torch.Tensor, normalize: bool = False,
-                          slow_grad: SlowGrad = "no_grad") -> torch.Tensor:
+                          slow_grad: SlowGrad = "frozen") -> torch.Tensor:
         """Co-training forward: ``concat(slow(adapter), fast(backbone)) @ slowfast_projection``.
 
         ``clip_fast`` ``[B, 3, T, H, W]`` (T=4) trains the backbone; ``clip_slow``

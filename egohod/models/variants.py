@@ -34,8 +34,9 @@ from torch import nn
 from .checkpoint_io import file_sha256, load_state_dict_strict, read_checkpoint
 from .egovideo import EgoVideo, EgoVideoConfig, interpolate_temporal_embedding
 from .frozen import FrozenVideoEncoder
+from .internvideo2 import EgoVideoG, EgoVideoGConfig, g_to_internal_layout
 from .registry import create_model, register_encoder, register_model
-from .spec import InputSpec
+from .spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 B_CONFIG = EgoVideoConfig()
 L_CONFIG = EgoVideoConfig(image_size=336, patch_size=14, vision_width=1024, vision_layers=24, vision_heads=16,
@@ -49,6 +50,10 @@ B_SPEC = InputSpec(224, 4, 512, resize_size=224,
 L_SPEC = InputSpec(336, 4, 512, resize_size=336,
                    extra={"tokenizer": "clip_bpe", "weights": f"{_RELEASE} (large_best.pt)"})
 TINY_SPEC = InputSpec(32, 4, 32, resize_size=32, extra={"tokenizer": "clip_bpe", "weights": "none (tests)"})
+G_CONFIG = EgoVideoGConfig()
+G_SPEC = InputSpec(224, 4, 512, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize_size=224,
+                   extra={"tokenizer": "bert", "context_length": 40,
+                          "weights": "OpenGVLab/EgoVideo release (ckpt_4frames.pth)"})
 
 _ADAPTER_KEY = re.compile(r"^visual\.transformer\.resblocks\.\d+\.adapter\.(down_proj|up_proj|dwconv|conv|gamma)\b")
 
@@ -63,18 +68,58 @@ def _resize_temporal(v: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return v
 
 
+def _vision_only_allowance(model: nn.Module, sd: dict, source: str) -> list[str]:
+    """A vision-only file (e.g. ``egohod export ... format=safetensors``) may lack the text tower."""
+    if any(k.startswith("textual.") for k in sd) or not any(k.startswith("visual.") for k in sd):
+        return []
+    warnings.warn(f"{source} holds only the vision tower; {model.name}'s text tower keeps random weights",
+                  stacklevel=4)
+    return [k for k in model.state_dict() if k.startswith("textual.") or k in ("logit_scale", "slowfast_projection")]
+
+
 def load_egovideo_checkpoint(model: EgoVideo, sd: dict, source: str) -> dict:
     """Strictly load a (normalised) state dict into an EgoVideo model; see module docstring."""
     own = model.state_dict()
-    allow = []
+    allow = _vision_only_allowance(model, sd, source)
     if model.visual.has_adapter and not checkpoint_has_adapter(sd):
-        allow = [k for k in own if ".adapter." in k or k == "slowfast_projection"]
-    info = load_state_dict_strict(model, sd, source=source, variant=model.name, allow_missing=allow,
-                                  resize={"visual.temporal_embedding": _resize_temporal})
-    if allow:
+        allow += [k for k in own if ".adapter." in k or k == "slowfast_projection"]
         warnings.warn(f"{source} has no motion-adapter weights; {model.name}'s adapters and slowfast_projection "
                       "keep their initialisation (adapters start as the identity)", stacklevel=3)
-    return info
+    return load_state_dict_strict(model, sd, source=source, variant=model.name, allow_missing=allow,
+                                  resize={"visual.temporal_embedding": _resize_temporal})
+
+
+def _resize_g_pos(v: torch.Tensor, shape: torch.Size, native_frames: int) -> torch.Tensor:
+    """Linear interpolation of a G joint position embedding along time."""
+    if v.dim() != 3 or v.shape[-1] != shape[-1] or (v.shape[1] - 1) % native_frames:
+        return v
+    d, hw = v.shape[-1], (v.shape[1] - 1) // native_frames
+    t_new, rem = divmod(shape[1] - 1, hw)
+    if rem:
+        return v
+    seq = v[0, 1:].view(native_frames, hw, d).permute(1, 2, 0)
+    seq = torch.nn.functional.interpolate(seq, size=t_new, mode="linear", align_corners=False)
+    return torch.cat([v[:, :1], seq.permute(2, 0, 1).reshape(1, t_new * hw, d)], dim=1)
+
+
+def build_egovideo_g(name: str, cfg: EgoVideoGConfig, spec: InputSpec, checkpoint=None, num_frames=None,
+                     trust_pickle: bool = False, adapter: bool | None = None, **overrides) -> EgoVideoG:
+    if adapter:
+        raise ValueError(f"{name} has no motion adapter (adapter=True is not available)")
+    sd = read_checkpoint(checkpoint, trust_pickle=trust_pickle) if checkpoint is not None else None
+    native = cfg.num_frames
+    cfg = dataclasses.replace(cfg, num_frames=num_frames or cfg.num_frames, **overrides)
+    spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
+    model = EgoVideoG(cfg, spec, name=name)
+    model.weights, model.fresh_init_keys = "random", []
+    if sd is not None:
+        sd, dropped = g_to_internal_layout(sd, cfg)
+        allow = ["logit_scale"] + _vision_only_allowance(model, sd, str(checkpoint))
+        info = load_state_dict_strict(model, sd, source=str(checkpoint), variant=name, allow_missing=allow,
+                                      resize={"visual.pos_embed": lambda v, s: _resize_g_pos(v, s, native)})
+        model.fresh_init_keys = info["missing_allowed"]
+        model.weights = file_sha256(checkpoint)
+    return model
 
 
 def build_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint: str | Path | None = None,
@@ -115,6 +160,12 @@ def egovideo_tiny(checkpoint=None, num_frames=None, **kw) -> nn.Module:
     return build_egovideo("egovideo_tiny", TINY_CONFIG, TINY_SPEC, checkpoint, num_frames, **kw)
 
 
+@register_model(spec=G_SPEC)
+def egovideo_g(checkpoint=None, num_frames=None, **kw) -> nn.Module:
+    """EgoVideo-G: InternVideo2-1B vision tower (224 px, patch 14) + BERT-large text, 512-d."""
+    return build_egovideo_g("egovideo_g", G_CONFIG, G_SPEC, checkpoint, num_frames, **kw)
+
+
 def frozen_from_model(name: str, checkpoint=None, num_frames=None) -> FrozenVideoEncoder:
     """A frozen encoder over the vision tower of ``create_model(name, ...)``."""
     model = create_model(name, checkpoint=checkpoint, num_frames=num_frames)
@@ -131,6 +182,12 @@ def _egovideo_b_encoder(checkpoint=None, num_frames=None) -> nn.Module:
 def _egovideo_l_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-L vision tower, frozen (uint8 frames in, 512-d out)."""
     return frozen_from_model("egovideo_l", checkpoint, num_frames)
+
+
+@register_encoder(spec=G_SPEC, name="egovideo_g")
+def _egovideo_g_encoder(checkpoint=None, num_frames=None) -> nn.Module:
+    """EgoVideo-G vision tower (InternVideo2-1B), frozen (uint8 frames in, 512-d out)."""
+    return frozen_from_model("egovideo_g", checkpoint, num_frames)
 
 
 @register_encoder(spec=TINY_SPEC, name="egovideo_tiny")
