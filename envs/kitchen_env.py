@@ -40,6 +40,7 @@ from gymnasium import spaces
 from envs.cameras import CameraSpec, get_camera
 from envs.kitchen_sim import FRAME_SKIP, N_ROBOT, KitchenSim
 from envs.kitchen_tasks import SUCCESS_MIN_STEPS, KitchenTask
+from envs.renderer import default_render_size
 
 DEFAULT_HORIZON = 50
 OBJECT_STATE_DIM = 30
@@ -55,7 +56,7 @@ class KitchenTaskEnv(gym.Env):
         task: KitchenTask,
         camera: str | None = "default",
         image_size: int = 224,
-        render_size: int = 256,
+        render_size: int | None = None,
         seed: int | None = None,
         horizon: int = DEFAULT_HORIZON,
         frame_skip: int = FRAME_SKIP,
@@ -69,8 +70,10 @@ class KitchenTaskEnv(gym.Env):
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        if render_size is None:
+            render_size = default_render_size(image_size)  # 224 -> 256, keeps the crop ratio
         if render_size < image_size:
-            render_size = image_size  # render directly at the requested size, no crop
+            raise ValueError(f"render_size {render_size} must be >= image_size {image_size}")
         self.task = task
         self.camera_spec: CameraSpec | None = get_camera(camera) if camera is not None else None
         self.camera = camera

@@ -33,6 +33,14 @@ def _close_live_renderers() -> None:
         renderer.close()
 
 
+CROP_RATIO = 224 / 256  # image encoders' resize-256-then-crop-224 convention
+
+
+def default_render_size(image_size: int) -> int:
+    """Render size whose centre crop of ``image_size`` keeps the 224/256 ratio (224 -> 256)."""
+    return int(round(image_size / CROP_RATIO))
+
+
 def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     """Centre crop an ``[H, W, C]`` frame to ``[size, size, C]`` (no copy when already that size)."""
     h, w = frame.shape[:2]

@@ -44,7 +44,8 @@ class ArticulationExpert(WaypointExpert):
     overshoot: float = 0.05
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
-    free_axes: tuple | None = None  # world rotation axes left free while reaching/carrying
+    free_axes: tuple | None = None  # world rotation axes left free while reaching the contact
+    carry_free_axes: tuple | None = None  # ... and while carrying it along the joint
 
     def __init__(self, goal=None):
         super().__init__(goal)
@@ -111,7 +112,7 @@ class ArticulationExpert(WaypointExpert):
             )
         plan[-1].on_exit = self._remember_grip
         plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6))
-        if self.free_axes is not None:
-            for wp in plan:
-                wp.free_axes = np.asarray(self.free_axes, dtype=float)
+        for wp in plan:
+            axes = self.carry_free_axes if wp.name == "carry" else self.free_axes
+            wp.free_axes = None if axes is None else np.asarray(axes, dtype=float)
         return plan

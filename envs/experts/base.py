@@ -34,6 +34,15 @@ def yawed(rot: np.ndarray, yaw: float) -> np.ndarray:
     return rotation_about(np.array([0.0, 0.0, 1.0]), yaw) @ rot
 
 
+def task_goal(env) -> np.ndarray | None:
+    """The goal of the env's task in the current (randomised) kitchen, when the env states it
+    (``envs.make`` environments have ``goal()``); ``None`` otherwise."""
+    goal = getattr(getattr(env, "unwrapped", env), "goal", None)
+    if callable(goal):
+        return np.atleast_1d(np.asarray(goal(), dtype=float))
+    return None
+
+
 @dataclass
 class Waypoint:
     """One leg of an expert's motion.
@@ -98,7 +107,8 @@ class WaypointExpert:
     servo_gain: float = 1.6
 
     def __init__(self, goal: np.ndarray | float | None = None):
-        self.goal = None if goal is None else np.atleast_1d(np.asarray(goal, dtype=float))
+        self._given_goal = None if goal is None else np.atleast_1d(np.asarray(goal, dtype=float))
+        self.goal = self._given_goal
         self.scene: Scene | None = None
         self.plan: list[Waypoint] = []
         self.state = ExpertState()
@@ -116,6 +126,7 @@ class WaypointExpert:
             self.scene = Scene(model, data, dt)
             self._sim_key = (id(model), id(data))
         self.state = ExpertState()
+        self.goal = self._given_goal if self._given_goal is not None else task_goal(env)
         self.plan = self.waypoints(self.scene)
         if not self.plan:
             raise ValueError(f"expert {type(self).__name__} planned no waypoints")

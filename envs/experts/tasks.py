@@ -1,0 +1,87 @@
+"""One small expert class per kitchen task, registered under the task's name in ``envs``.
+
+Goals come from the environment (``env.goal()``); ``default_goal`` is only the fallback for a
+bare simulator. Contact geometry is expressed relative to the task's site, so every expert
+follows the randomised kitchen.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import register_expert
+from .articulated import ArticulationExpert
+from .base import FORWARD
+from .pick_place import PickPlaceExpert, rolled
+
+UP = ((0.0, 0.0, 1.0),)      # rotation about a vertical handle is free
+ALONG_X = ((1.0, 0.0, 0.0),)  # rotation about a handle lying along world x is free
+
+
+@register_expert("microwave")
+class MicrowaveExpert(ArticulationExpert):
+    """Grasp the vertical microwave handle and swing the door open along its hinge arc."""
+
+    joint, site, default_goal = "microwave", "microhandle_site", -1.25
+    free_axes = carry_free_axes = UP
+
+
+@register_expert("slide_cabinet")
+class SlideCabinetExpert(ArticulationExpert):
+    """Grasp the slide door's vertical handle and slide it open along +x."""
+
+    joint, site, default_goal = "slide_cabinet", "slide_site", 0.44
+    free_axes = carry_free_axes = UP
+
+
+@register_expert("hinge_cabinet")
+class HingeCabinetExpert(ArticulationExpert):
+    """Grasp the left hinged door's handle and swing it open."""
+
+    joint, site, default_goal = "left_hinge_cabinet", "hinge_site1", -1.25
+    free_axes = carry_free_axes = UP
+
+
+@register_expert("light_switch")
+class LightSwitchExpert(ArticulationExpert):
+    """Push the light-switch lever from its right side with the closed fingertips; the hand is
+    rolled 90 degrees so its narrow side leads and clears the wall."""
+
+    joint, site, default_goal = "light_switch", "light_site", -0.7
+    grasp = False
+    contact_offset = (0.04, -0.01, 0.0)
+    approach = (0.0, -0.08, 0.0)
+    roll = np.pi / 2
+
+
+class _KnobExpert(ArticulationExpert):
+    """Grasp a burner knob's vertical bar and turn it about the knob axis."""
+
+    contact_offset = (0.0, -0.01, 0.0)
+    approach = (0.0, -0.08, 0.0)
+    free_axes = ALONG_X
+
+
+@register_expert("knob")
+class KnobExpert(_KnobExpert):
+    joint, site, default_goal = "knob_Joint_1", "knob1_site", -1.57
+
+
+@register_expert("top_burner")
+class TopBurnerExpert(_KnobExpert):
+    joint, site, default_goal = "knob_Joint_4", "knob4_site", -0.92
+
+
+@register_expert("bottom_burner")
+class BottomBurnerExpert(_KnobExpert):
+    joint, site, default_goal = "knob_Joint_2", "knob2_site", -0.88
+
+
+@register_expert("kettle")
+class KettleExpert(PickPlaceExpert):
+    """Grasp the kettle's top handle from the front (fingers closing vertically), lift it,
+    carry it over the top-left burner and set it down."""
+
+    body, site = "kettle", "kettle_site"
+    default_goal = (-0.23, 0.75, 1.62)
+    grasp_rot = rolled(FORWARD, -np.pi / 2)
+    free_axes = ALONG_X

@@ -1,0 +1,231 @@
+"""Demo files: robomimic HDF5 round trip, robomimic's own reader, crash safety, errors, and the
+D4RL / Minari / classic-pickle readers on small files written here in those formats."""
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+
+from envs.cameras import get_camera
+from envs.renderer import OffscreenRenderer, default_render_size
+from robot.demos import (DemoFileError, DemoWriter, Episode, kitchen_env_args, read_classic_pickle,
+                         read_d4rl_kitchen, read_demos, read_env_args, read_minari_kitchen,
+                         write_demos)
+
+
+def _episode(t=6, seed=0, cams=("left", "right"), size=8):
+    rng = np.random.default_rng(seed)
+    obs = {f"rgb_{c}": rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8) for c in cams}
+    obs["proprio"] = rng.normal(size=(t, 9)).astype(np.float32)
+    obs["object_state"] = rng.normal(size=(t, 30)).astype(np.float32)
+    dones = np.zeros(t)
+    dones[-1] = 1
+    return Episode(obs=obs, actions=rng.uniform(-1, 1, (t, 9)), rewards=rng.uniform(size=t),
+                   dones=dones, states=rng.normal(size=(t, 59)), seed=seed, task="microwave",
+                   attrs={"kitchen_offset": [0.01, -0.02, 0.03], "success": True})
+
+
+ENV_ARGS = kitchen_env_args("kitchen/microwave", ["left", "right"], 8, horizon=50)
+
+
+def test_round_trip_and_layout(tmp_path):
+    path = tmp_path / "demos.hdf5"
+    episodes = [_episode(6, 0), _episode(4, 1)]
+    write_demos(path, episodes, ENV_ARGS)
+    with h5py.File(path, "r") as f:
+        assert f["data"].attrs["total"] == 10
+        assert json.loads(f["data"].attrs["env_args"])["cameras"] == ["left", "right"]
+        assert sorted(f["data"].keys()) == ["demo_0", "demo_1"]
+        d = f["data/demo_1"]
+        assert d.attrs["num_samples"] == 4
+        assert set(d["obs"].keys()) == {"rgb_left", "rgb_right", "proprio", "object_state"}
+        assert d["obs/rgb_left"].dtype == np.uint8 and d["states"].shape == (4, 59)
+    back = read_demos(path)
+    for a, b in zip(episodes, back):
+        assert set(a.obs) == set(b.obs)
+        for k in a.obs:
+            np.testing.assert_array_equal(a.obs[k], b.obs[k])
+        np.testing.assert_allclose(a.actions, b.actions)
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_array_equal(a.dones, b.dones)
+        assert (b.seed, b.task) == (a.seed, "microwave")
+        assert b.attrs["success"] and json.loads(b.attrs["kitchen_offset"])[2] == 0.03
+    assert read_env_args(path)["env_name"] == "kitchen/microwave"
+    only = read_demos(path, obs_keys=["rgb_right", "proprio"], max_demos=1)
+    assert len(only) == 1 and set(only[0].obs) == {"rgb_right", "proprio"}
+
+
+def test_read_errors_are_specific(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.hdf5"):
+        read_demos(tmp_path / "nope.hdf5")
+    text = tmp_path / "notes.hdf5"
+    text.write_text("hello")
+    with pytest.raises(DemoFileError, match="not an HDF5 file"):
+        read_demos(text)
+    other = tmp_path / "other.hdf5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("observations", data=np.zeros((3, 60)))
+    with pytest.raises(DemoFileError, match=r"no 'data' group.*observations"):
+        read_demos(other)
+    path = tmp_path / "demos.hdf5"
+    write_demos(path, [_episode()], ENV_ARGS)
+    with pytest.raises(DemoFileError, match=r"camera 'default' is not in the file.*'left', 'right'"):
+        read_demos(path, obs_keys=["rgb_default"])
+    with pytest.raises(DemoFileError, match=r"no key 'joint_vel'.*available obs keys"):
+        read_demos(path, obs_keys=["joint_vel"])
+    with h5py.File(path, "a") as f:
+        del f["data/demo_0/actions"]
+    with pytest.raises(DemoFileError, match=r"lacks \['actions'\].*available keys"):
+        read_demos(path)
+
+
+def test_episode_validation():
+    ep = _episode()
+    with pytest.raises(ValueError, match="length T=6"):
+        Episode(obs={"proprio": np.zeros((5, 9))}, actions=ep.actions, rewards=ep.rewards,
+                dones=ep.dones, states=ep.states)
+    with pytest.raises(ValueError, match="at least one step"):
+        Episode(obs={}, actions=np.zeros((0, 9)), rewards=[], dones=[], states=np.zeros((0, 59)))
+
+
+def test_writer_is_atomic_and_crash_safe(tmp_path):
+    path = tmp_path / "out" / "demos.hdf5"
+    with pytest.raises(RuntimeError, match="expert crashed"):
+        with DemoWriter(path, ENV_ARGS) as writer:
+            writer.append(_episode(seed=0))
+            assert writer.partial_path.exists() and not path.exists()
+            raise RuntimeError("expert crashed")
+    assert not path.exists() and not (tmp_path / "out" / "demos.hdf5.partial").exists()
+    # an existing complete file survives a failed rewrite untouched
+    write_demos(path, [_episode(seed=0)], ENV_ARGS)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="differ"):
+        write_demos(path, [_episode(seed=1), _episode(seed=2, cams=("left",))], ENV_ARGS)
+    assert path.read_bytes() == before
+    with pytest.raises(ValueError, match="no episodes"):
+        write_demos(tmp_path / "empty.hdf5", [], ENV_ARGS)
+    assert not (tmp_path / "empty.hdf5").exists()
+    with pytest.raises(ValueError, match="env_name"):
+        DemoWriter(tmp_path / "x.hdf5", {"task": "microwave"})
+
+
+def test_robomimic_sequence_dataset_reads_our_file(tmp_path):
+    import robomimic.utils.obs_utils as ObsUtils
+    from robomimic.utils.dataset import SequenceDataset
+
+    path = tmp_path / "demos.hdf5"
+    episodes = [_episode(6, 0), _episode(5, 1)]
+    write_demos(path, episodes, ENV_ARGS, next_obs=True)
+    ObsUtils.initialize_obs_utils_with_obs_specs({"obs": {
+        "low_dim": ["proprio", "object_state"], "rgb": ["rgb_left"]}})
+    ds = SequenceDataset(hdf5_path=str(path), obs_keys=("proprio", "object_state", "rgb_left"),
+                         dataset_keys=("actions", "rewards", "dones"), frame_stack=1,
+                         seq_length=1, hdf5_cache_mode=None, hdf5_use_swmr=False)
+    assert len(ds) == 11
+    item = ds[7]  # demo_1, step 1
+    np.testing.assert_allclose(item["actions"][0], episodes[1].actions[1], rtol=1e-6)
+    np.testing.assert_allclose(item["obs"]["proprio"][0], episodes[1].obs["proprio"][1])
+    # robomimic 0.3.0 returns the stored HWC uint8 frames (its models convert them)
+    np.testing.assert_array_equal(item["obs"]["rgb_left"][0], episodes[1].obs["rgb_left"][1])
+    last = ds[10]  # demo_1, final step
+    np.testing.assert_allclose(last["dones"][0], 1.0)
+
+
+def test_classic_pickle_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [{"images": rng.integers(0, 256, (t, 8, 8, 3), dtype=np.uint8),
+              "observations": rng.normal(size=(t, 39)), "actions": rng.uniform(-1, 1, (t, 9))}
+             for t in (5, 7)]
+    paths[1]["images_right"] = rng.integers(0, 256, (7, 8, 8, 3), dtype=np.uint8)
+    path = tmp_path / "kitchen_micro_open-v3.pickle"
+    with open(path, "wb") as fh:
+        pickle.dump(paths, fh)
+    eps = read_classic_pickle(path, camera="left", task="microwave")
+    assert [e.num_samples for e in eps] == [5, 7]
+    np.testing.assert_array_equal(eps[0].obs["rgb_left"], paths[0]["images"])
+    np.testing.assert_allclose(eps[0].obs["proprio"], paths[0]["observations"][:, :9], rtol=1e-6)
+    assert eps[1].cameras == ["left", "right"] and eps[1].dones[-1] == 1
+    bad = tmp_path / "bad.pickle"
+    with open(bad, "wb") as fh:
+        pickle.dump([{"images": paths[0]["images"]}], fh)
+    with pytest.raises(DemoFileError, match=r"path 0 lacks \['observations', 'actions'\]"):
+        read_classic_pickle(bad)
+    junk = tmp_path / "junk.pickle"
+    junk.write_bytes(b"not a pickle")
+    with pytest.raises(DemoFileError, match="not a readable pickle"):
+        read_classic_pickle(junk)
+
+
+def _kitchen_trajectory(n=4, seed=0):
+    """Real kitchen states: a few random-action steps of the simulator."""
+    import envs
+
+    env = envs.make("kitchen/microwave", camera=None, kitchen_noise=0.0, seed=seed)
+    env.reset()
+    rng = np.random.default_rng(seed)
+    states, actions = [], []
+    for _ in range(n):
+        states.append(env.get_sim_state())
+        actions.append(rng.uniform(-1, 1, 9))
+        env.step(actions[-1])
+    return np.array(states), np.array(actions), env
+
+
+@pytest.mark.render
+def test_d4rl_reader_replays_and_renders(tmp_path):
+    states, actions, env = _kitchen_trajectory(5)
+    qpos = states[:, :30]
+    observations = np.concatenate([qpos, np.zeros((5, 30))], axis=1)  # [qpos (30), goal (30)]
+    path = tmp_path / "kitchen_mini.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"] = observations
+        f["actions"] = actions
+        f["rewards"] = np.arange(5.0)
+        f["terminals"] = np.array([0, 1, 0, 0, 0], bool)
+        f["timeouts"] = np.array([0, 0, 0, 0, 1], bool)
+    eps = read_d4rl_kitchen(path, cameras=["left", "default"], image_size=32, progress=False)
+    assert [e.num_samples for e in eps] == [2, 3]
+    ep = eps[1]
+    assert ep.obs["rgb_left"].shape == (3, 32, 32, 3) and ep.obs["rgb_left"].mean() > 30
+    assert not np.array_equal(ep.obs["rgb_left"], ep.obs["rgb_default"])
+    np.testing.assert_allclose(ep.states[:, :30], qpos[2:])
+    np.testing.assert_allclose(ep.obs["proprio"], qpos[2:, :9].astype(np.float32))
+    np.testing.assert_allclose(ep.rewards, [2, 3, 4])
+    # the replayed frame equals a frame rendered from the same state directly
+    env.set_sim_state(np.concatenate([qpos[3], np.zeros(29)]))
+    env.sim.set_kitchen_offset(np.zeros(3))
+    direct = OffscreenRenderer(env.model, default_render_size(32), 32).render(
+        env.data, get_camera("left"))
+    np.testing.assert_array_equal(ep.obs["rgb_left"][1], direct)
+    with h5py.File(tmp_path / "short.hdf5", "w") as f:
+        f["observations"] = np.zeros((3, 12))
+        f["actions"] = np.zeros((3, 9))
+    with pytest.raises(DemoFileError, match=r"\[N, >= 30\]"):
+        read_d4rl_kitchen(tmp_path / "short.hdf5", progress=False)
+
+
+@pytest.mark.render
+def test_minari_reader_replays_and_renders(tmp_path):
+    states, actions, _ = _kitchen_trajectory(4, seed=1)
+    qpos, qvel = states[:, :30], states[:, 30:]
+    # FrankaKitchen-v1 observation: robot qpos 9, robot qvel 9, object qpos 21, object qvel 20
+    obs59 = np.concatenate([qpos[:, :9], qvel[:, :9], qpos[:, 9:], qvel[:, 9:]], axis=1)
+    obs59 = np.concatenate([obs59, obs59[-1:]])  # Minari keeps the final observation too
+    path = tmp_path / "main_data.hdf5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("episode_0")
+        g["observations/observation"] = obs59
+        g["observations/achieved_goal/microwave"] = qpos[:, 22:23]
+        g["actions"] = actions
+        g["rewards"] = np.zeros(4)
+        g["terminations"] = np.zeros(4, bool)
+        g["truncations"] = np.array([0, 0, 0, 1], bool)
+    (ep,) = read_minari_kitchen(path, cameras=["right"], image_size=32, progress=False)
+    np.testing.assert_allclose(ep.states, states)
+    assert ep.obs["rgb_right"].shape == (4, 32, 32, 3) and ep.obs["rgb_right"].std() > 10
+    d4rl_like = tmp_path / "d4rl_like.hdf5"
+    with h5py.File(d4rl_like, "w") as f:
+        f["observations"] = np.zeros((2, 60))
+    with pytest.raises(DemoFileError, match="no episode_<i> groups"):
+        read_minari_kitchen(d4rl_like)
