@@ -1,0 +1,370 @@
+"""Generate Franka Kitchen demonstrations with the scripted experts (robomimic HDF5 layout)::
+
+    python robot/make_demos.py task=microwave camera=left num_demos=25 out=demos/microwave_left.hdf5
+    python robot/make_demos.py task=knob cameras=[left,right] image_size=128 workers=2
+    python robot/make_demos.py task=kettle cameras=[] num_demos=100        # state only, no rendering
+
+The expert runs from successive seeds ``seed, seed + 1, ...``; only successful episodes are kept,
+until ``num_demos``. Each kept episode holds ``obs/rgb_<camera>`` (one per camera),
+``obs/proprio``, ``obs/object_state``, ``actions``, ``rewards``, ``dones`` and ``states``
+(flattened ``[qpos, qvel]``); ``obs[t]`` is observed before ``actions[t]``. The file appears at
+``out`` only when complete (``robot.demos.DemoWriter``); an existing ``out`` written for the same
+request is reused, a different one is an error unless ``overwrite=true``.
+
+Library use (the BC scripts call this to generate-and-cache demos)::
+
+    from robot.make_demos import generate_demos
+    path = generate_demos("microwave", ["left"], num_demos=25, image_size=224, seed=0,
+                          workers=2, out="demos/microwave_left_25.hdf5")
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import numpy as np
+from omegaconf import MISSING
+
+ENV_FAMILY = "kitchen"
+
+
+# ------------------------------------------------------------------------------ config
+@dataclass
+class MakeDemosConfig:
+    task: str = MISSING                 # a kitchen task with a scripted expert (envs.experts.list_experts())
+    camera: Optional[str] = None        # one camera (shorthand for cameras=[camera])
+    cameras: list = field(default_factory=list)  # several cameras in one file; [] and no camera = state only
+    num_demos: int = 25                 # successful episodes to keep
+    image_size: int = 224               # side of the square frames
+    seed: int = 0                       # first episode seed; attempts use seed, seed + 1, ...
+    workers: int = 1                    # processes (one env + renderer each)
+    out: Optional[str] = None           # output HDF5; null = demos/<task>_<cams>_<n>demos_<size>px_seed<seed>.hdf5
+    max_attempts: Optional[int] = None  # give up after this many episodes; null = 4 * num_demos + 20
+    horizon: int = 50                   # control steps per episode
+    overwrite: bool = False             # replace an existing `out` written for a different request
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="robot", name="make_demos_schema", node=MakeDemosConfig)
+
+
+# ------------------------------------------------------------------------------ request checks
+def resolve_cameras(camera: Optional[str] = None, cameras: Sequence[str] | None = None) -> list[str]:
+    """The camera list of a request (``camera`` is shorthand for ``[camera]``), validated."""
+    import envs
+
+    cams = list(cameras or [])
+    if camera:
+        if cams and cams != [camera]:
+            raise ValueError(f"camera={camera!r} and cameras={cams} disagree; give one of them")
+        cams = [camera]
+    known = envs.list_cameras()
+    for c in cams:
+        if c not in known:
+            raise ValueError(f"unknown camera {c!r}; valid cameras: {', '.join(known)}")
+    if len(set(cams)) != len(cams):
+        raise ValueError(f"cameras lists a camera twice: {cams}")
+    return cams
+
+
+def check_request(task: str, cameras: Sequence[str], num_demos: int, image_size: int,
+                  workers: int, horizon: int = 50) -> None:
+    """Raise a ValueError naming the bad value before any work starts."""
+    from envs.experts import list_experts
+
+    experts = list_experts()
+    if task not in experts:
+        raise ValueError(f"unknown task {task!r}; tasks with a scripted expert: {', '.join(experts)}")
+    resolve_cameras(None, cameras)
+    if num_demos < 1:
+        raise ValueError(f"num_demos must be >= 1, got {num_demos}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+
+
+def default_out(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int) -> str:
+    cams = "+".join(cameras) if cameras else "nocam"
+    return os.path.join("demos", f"{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}.hdf5")
+
+
+def demo_env_args(task: str, cameras: Sequence[str], image_size: int, seed: int, horizon: int) -> dict:
+    """The ``env_args`` record of a generated file (robomimic keys + what produced the demos)."""
+    from robot.demos import kitchen_env_args
+
+    args = kitchen_env_args(f"{ENV_FAMILY}/{task}", list(cameras), image_size, horizon=horizon)
+    args["generator"] = {"kind": "scripted_expert", "expert": task, "first_seed": int(seed),
+                         "keeps": "successful episodes only, in seed order"}
+    return args
+
+
+def _request_key(env_args: dict) -> dict:
+    gen = env_args.get("generator", {})
+    return {
+        "env_name": env_args.get("env_name"),
+        "cameras": list(env_args.get("cameras", [])),
+        "image_size": env_args.get("image_size"),
+        "horizon": env_args.get("env_kwargs", {}).get("horizon"),
+        "generator": gen.get("kind"),
+        "first_seed": gen.get("first_seed"),
+    }
+
+
+def reusable(out: str | os.PathLike, env_args: dict, num_demos: int) -> bool:
+    """True when ``out`` exists, was generated for the same request and holds enough demos.
+
+    An existing file that was made for another request raises a ValueError that says what
+    differs (the caller may overwrite it instead).
+    """
+    from robot.demos import read_env_args
+
+    out = Path(out)
+    if not out.exists():
+        return False
+    have = read_env_args(out)
+    want_key, have_key = _request_key(env_args), _request_key(have)
+    diff = {k: (have_key[k], want_key[k]) for k in want_key if have_key[k] != want_key[k]}
+    if diff:
+        lines = ", ".join(f"{k}: file has {a!r}, requested {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"{out} exists but was generated for a different request ({lines}); "
+                         "choose another out or set overwrite=true")
+    count = _count_demos(out)
+    if count < num_demos:
+        raise ValueError(f"{out} holds {count} demos but num_demos={num_demos}; "
+                         "set overwrite=true to regenerate it")
+    return True
+
+
+def _count_demos(path: Path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return sum(1 for k in f["data"].keys() if k.startswith("demo_"))
+
+
+# ------------------------------------------------------------------------------ one episode
+def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int):
+    """Run ``expert`` for one seeded episode, recording observations from ``cameras``.
+
+    Returns ``(episode, success)`` where ``episode`` is a :class:`robot.demos.Episode`.
+    """
+    from robot.demos import RGB_PREFIX, Episode
+
+    obs, info = env.reset(seed=seed)
+    expert.reset(env)
+    frames = {c: [] for c in cameras}
+    proprio, object_state, states, actions, rewards, dones = [], [], [], [], [], []
+    for t in range(horizon):
+        for c in cameras:
+            frames[c].append(env.render_camera(c))
+        proprio.append(obs["proprio"])
+        object_state.append(obs["object_state"])
+        states.append(obs["state"])
+        action = np.asarray(expert.act(env), dtype=np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        last = terminated or truncated or t == horizon - 1
+        dones.append(1 if last else 0)
+        if last:
+            break
+    episode_obs = {f"{RGB_PREFIX}{c}": np.stack(frames[c]).astype(np.uint8) for c in cameras}
+    episode_obs["proprio"] = np.stack(proprio).astype(np.float32)
+    episode_obs["object_state"] = np.stack(object_state).astype(np.float32)
+    episode = Episode(obs=episode_obs, actions=np.stack(actions), rewards=np.asarray(rewards),
+                      dones=np.asarray(dones), states=np.stack(states), seed=int(seed), task=expert.task,
+                      attrs={"success": bool(info["success"]), "solved_steps": int(info["solved_steps"])})
+    return episode, bool(info["success"])
+
+
+# ------------------------------------------------------------------------------ workers
+_WORKER: dict = {}
+
+
+def _make_env(task: str, image_size: int, horizon: int):
+    import envs
+
+    return envs.make(f"{ENV_FAMILY}/{task}", camera=None, image_size=image_size, horizon=horizon)
+
+
+def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int) -> None:
+    from envs.experts import make_expert
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER.update(env=_make_env(task, image_size, horizon), expert=make_expert(task),
+                   cameras=cameras, horizon=horizon)
+
+
+def _worker_episode(seed: int):
+    w = _WORKER
+    episode, ok = record_episode(w["env"], w["expert"], seed, w["cameras"], w["horizon"])
+    return seed, (episode if ok else None)
+
+
+def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int, workers: int,
+                  horizon: int = 50) -> Iterator[tuple[int, object]]:
+    """Yield ``(seed, episode or None)`` for seeds ``seed, seed + 1, ...`` in seed order (None
+    for a failed episode). With ``workers > 1`` episodes run in that many processes, each with
+    its own env and renderer; the order of what is yielded does not depend on ``workers``."""
+    cameras = list(cameras)
+    if workers <= 1:
+        from envs.experts import make_expert
+
+        env, expert = _make_env(task, image_size, horizon), make_expert(task)
+        try:
+            s = seed
+            while True:
+                episode, ok = record_episode(env, expert, s, cameras, horizon)
+                yield s, (episode if ok else None)
+                s += 1
+        finally:
+            env.close()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(task, cameras, image_size, horizon))
+    pending: deque = deque()
+    next_seed = seed
+    try:
+        while True:
+            while len(pending) < 2 * workers:
+                pending.append(pool.submit(_worker_episode, next_seed))
+                next_seed += 1
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------------ the job
+@dataclass
+class DemoStats:
+    task: str
+    cameras: list
+    kept: int = 0
+    attempts: int = 0
+    seconds: float = 0.0
+    failed_seeds: list = field(default_factory=list)
+    reused: bool = False
+    out: str = ""
+
+    @property
+    def success_rate(self) -> float:
+        return self.kept / self.attempts if self.attempts else float("nan")
+
+
+def summary_table(stats: DemoStats) -> str:
+    rate = "-" if stats.reused else f"{100 * stats.success_rate:.1f}"
+    cams = ",".join(stats.cameras) or "none"
+    rows = [
+        "| task | cameras | demos kept | attempts | expert success (%) | time (s) | file |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        f"| {stats.task} | {cams} | {stats.kept} | {stats.attempts if not stats.reused else '-'} | {rate} "
+        f"| {stats.seconds:.1f} | {stats.out}{' (reused)' if stats.reused else ''} |",
+    ]
+    return "\n".join(rows)
+
+
+def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size: int = 224,
+                   seed: int = 0, workers: int = 1, out: str | os.PathLike | None = None,
+                   max_attempts: int | None = None, horizon: int = 50, overwrite: bool = False,
+                   progress: bool = True, return_stats: bool = False):
+    """Generate ``num_demos`` successful expert demos of ``task`` into ``out``; return its path.
+
+    ``cameras`` may be empty (state-only demos: no rendering). An existing ``out`` generated for
+    the same request (task, cameras, image size, horizon, first seed) with at least ``num_demos``
+    demos is reused as is. Raises RuntimeError when ``max_attempts`` episodes (default
+    ``4 * num_demos + 20``) do not give enough successes; nothing is written then.
+    """
+    from robot.demos import DemoWriter
+
+    cameras = resolve_cameras(None, cameras)
+    check_request(task, cameras, num_demos, image_size, workers, horizon)
+    out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed))
+    env_args = demo_env_args(task, cameras, image_size, seed, horizon)
+    stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
+    if out.exists() and not overwrite and reusable(out, env_args, num_demos):
+        stats.kept, stats.reused = _count_demos(out), True
+        return (out, stats) if return_stats else out
+    limit = max_attempts if max_attempts is not None else 4 * num_demos + 20
+    if limit < num_demos:
+        raise ValueError(f"max_attempts={limit} is below num_demos={num_demos}")
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_demos, desc=f"{task} demos", unit="demo", file=sys.stderr)
+    t0 = time.time()
+    attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon)
+    try:
+        with DemoWriter(out, env_args) as writer:
+            for s, episode in attempts:
+                stats.attempts += 1
+                if episode is None:
+                    stats.failed_seeds.append(s)
+                else:
+                    writer.append(episode)
+                    stats.kept += 1
+                    if bar is not None:
+                        bar.update(1)
+                if bar is not None:
+                    bar.set_postfix(attempts=stats.attempts, success=f"{stats.kept / stats.attempts:.0%}")
+                if stats.kept >= num_demos:
+                    break
+                if stats.attempts >= limit:
+                    raise RuntimeError(
+                        f"only {stats.kept}/{num_demos} successful {task} episodes in {stats.attempts} "
+                        f"attempts (seeds {seed}..{s}); the expert fails too often. Raise max_attempts "
+                        f"or check the expert with `python -m envs.experts.evaluate --tasks {task}`")
+    finally:
+        attempts.close()
+        if bar is not None:
+            bar.close()
+    stats.seconds = time.time() - t0
+    return (out, stats) if return_stats else out
+
+
+# ------------------------------------------------------------------------------ entry point
+def run(cfg) -> Path:
+    """Generate the demos of a composed :class:`MakeDemosConfig` and print the summary."""
+    cameras = resolve_cameras(cfg.camera, list(cfg.cameras))
+    path, stats = generate_demos(
+        task=cfg.task, cameras=cameras, num_demos=cfg.num_demos, image_size=cfg.image_size,
+        seed=cfg.seed, workers=cfg.workers, out=cfg.out, max_attempts=cfg.max_attempts,
+        horizon=cfg.horizon, overwrite=cfg.overwrite, return_stats=True)
+    print(summary_table(stats))
+    return path
+
+
+def _main() -> None:
+    import hydra
+
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path="../configs", config_name="robot/make_demos")
+    def main(cfg) -> None:
+        try:
+            run(cfg)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            print(f"make_demos: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    main()
+
+
+if __name__ == "__main__":
+    _main()
