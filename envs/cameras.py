@@ -11,11 +11,13 @@ MuJoCo free-camera convention: the camera sits at
 at the origin facing +y, so azimuth 90 looks over the robot at the kitchen, smaller azimuths come
 from the robot's left, larger ones from its right.
 
-| name    | lookat (m)            | distance | azimuth | elevation | shows                                  |
-| ------- | --------------------- | -------- | ------- | --------- | -------------------------------------- |
-| default | (-0.2, 0.5, 2.1)      | 2.3      | 70      | -35       | FrankaKitchen-v1's viewer pose, raised |
-| left    | (-0.45, 0.55, 2.15)   | 2.0      | 45      | -30       | microwave, hinge cabinet, knobs        |
-| right   | (-0.05, 0.55, 2.15)   | 2.0      | 120     | -30       | slide cabinet, knobs, light, kettle    |
+| name    | lookat (m)            | distance | azimuth | elevation | shows                                   |
+| ------- | --------------------- | -------- | ------- | --------- | --------------------------------------- |
+| default | (-0.25, 0.55, 2.15)   | 2.6      | 75      | -30       | overview: robot, microwave, stove, cabinets |
+| left    | (-0.45, 0.5, 2.1)     | 2.0      | 55      | -35       | microwave, kettle, knobs, hinge cabinet |
+| right   | (-0.1, 0.55, 2.2)     | 2.3      | 130     | -25       | microwave from the right, stove, knobs, cabinets |
+
+The arm is visible in all three views.
 """
 from __future__ import annotations
 
@@ -37,12 +39,12 @@ class CameraSpec:
 
 
 CAMERAS: dict[str, CameraSpec] = {
-    "default": CameraSpec("default", lookat=(-0.2, 0.5, 2.1), distance=2.3, azimuth=70.0,
-                          elevation=-35.0),
-    "left": CameraSpec("left", lookat=(-0.45, 0.55, 2.15), distance=2.0, azimuth=45.0,
-                       elevation=-30.0),
-    "right": CameraSpec("right", lookat=(-0.05, 0.55, 2.15), distance=2.0, azimuth=120.0,
-                        elevation=-30.0),
+    "default": CameraSpec("default", lookat=(-0.25, 0.55, 2.15), distance=2.6, azimuth=75.0,
+                          elevation=-30.0),
+    "left": CameraSpec("left", lookat=(-0.45, 0.5, 2.1), distance=2.0, azimuth=55.0,
+                       elevation=-35.0),
+    "right": CameraSpec("right", lookat=(-0.1, 0.55, 2.2), distance=2.3, azimuth=130.0,
+                        elevation=-35.0),
 }
 
 # Model cameras that can also be rendered by name (not part of the protocol).

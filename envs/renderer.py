@@ -23,14 +23,24 @@ from envs.gl import GLBackendError, check_gl_context
 
 
 _LIVE_RENDERERS: "weakref.WeakSet[OffscreenRenderer]" = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
 
 
-@atexit.register
 def _close_live_renderers() -> None:
-    # Free GL contexts while the GL library is still loaded (freeing them from __del__ during
-    # interpreter shutdown raises EGL errors).
+    # Free GL contexts while EGL/OSMesa is still initialised: freeing them from __del__ during
+    # interpreter shutdown raises errors.
     for renderer in list(_LIVE_RENDERERS):
         renderer.close()
+
+
+def _track(renderer: "OffscreenRenderer") -> None:
+    global _ATEXIT_REGISTERED
+    if not _ATEXIT_REGISTERED:
+        # Registered after mujoco's own GL atexit handler (which terminates the EGL display),
+        # so it runs before it (atexit is last-in, first-out).
+        atexit.register(_close_live_renderers)
+        _ATEXIT_REGISTERED = True
+    _LIVE_RENDERERS.add(renderer)
 
 
 CROP_RATIO = 224 / 256  # image encoders' resize-256-then-crop-224 convention
@@ -88,7 +98,7 @@ class OffscreenRenderer:
         flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         self._free_camera = mujoco.MjvCamera()
         self._free_camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-        _LIVE_RENDERERS.add(self)
+        _track(self)
 
     def _camera(self, spec: CameraSpec):
         if not spec.is_free:

@@ -44,8 +44,9 @@ class ArticulationExpert(WaypointExpert):
     overshoot: float = 0.05
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
-    free_axes: tuple | None = None  # world rotation axes left free while reaching the contact
-    carry_free_axes: tuple | None = None  # ... and while carrying it along the joint
+    reach_speed: float = 0.12  # lead (m per step) of the free-space reach
+    free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
+    carry_free_axes = None  # ... and while carrying it along the joint
 
     def __init__(self, goal=None):
         super().__init__(goal)
@@ -102,7 +103,8 @@ class ArticulationExpert(WaypointExpert):
         self._grip_rel = None
         reach_grip = FINGER_OPEN if self.grasp else FINGER_CLOSED
         plan = [
-            Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=0.03, rot_tol=0.2, max_steps=25),
+            Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=0.03, rot_tol=0.2, max_steps=25,
+                     speed=self.reach_speed),
             Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012, rot_tol=0.1, max_steps=10, speed=0.04),
         ]
         if self.grasp:
@@ -114,5 +116,5 @@ class ArticulationExpert(WaypointExpert):
         plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6))
         for wp in plan:
             axes = self.carry_free_axes if wp.name == "carry" else self.free_axes
-            wp.free_axes = None if axes is None else np.asarray(axes, dtype=float)
+            wp.free_axes = axes if (axes is None or callable(axes)) else np.asarray(axes, dtype=float)
         return plan

@@ -24,6 +24,20 @@ FORWARD = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 DOWN = np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
 
 
+def bar_grip_axes(bar_axis) -> Callable[[Pose], np.ndarray]:
+    """Free rotation axes for a grasp around a straight bar along ``bar_axis`` (world): turning
+    about the bar, and tilting about the fingers' closing axis, both keep the bar between the
+    finger pads; only the closing axis' angle to the bar is held."""
+    bar = np.asarray(bar_axis, dtype=float) / np.linalg.norm(bar_axis)
+
+    def axes(target: Pose) -> np.ndarray:
+        closing = target.rot[:, 1] - bar * (target.rot[:, 1] @ bar)
+        n = np.linalg.norm(closing)
+        return bar[None] if n < 1e-6 else np.stack([bar, closing / n])
+
+    return axes
+
+
 def yaw_of(rot: np.ndarray) -> float:
     """Heading (rotation about world z) of a frame's x axis."""
     return float(np.arctan2(rot[1, 0], rot[0, 0]))
@@ -65,7 +79,11 @@ class Waypoint:
     speed: float = 0.07
     rot_speed: float = 0.25
     on_exit: Callable[[Scene], None] | None = None
-    free_axes: np.ndarray | None = None  # world rotation axes left free (see solve_ik)
+    # world rotation axes left free (see solve_ik): an array, or a function of the target pose
+    free_axes: np.ndarray | Callable[[Pose], np.ndarray] | None = None
+
+    def axes(self, target: Pose) -> np.ndarray | None:
+        return self.free_axes(target) if callable(self.free_axes) else self.free_axes
 
     def done(self, scene: Scene, steps: int) -> bool:
         if steps >= self.max_steps:
@@ -77,7 +95,7 @@ class Waypoint:
         goal, ee = self.target(scene), scene.ee()
         return (
             np.linalg.norm(goal.pos - ee.pos) < self.pos_tol
-            and np.linalg.norm(free_rotation_projector(self.free_axes) @ orientation_error(ee.rot, goal.rot))
+            and np.linalg.norm(free_rotation_projector(self.axes(goal)) @ orientation_error(ee.rot, goal.rot))
             < self.rot_tol
         )
 
@@ -151,8 +169,9 @@ class WaypointExpert:
             st.index += 1
             st.steps_in_waypoint = 0
         wp = self.plan[st.index]
-        command = self._lead(scene.ee(), wp.target(scene), wp.speed, wp.rot_speed)
-        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.free_axes)
+        target = wp.target(scene)
+        command = self._lead(scene.ee(), target, wp.speed, wp.rot_speed)
+        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.axes(target))
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1

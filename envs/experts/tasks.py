@@ -10,10 +10,10 @@ import numpy as np
 
 from . import register_expert
 from .articulated import ArticulationExpert
-from .base import FORWARD
+from .base import FORWARD, bar_grip_axes
 from .pick_place import PickPlaceExpert, rolled
 
-UP = ((0.0, 0.0, 1.0),)      # rotation about a vertical handle is free
+VERTICAL_BAR = staticmethod(bar_grip_axes((0.0, 0.0, 1.0)))  # grasp of a vertical handle
 ALONG_X = ((1.0, 0.0, 0.0),)  # rotation about a handle lying along world x is free
 
 
@@ -22,15 +22,19 @@ class MicrowaveExpert(ArticulationExpert):
     """Grasp the vertical microwave handle and swing the door open along its hinge arc."""
 
     joint, site, default_goal = "microwave", "microhandle_site", -1.25
-    free_axes = carry_free_axes = UP
+    free_axes = carry_free_axes = VERTICAL_BAR
 
 
 @register_expert("slide_cabinet")
 class SlideCabinetExpert(ArticulationExpert):
-    """Grasp the slide door's vertical handle and slide it open along +x."""
+    """Push the slide door's vertical handle from its left side with the closed fingers,
+    sliding the door open along +x."""
 
     joint, site, default_goal = "slide_cabinet", "slide_site", 0.44
-    free_axes = carry_free_axes = UP
+    grasp = False
+    contact_offset = (-0.05, 0.0, 0.0)
+    approach = (0.0, -0.08, 0.0)
+    free_axes = carry_free_axes = VERTICAL_BAR
 
 
 @register_expert("hinge_cabinet")
@@ -38,7 +42,7 @@ class HingeCabinetExpert(ArticulationExpert):
     """Grasp the left hinged door's handle and swing it open."""
 
     joint, site, default_goal = "left_hinge_cabinet", "hinge_site1", -1.25
-    free_axes = carry_free_axes = UP
+    free_axes = carry_free_axes = VERTICAL_BAR
 
 
 @register_expert("light_switch")
@@ -58,7 +62,7 @@ class _KnobExpert(ArticulationExpert):
 
     contact_offset = (0.0, -0.01, 0.0)
     approach = (0.0, -0.08, 0.0)
-    free_axes = ALONG_X
+    free_axes = VERTICAL_BAR
 
 
 @register_expert("knob")
