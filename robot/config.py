@@ -1,0 +1,135 @@
+"""Typed configuration of ``robot/train_bc.py`` and ``robot/eval_bc.py`` (Hydra structured configs).
+
+The YAML in ``configs/robot/``, ``configs/encoder/``, ``configs/env/`` and ``configs/policy/`` is
+merged onto these dataclasses, so a misspelt key is an error naming the key. Policy options
+depend on the head and are validated by the policy registry (``policies.policy_options``)
+before anything runs. :func:`validate` checks values and says what to change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class EncoderConfig:
+    name: str = MISSING               # a registered encoder (egohod.list_encoders()) or "state"
+    checkpoint: Optional[str] = None  # weights file; null = random weights (labelled RANDOM WEIGHTS)
+    frames: int = 1                   # 1: the current frame (repeated to the encoder's clip length); k>1: last k frames
+
+
+@dataclass
+class EnvConfig:
+    name: str = "kitchen"             # environment family: envs.make(f"{name}/{task}")
+    task: str = "microwave"
+    camera: str = "left"
+    image_size: int = 224
+    horizon: int = 50                 # control steps per evaluation episode
+    kitchen_noise: float = 0.1        # desk position randomisation U(-x, x)^3 (R3M protocol)
+    joint_noise: float = 0.05         # initial joint noise
+
+
+@dataclass
+class DemosConfig:
+    num: int = 25                     # demos used for training (the first `num` of the file)
+    path: Optional[str] = None        # existing demo file; null = generate with the scripted experts (cached)
+    seed: int = 0                     # seed of the generated demos
+    workers: int = 2                  # processes generating demos
+    cache_dir: str = ".cache/egohod/demos"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = None
+    log_every: int = 100
+
+
+@dataclass
+class EvalConfig:
+    every: int = 1000                 # evaluate every k training steps (and after the last step)
+    episodes: int = 50
+    num_envs: int = 2                 # parallel environment processes
+    seed: int = 100000                # episode i of every evaluation uses seed `seed + i`
+    videos: int = 3                   # rollout mp4s of the first episodes after the final evaluation
+    encode_batch: int = 64
+
+
+@dataclass
+class CacheConfig:
+    dir: str = ".cache/egohod/features"
+    encode_batch: int = 32            # clips per encoder forward when filling the cache
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"             # offline | online | disabled
+    project: str = "egohod-bc"
+    entity: Optional[str] = None
+
+
+@dataclass
+class TrainBCConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: Any = MISSING             # {name: <registered policy>, ...options}, see configs/policy/
+    demos: DemosConfig = field(default_factory=DemosConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    out_dir: str = MISSING
+    resume: bool = True               # continue from out_dir/checkpoints/last when it exists
+
+
+@dataclass
+class EvalBCConfig:
+    checkpoint: str = MISSING         # a checkpoints/<step> dir, checkpoints/last, or its policy.pt
+    encoder_checkpoint: Optional[str] = None  # weights file when the stored path moved (sha256 must match)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    device: str = "auto"
+    out_dir: Optional[str] = None     # default: <run dir>/eval/<step>
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(group="robot", name="train_bc_schema", node=TrainBCConfig)
+    cs.store(group="robot", name="eval_bc_schema", node=EvalBCConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message says what to change."""
+
+
+def validate(cfg) -> None:
+    """Check values of a composed TrainBCConfig before any work starts."""
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    need(cfg.encoder.frames >= 1, f"encoder.frames must be >= 1, got {cfg.encoder.frames}")
+    need(cfg.demos.num >= 1, f"demos.num must be >= 1, got {cfg.demos.num}")
+    need(cfg.train.steps >= 1, f"train.steps must be >= 1, got {cfg.train.steps}")
+    need(cfg.train.batch_size >= 1, f"train.batch_size must be >= 1, got {cfg.train.batch_size}")
+    need(cfg.train.lr > 0, f"train.lr must be > 0, got {cfg.train.lr}")
+    need(cfg.eval.every >= 1, f"eval.every must be >= 1, got {cfg.eval.every}")
+    need(cfg.eval.episodes >= 1, f"eval.episodes must be >= 1, got {cfg.eval.episodes}")
+    need(cfg.eval.num_envs >= 1, f"eval.num_envs must be >= 1, got {cfg.eval.num_envs}")
+    need(cfg.eval.videos >= 0, f"eval.videos must be >= 0, got {cfg.eval.videos}")
+    need(cfg.env.horizon >= 1, f"env.horizon must be >= 1, got {cfg.env.horizon}")
+    need(cfg.wandb.mode in ("offline", "online", "disabled"),
+         f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
+    need(cfg.device == "auto" or cfg.device == "cpu" or str(cfg.device).startswith("cuda"),
+         f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if not isinstance(cfg.policy, dict) and not hasattr(cfg.policy, "keys"):
+        raise ConfigError("policy must be a mapping with a 'name' (choose one of configs/policy/*.yaml)")
+    need("name" in cfg.policy, "policy needs a 'name' key (e.g. policy=mlp)")

@@ -1,0 +1,31 @@
+"""Re-evaluate a trained BC policy::
+
+    python robot/eval_bc.py checkpoint=outputs/train_bc/<run>/checkpoints/last eval.episodes=50
+
+The checkpoint names its encoder (and the sha256 of the encoder weights, checked against the
+file), head, normalisation and environment; ``encoder_checkpoint=PATH`` points at moved weights.
+Results go to ``<run>/eval/<step>/results.json`` unless ``out_dir`` is given.
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra  # noqa: E402
+
+from robot.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="robot/eval_bc")
+def main(cfg) -> None:
+    from robot.run_bc import evaluate_checkpoint
+
+    evaluate_checkpoint(cfg.checkpoint, cfg.eval, cfg.device, cfg.encoder_checkpoint, cfg.out_dir)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WANDB_SILENT", "true")
+    main()

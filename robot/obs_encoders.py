@@ -1,0 +1,220 @@
+"""What turns robot observations into the frozen features a policy head sees.
+
+Two kinds, one interface (:class:`ObsEncoder`):
+
+* :class:`VisionObsEncoder` wraps any ``egohod.load_encoder`` encoder (EgoVideo variants and the
+  baselines r3m/clip/mvp/vc1/dinov2) and reads the demo/env RGB of one camera;
+* :class:`StateObsEncoder` (name ``state``) uses no pixels: its features are the env's
+  ``object_state`` (object joint positions, end-effector, task site and their difference; see
+  ``envs.kitchen_env``). The policy concatenates proprioception to every encoder's features, so
+  ``state`` sees object state + proprio: the classic privileged upper bound. It lives here, not
+  in the ``egohod`` encoder registry, because it reads simulator observations, not frames.
+
+Frame history (``frames``): with ``frames == 1`` the current frame is repeated to the
+encoder's native clip length (``input_spec.num_frames``); with ``frames == k > 1`` the encoder
+is loaded for ``k`` frames and sees the last ``k`` frames, the first frame of the episode
+repeated where the history is shorter. Training features (from demos) and evaluation features
+(from envs) go through the same :func:`history_index` / encoder call, so they match.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATE_ENCODER = "state"
+
+
+def history_index(length: int, frames: int) -> np.ndarray:
+    """``[length, frames]`` indices of the last ``frames`` steps for every step of an episode
+    (clamped at 0: the first frame repeated before the episode start)."""
+    t = np.arange(length)[:, None] - np.arange(frames - 1, -1, -1)[None, :]
+    return np.clip(t, 0, None)
+
+
+@dataclass
+class EncoderInfo:
+    """Identity of an encoder: stored in results, checkpoints and the feature-cache key."""
+
+    name: str
+    weights: str          # "random", sha256 of the weights file, or "none" (state)
+    checkpoint: str | None
+    frames: int
+    clip_len: int         # frames per encoder call
+    embed_dim: int
+    input_spec: dict | None
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (RANDOM WEIGHTS)" if self.random_weights else self.name
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["random_weights"] = self.random_weights
+        return d
+
+
+class ObsEncoder:
+    info: EncoderInfo
+    needs_rgb: bool
+
+    def obs_key(self, camera: str) -> str:
+        """Key of the demo-file observation this encoder reads."""
+        raise NotImplementedError
+
+    def encode_episode(self, obs: np.ndarray, batch: int = 32, progress=None) -> np.ndarray:
+        """Features ``[T, embed_dim]`` of one episode's observations ``obs [T, ...]``."""
+        raise NotImplementedError
+
+    def new_history(self, first_obs: np.ndarray) -> np.ndarray:
+        """History buffer ``[N, frames, ...]`` for ``N`` environments just reset."""
+        return np.repeat(first_obs[:, None], self.info.frames, axis=1)
+
+    @staticmethod
+    def push_history(history: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([history[:, 1:], obs[:, None]], axis=1)
+
+    def encode_history(self, history: np.ndarray) -> torch.Tensor:
+        """Features ``[N, embed_dim]`` (float32 tensor on the encoder's device) of a history."""
+        raise NotImplementedError
+
+    def to(self, device) -> "ObsEncoder":
+        return self
+
+
+class VisionObsEncoder(ObsEncoder):
+    needs_rgb = True
+
+    def __init__(self, name: str, checkpoint: str | None = None, frames: int = 1, device: str = "cpu"):
+        import egohod
+
+        if frames < 1:
+            raise ValueError(f"encoder.frames must be >= 1, got {frames}")
+        spec = egohod.get_input_spec(name)
+        self.model = egohod.load_encoder(name, checkpoint=checkpoint, num_frames=None if frames == 1 else frames)
+        self.model.to(device)
+        self.device = torch.device(device)
+        clip_len = int(self.model.num_frames)
+        self.info = EncoderInfo(
+            name=name,
+            weights=str(self.model.weights),
+            checkpoint=None if checkpoint is None else str(checkpoint),
+            frames=frames,
+            clip_len=clip_len,
+            embed_dim=int(self.model.embed_dim),
+            input_spec=self.model.input_spec.to_dict() if hasattr(self.model.input_spec, "to_dict") else spec.to_dict(),
+        )
+
+    def obs_key(self, camera: str) -> str:
+        return f"rgb_{camera}"
+
+    def to(self, device):
+        self.model.to(device)
+        self.device = torch.device(device)
+        return self
+
+    def _clips(self, history: np.ndarray) -> torch.Tensor:
+        """``[N, frames, H, W, 3]`` uint8 -> ``[N, clip_len, H, W, 3]`` tensor."""
+        x = torch.from_numpy(np.ascontiguousarray(history))
+        if self.info.frames == 1 and self.info.clip_len > 1:
+            x = x.expand(-1, self.info.clip_len, -1, -1, -1)
+        return x
+
+    @torch.inference_mode()
+    def encode_history(self, history: np.ndarray) -> torch.Tensor:
+        return self.model(self._clips(history).to(self.device)).float()
+
+    def encode_episode(self, obs: np.ndarray, batch: int = 32, progress=None) -> np.ndarray:
+        if obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[-1] != 3:
+            raise ValueError(f"{self.info.name}: expected uint8 frames [T, H, W, 3], got {obs.dtype} {obs.shape}")
+        idx = history_index(len(obs), self.info.frames)
+        out = []
+        for s in range(0, len(obs), batch):
+            out.append(self.encode_history(obs[idx[s:s + batch]]).cpu().numpy())
+            if progress is not None:
+                progress.update(min(batch, len(obs) - s))
+        return np.concatenate(out).astype(np.float32)
+
+
+class StateObsEncoder(ObsEncoder):
+    """Privileged object state (no vision). Features: the last ``frames`` ``object_state``
+    vectors concatenated."""
+
+    needs_rgb = False
+    OBJECT_STATE_KEY = "object_state"
+
+    def __init__(self, object_state_dim: int, frames: int = 1, device: str = "cpu"):
+        if frames < 1:
+            raise ValueError(f"encoder.frames must be >= 1, got {frames}")
+        self.device = torch.device(device)
+        self.info = EncoderInfo(name=STATE_ENCODER, weights="none", checkpoint=None, frames=frames, clip_len=frames,
+                                embed_dim=object_state_dim * frames, input_spec=None)
+
+    def obs_key(self, camera: str) -> str:
+        return self.OBJECT_STATE_KEY
+
+    def to(self, device):
+        self.device = torch.device(device)
+        return self
+
+    def encode_history(self, history: np.ndarray) -> torch.Tensor:
+        h = np.asarray(history, dtype=np.float32)
+        return torch.from_numpy(h.reshape(h.shape[0], -1)).to(self.device)
+
+    def encode_episode(self, obs: np.ndarray, batch: int = 32, progress=None) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        out = obs[history_index(len(obs), self.info.frames)].reshape(len(obs), -1)
+        if progress is not None:
+            progress.update(len(obs))
+        return out
+
+
+def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: str = "cpu",
+                      object_state_dim: int = 30) -> ObsEncoder:
+    """The encoder named in the config, with clear errors for unknown names and checkpoints
+    that do not fit."""
+    if name == STATE_ENCODER:
+        if checkpoint is not None:
+            raise ValueError(f"encoder 'state' has no weights; got encoder.checkpoint={checkpoint!r} (set it to null)")
+        return StateObsEncoder(object_state_dim, frames, device)
+    import egohod
+
+    known = egohod.list_encoders()
+    if name not in known:
+        raise ValueError(f"unknown encoder {name!r}; choose one of: {', '.join(known + [STATE_ENCODER])}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"encoder.checkpoint={checkpoint!r}: file not found (encoder {name})")
+    try:
+        return VisionObsEncoder(name, checkpoint, frames, device)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+        if checkpoint is None:
+            raise
+        raise ValueError(f"encoder/checkpoint mismatch: cannot load {checkpoint!r} into encoder {name!r}:\n  {e}") from e
+
+
+def cache_identity(info: EncoderInfo, obs_key: str, obs_shape, dataset_sha256: str, episodes: list[int]) -> dict:
+    """Everything the frozen features of a dataset depend on."""
+    return {
+        "format": 1,
+        "encoder": info.name,
+        "weights": info.weights,
+        "frames": info.frames,
+        "clip_len": info.clip_len,
+        "input_spec": info.input_spec,
+        "obs_key": obs_key,
+        "obs_shape": [int(s) for s in obs_shape],
+        "dataset_sha256": dataset_sha256,
+        "episodes": [int(e) for e in episodes],
+    }
+
+
+def identity_key(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

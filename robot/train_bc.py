@@ -1,0 +1,36 @@
+"""Behaviour cloning on a frozen encoder (Franka Kitchen), the classic protocol cell by default::
+
+    python robot/train_bc.py encoder=egovideo_b encoder.checkpoint=base_best.pt
+    python robot/train_bc.py encoder=state                      # privileged upper bound
+    python robot/train_bc.py encoder=egovideo_tiny train.steps=300 eval.every=100 eval.episodes=10
+    python robot/train_bc.py --multirun encoder=r3m env.task=microwave,slide_cabinet seed=0,1,2 \
+        hydra.sweep.dir=multirun/r3m && python robot/summarize.py multirun/r3m
+
+Config: configs/robot/train_bc.yaml (groups encoder/, env/, policy/). Outputs in out_dir:
+config.yaml, results.json, success_curve.png, checkpoints/<step>/policy.pt (+ last), videos/,
+wandb/ (offline unless wandb.mode=online).
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+
+from robot.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="robot/train_bc")
+def main(cfg) -> None:
+    from robot.run_bc import train_bc
+
+    train_bc(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WANDB_SILENT", "true")
+    main()
