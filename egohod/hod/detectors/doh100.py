@@ -17,8 +17,10 @@ checkpoint (``faster_rcnn_1_8_132028.pth``: a dict whose ``"model"`` entry holds
 ``extension_layer.hand_lr_layer.weight``), so the file loads strictly. The weights are not
 redistributable: pass the path of your copy (``detector.checkpoint=...``).
 
-Deviation from the reference code, on purpose: RPN outputs padded with all-zero boxes (when NMS
-keeps fewer than ``post_nms_top_n`` proposals) are dropped instead of being classified.
+Deviations from the reference code, on purpose: RPN outputs padded with all-zero boxes (when NMS
+keeps fewer than ``post_nms_top_n`` proposals) are dropped instead of being classified, and
+detections whose clipped box has zero width or height (flattened against the image border) are
+dropped before the final NMS.
 """
 from __future__ import annotations
 
@@ -284,11 +286,12 @@ def build_from_state_dict(sd: dict, meta: dict | None = None, cfg: RCNNTestConfi
     agnostic = sd["RCNN_bbox_pred.weight"].shape[0] == 4
     if "pooling_mode" in meta:
         cfg = RCNNTestConfig(**{**cfg.__dict__, "pooling_mode": str(meta["pooling_mode"])})
-    model = HandObjectRCNN(class_agnostic=agnostic, cfg=cfg)
+    with torch.device("meta"):  # no random init: every tensor comes from the file
+        model = HandObjectRCNN(class_agnostic=agnostic, cfg=cfg)
     own = model.state_dict()
     for k in own:
         if k.endswith("num_batches_tracked") and k not in sd:
-            sd[k] = own[k]
+            sd[k] = torch.tensor(0, dtype=torch.long)
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:
@@ -297,7 +300,9 @@ def build_from_state_dict(sd: dict, meta: dict | None = None, cfg: RCNNTestConfi
     bad = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items() if sd[k].shape != v.shape]
     if bad:
         raise ValueError(f"100DOH state dict shape mismatch (key, file, model): {bad[:4]}")
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True,
+                          assign=True)
+    model._anchors = torch.from_numpy(generate_anchors()).float()
     return model.eval()
 
 
@@ -324,6 +329,10 @@ def postprocess(out: dict, scale: float, width: int, height: int, time: float, h
         if idx.numel() == 0:
             continue
         boxes = out["boxes"][idx] if class_agnostic else out["boxes"][idx][:, 4 * cls: 4 * cls + 4]
+        nondegenerate = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        idx, boxes = idx[nondegenerate], boxes[nondegenerate]
+        if idx.numel() == 0:
+            continue
         keep = idx[legacy_nms(boxes, scores[idx], nms)]
         boxes = (out["boxes"][keep] if class_agnostic else out["boxes"][keep][:, 4 * cls: 4 * cls + 4]) / scale
         norm = (boxes / boxes.new_tensor([width, height, width, height])).clamp(0, 1).cpu().numpy()
