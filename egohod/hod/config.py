@@ -112,6 +112,7 @@ class DynamicsSettings:
     hand_threshold: float = 0.5
     object_threshold: float = 0.5
     track_iou: float = 0.3
+    track_distance: float = 1.5
     still_extent: float = 0.03
     scale_change: float = 1.3
 

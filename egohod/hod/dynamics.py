@@ -27,7 +27,8 @@ from .types import CONTACT_NAMES, HAND_SIDES, OFFSET_SCALE, FrameDetections, box
 class DynamicsConfig:
     hand_threshold: float = 0.5
     object_threshold: float = 0.5
-    track_iou: float = 0.3  # min IoU to continue an object track
+    track_iou: float = 0.3  # IoU that continues an object track ...
+    track_distance: float = 1.5  # ... or centre distance below this many box sizes (fast motion)
     still_extent: float = 0.03  # displacement below this (normalised) counts as "still"
     scale_change: float = 1.3  # box-area ratio above which a hand/object "approaches"
 
@@ -114,10 +115,21 @@ def build_hand_tracks(frames: list[FrameDetections], links: list[list[int]], obj
     return tracks
 
 
-def build_object_tracks(frames: list[FrameDetections], object_threshold: float,
-                        iou_threshold: float) -> tuple[list[Track], list[dict]]:
-    """Greedy IoU association of objects across frames. Returns the tracks and, per frame, a map
-    from object index to track id."""
+def _match_score(a, b, iou_threshold: float, max_distance: float) -> float:
+    """> 0 when box ``a`` may continue a track whose last box is ``b``: IoU when it reaches the
+    threshold, else a small score decreasing with the centre distance (in box sizes)."""
+    v = _iou(a, b)
+    if v >= iou_threshold:
+        return 1.0 + v
+    size = 0.5 * (np.sqrt(max(1e-12, (a[2] - a[0]) * (a[3] - a[1]))) + np.sqrt(max(1e-12, (b[2] - b[0]) * (b[3] - b[1]))))
+    d = float(np.hypot(*(box_centre(a) - box_centre(b)))) / size
+    return 1.0 - d / max_distance if d < max_distance else 0.0
+
+
+def build_object_tracks(frames: list[FrameDetections], object_threshold: float, iou_threshold: float,
+                        max_distance: float = 1.5) -> tuple[list[Track], list[dict]]:
+    """Greedy association of objects across frames (IoU, or centre distance for fast motion).
+    Returns the tracks and, per frame, a map from object index to track id."""
     T = len(frames)
     tracks: list[Track] = []
     last_box: list = []
@@ -128,11 +140,11 @@ def build_object_tracks(frames: list[FrameDetections], object_threshold: float,
         free = set(range(len(tracks)))
         for _, i in kept:
             box = f.objects[i].box
-            best, best_iou = -1, iou_threshold
-            for k in free:
-                v = _iou(box, last_box[k])
-                if v >= best_iou:
-                    best, best_iou = k, v
+            best, best_score = -1, 0.0
+            for k in sorted(free):
+                v = _match_score(box, last_box[k], iou_threshold, max_distance)
+                if v > best_score:
+                    best, best_score = k, v
             if best < 0:
                 tracks.append(Track(np.full((T, 4), np.nan), [None] * T, [set() for _ in range(T)]))
                 last_box.append(box)
@@ -204,7 +216,7 @@ def summarize_dynamics(frames: list[FrameDetections], cfg: DynamicsConfig = Dyna
     times = np.array([f.time for f in frames], dtype=np.float64)
     if np.any(np.diff(times) < 0):
         raise ValueError(f"frame times must be non-decreasing, got {times.tolist()}")
-    obj_tracks, obj_of = build_object_tracks(frames, cfg.object_threshold, cfg.track_iou)
+    obj_tracks, obj_of = build_object_tracks(frames, cfg.object_threshold, cfg.track_iou, cfg.track_distance)
     links = [link_hands_to_objects(f, cfg.hand_threshold, cfg.object_threshold) for f in frames]
     hand_tracks = build_hand_tracks(frames, links, obj_of, cfg.hand_threshold)
     for side, tr in hand_tracks.items():
