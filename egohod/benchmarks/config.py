@@ -44,6 +44,7 @@ class EvalConfig:
     cls_clips: str = "retrieval_test"    # retrieval_test (EgoHOD) | validation (LaViLa)
     chunk_seconds: float = 15.0          # EgoMCQ chunked layout
     limit: Optional[int] = None          # evaluate the first N samples only (recorded in results)
+    seed: int = 0                        # torch seed before building the model (random-weight runs)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ExtractConfig:
     device: str = "auto"
     extensions: list[str] = field(default_factory=lambda: [".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov"])
     overwrite: bool = False              # recompute videos whose outputs already exist
+    seed: int = 0                        # torch seed before building the encoder (random-weight runs)
 
 
 def _load(schema_cls, argv: list[str], extra_yaml: Path | None = None):

@@ -82,7 +82,10 @@ def run_extract(cfg: ExtractConfig) -> dict:
     from ..models import load_encoder
     from .protocols import resolve_device
 
+    import torch
+
     device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # reproducible random weights when no checkpoint is given
     encoder = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames).to(device)
     window = cfg.window or cfg.stride
     root, out = Path(cfg.videos), Path(cfg.out)

@@ -99,6 +99,7 @@ class ZeroShotModel:
 
         self.device = resolve_device(self.cfg.device)
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.cfg.precision]
+        torch.manual_seed(self.cfg.seed)  # reproducible random weights when no checkpoint is given
         model = create_model(self.cfg.encoder, checkpoint=self.cfg.checkpoint, num_frames=self.cfg.num_frames,
                              trust_pickle=self.cfg.trust_pickle)
         self.model = model.eval().to(self.device, self.dtype)

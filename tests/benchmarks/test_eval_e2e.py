@@ -1,4 +1,5 @@
 """End-to-end ``egohod eval`` / ``egohod extract`` on fixture datasets with egovideo_tiny (random weights)."""
+import functools
 import json
 import math
 
@@ -67,6 +68,24 @@ def test_eval_egomcq_chunked_and_plain(datasets, tmp_path):
     _in_range(rec["metrics"], ["inter", "intra"])
     assert rec["num_inter"] == 1 and rec["num_intra"] == 1
     assert rec["metrics"]["inter"] in (0.0, 100.0)
+
+
+def test_eval_is_independent_of_batching_and_workers(datasets, tmp_path):
+    # batch 1 in-process vs batch 3 with 2 decoding workers; same seed -> same random weights
+    from egohod.benchmarks.config import load_eval_config
+    from egohod.benchmarks.protocols import ZeroShotModel, _egtea_clip
+
+    clips = sorted((datasets["egtea"] / "cropped_clips").rglob("*.mp4"))
+    readers = [functools.partial(_egtea_clip, p, 4) for p in clips]
+    embs = []
+    for extra in (["batch=1"], ["batch=3", "workers=2"]):
+        cfg = load_eval_config("egtea", [f"data={datasets['egtea']}", "encoder=egovideo_tiny", "device=cpu",
+                                         "num_frames=4", *extra])
+        embs.append(ZeroShotModel(cfg).embed_clips(readers))
+    assert embs[0].shape == (4, 32)
+    np.testing.assert_allclose(embs[0], embs[1], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embs[0], axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(embs[0][0], embs[0][1])
 
 
 def test_eval_limit_and_missing_video_message(datasets, tmp_path, capsys):
