@@ -91,13 +91,13 @@ class BertTokenizer:
                 "or set EGOHOD_BERT_PATH."
             )
         path = Path(path)
-        vocab = path / "vocab.txt" if path.is_dir() else path
-        if not vocab.is_file():
-            raise FileNotFoundError(f"no BERT vocabulary at {vocab}: expected a bert-large-uncased directory "
-                                    "with vocab.txt (or the vocab.txt file itself)")
+        folder = path if path.is_dir() else path.parent
+        if not (folder / "vocab.txt").is_file():
+            raise FileNotFoundError(f"no BERT vocabulary at {folder / 'vocab.txt'}: expected a local "
+                                    "bert-large-uncased directory holding vocab.txt")
         from transformers import BertTokenizer as _HFBert
 
-        self._tok = _HFBert(vocab_file=str(vocab), do_lower_case=True)
+        self._tok = _HFBert.from_pretrained(str(folder), local_files_only=True, do_lower_case=True)
         self.context_length = context_length
 
     def __call__(self, texts: str | Sequence[str]) -> torch.LongTensor:

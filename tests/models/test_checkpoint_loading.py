@@ -1,0 +1,180 @@
+"""Strict loading of checkpoint files: wrappers, prefixes, both key layouts, safe unpickling,
+and the error messages for every kind of mismatch."""
+import hashlib
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import egohod
+from egohod.models.checkpoint_io import CheckpointError, read_checkpoint
+
+FLASH = {"attn.in_proj_weight": "attn.Wqkv.weight", "attn.in_proj_bias": "attn.Wqkv.bias",
+         "mlp.c_fc.": "mlp.fc1.", "mlp.c_proj.": "mlp.fc2."}
+
+
+def to_flash(sd):
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("visual.transformer.resblocks."):
+            for a, b in FLASH.items():
+                k = k.replace(a, b)
+        out[k] = v
+    return out
+
+
+def save(path, sd, wrap=True, extra=True):
+    obj = {f"module.{k}": v for k, v in sd.items()}
+    if wrap:
+        obj = {"epoch": 3, "state_dict": obj}
+        if extra:
+            from omegaconf import OmegaConf
+
+            obj["args"] = OmegaConf.create({"model": {"name": "CLIP_VITB16"}, "lr": 4e-5, "frames": [4, 16]})
+            obj["best"] = np.float32(0.5)
+    torch.save(obj, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_sd():
+    torch.manual_seed(1)
+    m = egohod.create_model("egovideo_tiny")
+    with torch.no_grad():
+        for p in m.parameters():  # make adapters non-trivial so a wrong load would show
+            p.add_(torch.randn_like(p) * 0.02)
+    return m, {k: v.clone() for k, v in m.state_dict().items()}
+
+
+def _outputs(m):
+    torch.manual_seed(5)
+    v, t = torch.randn(2, 3, 4, 32, 32), torch.randint(1, 49000, (2, 77))
+    s = torch.randn(2, 3, 16, 32, 32)
+    with torch.no_grad():
+        return m.encode_video(v), m.encode_text(t), m.encode_video_dual(v, s)
+
+
+@pytest.mark.parametrize("layout", ["plain", "flash"])
+@pytest.mark.parametrize("wrap", [True, False])
+def test_roundtrip_both_layouts_and_wrappers(tiny_sd, tmp_path, layout, wrap):
+    m, sd = tiny_sd
+    path = save(tmp_path / "c.pt", to_flash(sd) if layout == "flash" else sd, wrap=wrap)
+    loaded = egohod.create_model("egovideo_tiny", checkpoint=path)
+    for a, b in zip(_outputs(m.eval()), _outputs(loaded.eval())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert loaded.weights == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.visual.has_adapter
+
+
+def test_unused_upstream_adapter_keys_are_accepted(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    sd = dict(sd)
+    sd["visual.transformer.resblocks.0.adapter_2.gamma"] = torch.ones(1)
+    sd["visual.transformer.resblocks.1.adapter.conv2d.weight"] = torch.zeros(384, 384, 3, 3)
+    sd["visual.transformer.resblocks.1.adapter.conv2d.bias"] = torch.zeros(384)
+    egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", sd))
+
+
+def test_unexpected_key_is_listed(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    sd = dict(sd, **{"visual.extra_head.weight": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match=r"1 unexpected key\(s\): visual\.extra_head\.weight"):
+        egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", sd))
+
+
+def test_missing_key_is_listed(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    sd = {k: v for k, v in sd.items() if k != "visual.ln_post.bias"}
+    with pytest.raises(CheckpointError, match=r"1 missing key\(s\): visual\.ln_post\.bias") as e:
+        egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", sd))
+    assert "c.pt" in str(e.value) and "egovideo_tiny" in str(e.value)
+
+
+def test_shape_mismatch_names_key_expected_and_got(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    sd = dict(sd, **{"visual.image_projection": torch.zeros(64, 16)})
+    with pytest.raises(CheckpointError, match=re.escape("visual.image_projection: expected (64, 32), got (64, 16)")):
+        egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", sd))
+
+
+def test_wrong_variant_gets_a_hint(tmp_path):
+    with torch.device("meta"):
+        b = egohod.create_model("egovideo_b", adapter=False)
+    sd = {k: torch.zeros(v.shape) if k.startswith("visual.conv1") or k == "visual.class_embedding" else torch.zeros(1)
+          for k, v in b.state_dict().items()}
+    with pytest.raises(CheckpointError, match="looks like a checkpoint of egovideo_b, not egovideo_tiny"):
+        egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "b.pt", sd, extra=False))
+
+
+def test_truncated_file_names_the_file(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    path = save(tmp_path / "full.pt", sd)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.pt is truncated or corrupt"):
+        egohod.create_model("egovideo_tiny", checkpoint=cut)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x02not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        read_checkpoint(junk)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        read_checkpoint(tmp_path / "nope.pt")
+
+
+class NotAllowed:
+    pass
+
+
+def test_unsafe_pickle_refused_unless_trusted(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": sd, "obj": NotAllowed()}, path)
+    with pytest.raises(CheckpointError, match=r"outside egohod's safe allowlist .*NotAllowed.*trust_pickle=True"):
+        read_checkpoint(path)
+    assert "visual.conv1.weight" in read_checkpoint(path, trust_pickle=True)
+
+
+def test_non_tensor_entries_rejected(tmp_path):
+    path = tmp_path / "odd.pt"
+    torch.save({"a": torch.zeros(1), "b": "text"}, path)
+    with pytest.raises(CheckpointError, match=r"not tensors: \['b'\]"):
+        read_checkpoint(path)
+
+
+def test_adapter_choice_follows_checkpoint(tiny_sd, tmp_path):
+    _, sd = tiny_sd
+    no_adapter = {k: v for k, v in sd.items() if ".adapter." not in k and k != "slowfast_projection"}
+    path = save(tmp_path / "noad.pt", no_adapter)
+    assert not egohod.create_model("egovideo_tiny", checkpoint=path).visual.has_adapter
+    with pytest.warns(UserWarning, match="no motion-adapter weights"):
+        m = egohod.create_model("egovideo_tiny", checkpoint=path, adapter=True)
+    assert m.visual.has_adapter and "slowfast_projection" in m.fresh_init_keys
+    up = m.visual.transformer.resblocks[0].adapter.up_proj.weight
+    assert float(up.detach().abs().max()) == 0.0  # identity initialisation kept
+    with pytest.raises(CheckpointError, match="unexpected key.*adapter"):
+        egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "ad.pt", sd), adapter=False)
+
+
+def test_other_frame_count_interpolates_temporal_embedding(tiny_sd, tmp_path):
+    from egohod.models.egovideo import interpolate_temporal_embedding
+
+    _, sd = tiny_sd
+    path = save(tmp_path / "c.pt", sd)
+    m8 = egohod.create_model("egovideo_tiny", checkpoint=path, num_frames=8)
+    expect = interpolate_temporal_embedding(sd["visual.temporal_embedding"], 8)
+    torch.testing.assert_close(m8.visual.temporal_embedding.detach(), expect)
+    assert m8.input_spec.num_frames == 8
+
+
+def test_safetensors_vision_only_file_loads_with_warning(tiny_sd, tmp_path):
+    from safetensors.torch import save_file
+
+    m, sd = tiny_sd
+    vis = {k: v.contiguous() for k, v in sd.items() if k.startswith("visual.")}
+    save_file(vis, str(tmp_path / "v.safetensors"))
+    with pytest.warns(UserWarning, match="only the vision tower"):
+        enc = egohod.load_encoder("egovideo_tiny", checkpoint=tmp_path / "v.safetensors")
+    with torch.no_grad():
+        torch.testing.assert_close(enc.visual(torch.ones(1, 3, 4, 32, 32)), m.eval().encode_video(torch.ones(1, 3, 4, 32, 32)))
