@@ -39,7 +39,7 @@ class EvalConfig:
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     precision: str = "fp32"              # fp32 | fp16 | bf16 (EgoHOD's scripts run fp16 on GPU)
     num_frames: int = 4                  # frames per clip fed to the video tower
-    templates: list[str] = field(default_factory=lambda: ["{}"])  # class / caption prompts
+    templates: list[str] = field(default_factory=lambda: ["{}"])  # class prompts (ek100-cls, egtea)
     mir_text: str = "narration"          # narration | sentence (see docs/benchmarks.md)
     cls_clips: str = "retrieval_test"    # retrieval_test (EgoHOD) | validation (LaViLa)
     chunk_seconds: float = 15.0          # EgoMCQ chunked layout
@@ -121,6 +121,9 @@ def _validate_eval(cfg: EvalConfig) -> None:
         raise SystemExit(f"cls_clips must be 'retrieval_test' or 'validation'; got {cfg.cls_clips!r}")
     if not cfg.templates or any("{}" not in t for t in cfg.templates):
         raise SystemExit(f"templates must be a non-empty list of strings containing '{{}}'; got {cfg.templates}")
+    if cfg.benchmark in ("ek100-mir", "egomcq") and cfg.templates != ["{}"]:
+        raise SystemExit(f"templates apply to class names (ek100-cls, egtea); {cfg.benchmark} embeds captions "
+                         f"as they are (as upstream), so templates={cfg.templates} would be ignored")
     if cfg.limit is not None and cfg.limit < 1:
         raise SystemExit("limit must be >= 1")
 

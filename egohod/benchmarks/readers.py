@@ -126,12 +126,18 @@ def read_ek100_sentences(path: str | Path) -> list[tuple[str, str]]:
 
 
 def read_relevancy(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """The pickled relevancy matrix as a float64 array, optionally checked against ``shape``."""
-    path = _need_file(path, "EK-100 relevancy pickle")
+    """The relevancy matrix (pickle as released, or ``.npy``) as float64, optionally checked against ``shape``.
+
+    Unpickling runs code from the file: only read relevancy pickles from a trusted source.
+    """
+    path = _need_file(path, "EK-100 relevancy matrix")
     try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a malformed file
+        if path.suffix == ".npy":
+            obj = np.load(path, allow_pickle=False)
+        else:
+            with open(path, "rb") as f:
+                obj = pickle.load(f)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
         raise BenchmarkDataError(f"{path}: cannot unpickle the relevancy matrix ({type(e).__name__}: {e})") from None
     if hasattr(obj, "to_numpy"):  # a pandas DataFrame
         obj = obj.to_numpy()

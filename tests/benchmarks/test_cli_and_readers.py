@@ -169,3 +169,9 @@ def test_protocol_yaml_files_match_builtin_defaults():
         assert y == defaults, bench
         cfg = load_eval_config(bench, ["data=/d"])
         assert all(getattr(cfg, k) == v for k, v in defaults.items())
+    with pytest.raises(SystemExit, match="ek100-mir embeds captions as they are"):
+        load_eval_config("ek100-mir", ["data=/d", "templates=['#C C {}']"])
+    with pytest.raises(SystemExit, match="mir_text must be 'narration' or 'sentence'"):
+        load_eval_config("ek100-mir", ["data=/d", "mir_text=caption"])
+    with pytest.raises(SystemExit, match="data=DIR is required"):
+        load_eval_config("egtea", [])
