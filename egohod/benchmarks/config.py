@@ -56,7 +56,8 @@ class ExtractConfig:
     stride: float = 1.0                  # seconds between window starts
     window: Optional[float] = None       # window length in seconds (default: stride)
     num_frames: Optional[int] = None     # frames per window (default: the encoder's)
-    batch: int = 32
+    batch: int = 32                      # windows per forward pass
+    workers: int = 0                     # DataLoader processes decoding windows
     device: str = "auto"
     extensions: list[str] = field(default_factory=lambda: [".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov"])
     overwrite: bool = False              # recompute videos whose outputs already exist

@@ -60,18 +60,42 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def extract_video(encoder, path: Path, stride: float, window: float, num_frames: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(features [T, D] float32, times [T, 2])`` of one video."""
+def _stack(clips: list) -> "torch.Tensor":
     import torch
 
-    from ..data.video import read_clip, video_duration
+    return torch.from_numpy(np.stack(clips))
+
+
+class _WindowDataset:
+    """Item ``k``: uint8 ``[num_frames, H, W, 3]`` frames of window ``k`` of one video."""
+
+    def __init__(self, path: Path, times: np.ndarray, num_frames: int):
+        self.path, self.times, self.num_frames = path, times, num_frames
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        from ..data.video import read_clip
+
+        s, e = self.times[k]
+        return read_clip(self.path, float(s), float(e), num_frames=self.num_frames, mode="middle")
+
+
+def extract_video(encoder, path: Path, stride: float, window: float, num_frames: int, batch: int,
+                  workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(features [T, D] float32, times [T, 2])`` of one video; windows decoded by ``workers`` processes."""
+    import torch
+
+    from ..data.video import video_duration
 
     times = window_times(video_duration(path), stride, window)
+    loader = torch.utils.data.DataLoader(_WindowDataset(path, times, num_frames), batch_size=batch,
+                                         num_workers=workers, collate_fn=_stack)
     feats = []
-    for lo in range(0, len(times), batch):
-        clips = np.stack([read_clip(path, s, e, num_frames=num_frames, mode="middle") for s, e in times[lo:lo + batch]])
-        with torch.no_grad():
-            feats.append(encoder(torch.from_numpy(clips)).float().cpu().numpy())
+    with torch.no_grad():
+        for clips in loader:
+            feats.append(encoder(clips).float().cpu().numpy())
     return np.concatenate(feats).astype(np.float32), times
 
 
@@ -100,7 +124,7 @@ def run_extract(cfg: ExtractConfig) -> dict:
             n = int(np.load(time_path, mmap_mode="r").shape[0])
             skipped += 1
         else:
-            feats, times = extract_video(encoder, path, cfg.stride, window, encoder.num_frames, cfg.batch)
+            feats, times = extract_video(encoder, path, cfg.stride, window, encoder.num_frames, cfg.batch, cfg.workers)
             _atomic_save_npy(time_path, times)
             _atomic_save_npy(feat_path, feats)
             n = len(times)

@@ -125,6 +125,9 @@ def test_extract_writes_features_timestamps_and_resumes(tmp_path, capsys):
     index = json.loads((out / "index.json").read_text())
     assert index["videos"]["sub/b"]["num_windows"] == 2 and index["embed_dim"] == 32
     mtime = (out / "a.npy").stat().st_mtime_ns
+    out2 = tmp_path / "feats2"  # batch 1 with 2 decoding workers: same features
+    assert extract_main(args[:2] + [f"out={out2}", "stride=1.0", "device=cpu", "batch=1", "workers=2"]) == 0
+    np.testing.assert_allclose(np.load(out2 / "a.npy"), fa, atol=1e-5)
     assert extract_main(args) == 0
     assert "2 already done" in capsys.readouterr().out
     assert (out / "a.npy").stat().st_mtime_ns == mtime
