@@ -41,7 +41,7 @@ class SyntheticConfig:
     height: int = 96
     width: int = 128
     chunk_seconds: float = 15.0
-    segment_seconds: float = 2.5
+    segment_seconds: float = 2.0  # not a divisor of chunk_seconds: some clips span two chunks
     seed: int = 0
     codec: str = "h264"
 
