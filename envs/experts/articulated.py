@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import FORWARD, Waypoint, WaypointExpert, yaw_of, yawed
-from .kinematics import FINGER_CLOSED, FINGER_OPEN, Pose
+from .kinematics import FINGER_CLOSED, FINGER_OPEN, Pose, rotation_about
 from .scene import Scene
 
 
@@ -28,6 +28,8 @@ class ArticulationExpert(WaypointExpert):
       (x along the part, y away from the robot, z up).
     - ``approach``: pre-contact point minus contact point, same frame.
     - ``roll``: rotation of the hand about its pointing axis (radians) at contact.
+    - ``tilt``: (yaw, pitch) of the pointing direction at contact, radians: yaw turns it toward
+      -x/+x (positive = toward -x), pitch up (+) or down (-).
     - ``overshoot``: how far past the goal the expert aims, in joint units (toward the
       opening direction), so that the joint settles inside the success threshold.
     - ``lead``: how far ahead of the joint's current value the carried contact is placed each
@@ -41,6 +43,7 @@ class ArticulationExpert(WaypointExpert):
     contact_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     approach: tuple[float, float, float] = (0.0, -0.10, 0.0)
     roll: float = 0.0
+    tilt: tuple[float, float] = (0.0, 0.0)
     overshoot: float = 0.05
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
@@ -64,12 +67,12 @@ class ArticulationExpert(WaypointExpert):
     def contact_pose(self, scene: Scene) -> Pose:
         frame = self._part_frame(scene)
         pos = scene.site(self.site).pos + frame @ np.asarray(self.contact_offset)
-        rot = yawed(FORWARD, self._heading)
+        rot = FORWARD
         if self.roll:
-            from .kinematics import rotation_about
-
             rot = rotation_about(rot[:, 2], self.roll) @ rot
-        return Pose(pos, rot)
+        yaw, pitch = self.tilt
+        rot = rotation_about([0.0, 0.0, 1.0], yaw) @ rotation_about([1.0, 0.0, 0.0], pitch) @ rot
+        return Pose(pos, yawed(rot, self._heading))
 
     def pre_contact_pose(self, scene: Scene) -> Pose:
         contact = self.contact_pose(scene)
@@ -105,7 +108,8 @@ class ArticulationExpert(WaypointExpert):
         plan = [
             Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=0.03, rot_tol=0.2, max_steps=25,
                      speed=self.reach_speed),
-            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012, rot_tol=0.1, max_steps=10, speed=0.04),
+            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012 if self.grasp else 0.02,
+                     rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6, speed=0.05),
         ]
         if self.grasp:
             plan.append(

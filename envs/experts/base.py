@@ -122,7 +122,7 @@ class WaypointExpert:
 
     task: str = ""
     ik_iterations: int = 12
-    servo_gain: float = 1.6
+    servo_gain: float = 2.5
 
     def __init__(self, goal: np.ndarray | float | None = None):
         self._given_goal = None if goal is None else np.atleast_1d(np.asarray(goal, dtype=float))

@@ -14,7 +14,8 @@ from .base import FORWARD, bar_grip_axes
 from .pick_place import PickPlaceExpert, rolled
 
 VERTICAL_BAR = staticmethod(bar_grip_axes((0.0, 0.0, 1.0)))  # grasp of a vertical handle
-ALONG_X = ((1.0, 0.0, 0.0),)  # rotation about a handle lying along world x is free
+ALONG_X = ((1.0, 0.0, 0.0),)
+ANY_ROTATION = tuple(map(tuple, np.eye(3)))  # position-only control  # rotation about a handle lying along world x is free
 
 
 @register_expert("microwave")
@@ -58,11 +59,16 @@ class LightSwitchExpert(ArticulationExpert):
 
 
 class _KnobExpert(ArticulationExpert):
-    """Grasp a burner knob's vertical bar and turn it about the knob axis."""
+    """Turn a burner knob by pushing the left face of its vertical bar, near the top, with the
+    closed fingertips: the contact point is carried along the knob's rotation (a 4 cm arc), so
+    the hand only translates while the knob turns; no wrist roll is needed."""
 
-    contact_offset = (0.0, -0.01, 0.0)
+    grasp = False
+    contact_offset = (-0.035, -0.045, 0.032)
+    lead = 1.0
     approach = (0.0, -0.08, 0.0)
-    free_axes = VERTICAL_BAR
+    tilt = (-0.3, -0.5)  # pointing down and to the right: the knobs sit low, right of the arm
+    carry_free_axes = ANY_ROTATION
 
 
 @register_expert("knob")
