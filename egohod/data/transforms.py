@@ -49,7 +49,7 @@ def as_uint8_frames(frames, what: str = "frames") -> torch.Tensor:
 def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
     """``[N, C, H, W]`` float -> short side ``size`` (long side ``int(size * long / short)``, as
     torchvision), bicubic with antialiasing."""
-    h, w = x.shape[-2:]
+    h, w = int(x.shape[-2]), int(x.shape[-1])  # python ints: traced/exported graphs fix the input size
     if min(h, w) == size:
         return x
     if h <= w:
@@ -60,7 +60,7 @@ def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
+    h, w = int(x.shape[-2]), int(x.shape[-1])
     if h < size or w < size:
         raise ValueError(f"cannot centre-crop {size}x{size} from {h}x{w}")
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))

@@ -1,0 +1,206 @@
+"""``egohod export``: write a frozen encoder as safetensors, TorchScript or ONNX, then check it.
+
+::
+
+    egohod export encoder=egovideo_b checkpoint=base_best.pt format=onnx out=enc.onnx \\
+        [frames=4] [batch=2] [height=224] [width=224] [tol=1e-3] [opset=18] [seed=0]
+
+What is exported is the frozen encoder of ``egohod.load_encoder`` (uint8 frames in, embedding out,
+preprocessing included):
+
+* ``safetensors``: the encoder's weights (keys ``visual.*``; reload with
+  ``egohod.load_encoder(name, checkpoint=OUT)``) and, in the file metadata, ``egohod_format``,
+  ``encoder``, ``num_frames``, ``weights`` (sha256 of the source checkpoint) and the JSON
+  ``input_spec``;
+* ``torchscript``: a traced module ``frames uint8 [B, T, H, W, 3] -> [B, E]`` (``torch.jit.load``);
+* ``onnx``: the same graph with a dynamic batch axis (input ``frames``, output ``embedding``).
+
+The traced/ONNX graphs are specialised to the ``frames``, ``height`` and ``width`` given here
+(default: the variant's clip length and image size, so resizing is a no-op; give your camera's
+size to bake the resize + centre crop in). After writing, the file is loaded back (ONNX in
+onnxruntime) and run on random uint8 clips of ``batch`` and ``batch + 1`` items; the maximum
+absolute difference to the eager module is printed, and the command exits non-zero if it
+exceeds ``tol``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FORMATS = ("safetensors", "torchscript", "onnx")
+
+
+@dataclass
+class ExportConfig:
+    encoder: str = "???"
+    out: str = "???"
+    format: str = "safetensors"
+    checkpoint: str | None = None
+    frames: int | None = None
+    batch: int = 2
+    height: int | None = None
+    width: int | None = None
+    tol: float = 1e-3
+    opset: int = 18
+    seed: int = 0
+
+
+def parse_args(argv: list[str]) -> ExportConfig:
+    """``key=value`` arguments into a validated :class:`ExportConfig` (unknown keys are errors)."""
+    from omegaconf import OmegaConf
+
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        raise SystemExit(0)
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise ValueError(f"egohod export takes key=value arguments; got {bad}")
+    base = OmegaConf.structured(ExportConfig)
+    try:
+        cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # omegaconf's errors name the key
+        known = ", ".join(ExportConfig.__dataclass_fields__)
+        raise ValueError(f"bad export argument: {e}. Known keys: {known}") from None
+    missing = [k for k in ("encoder", "out") if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise ValueError(f"egohod export needs {' and '.join(f'{k}=...' for k in missing)}")
+    cfg = OmegaConf.to_object(cfg)
+    if cfg.format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}; got {cfg.format!r}")
+    if cfg.batch < 1:
+        raise ValueError(f"batch must be >= 1; got {cfg.batch}")
+    return cfg
+
+
+def random_clips(batch: int, frames: int, height: int, width: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, frames, height, width, 3), dtype=torch.uint8, generator=g)
+
+
+def _atomic_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.tmp{os.getpid()}")
+
+
+def export_safetensors(enc, out: Path, cfg: ExportConfig) -> None:
+    from safetensors.torch import save_file
+
+    meta = {"egohod_format": "frozen_encoder", "encoder": enc.name, "num_frames": str(enc.num_frames),
+            "weights": enc.weights, "input_spec": json.dumps(enc.input_spec.to_dict())}
+    tmp = _atomic_path(out)
+    save_file({k: v.detach().contiguous() for k, v in enc.state_dict().items()}, str(tmp), metadata=meta)
+    os.replace(tmp, out)
+
+
+def export_torchscript(enc, example: torch.Tensor, out: Path) -> None:
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # the graph is specialised to the clip shape on purpose (see the module docstring)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(enc, (example,), check_trace=False)
+    tmp = _atomic_path(out)
+    traced.save(str(tmp))
+    os.replace(tmp, out)
+
+
+def export_onnx(enc, example: torch.Tensor, out: Path, opset: int) -> None:
+    tmp = _atomic_path(out)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        torch.onnx.export(enc, (example,), str(tmp), input_names=["frames"], output_names=["embedding"],
+                          dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
+                          external_data=False, verbose=False)
+    os.replace(tmp, out)
+
+
+def load_exported(fmt: str, out: Path, cfg: ExportConfig):
+    """A callable ``uint8 tensor -> float tensor`` running the written file."""
+    import warnings
+
+    if fmt == "safetensors":
+        from .models import load_encoder
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reloaded = load_encoder(cfg.encoder, checkpoint=out, num_frames=cfg.frames)
+        return reloaded
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(out))
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(sess.run(["embedding"], {"frames": x.numpy()})[0]))
+
+    return run
+
+
+def parity(enc, exported, cfg: ExportConfig, frames: int, height: int, width: int) -> list[dict]:
+    rows = []
+    for i, b in enumerate((cfg.batch, cfg.batch + 1)):
+        x = random_clips(b, frames, height, width, cfg.seed + 1 + i)
+        with torch.no_grad():
+            ref = enc(x)
+            got = exported(x)
+        if tuple(got.shape) != tuple(ref.shape):
+            rows.append({"batch": b, "max_abs_diff": float("inf"), "error": f"shape {tuple(got.shape)} != {tuple(ref.shape)}"})
+            continue
+        rows.append({"batch": b, "max_abs_diff": float((got.float() - ref).abs().max())})
+    return rows
+
+
+def run_export(cfg: ExportConfig) -> dict:
+    from .models import load_encoder
+
+    enc = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.frames)
+    spec = enc.input_spec
+    frames, height, width = enc.num_frames, cfg.height or spec.image_size, cfg.width or spec.image_size
+    cfg.frames = frames
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = random_clips(cfg.batch, frames, height, width, cfg.seed)
+    if cfg.format == "safetensors":
+        export_safetensors(enc, out, cfg)
+    elif cfg.format == "torchscript":
+        export_torchscript(enc, example, out)
+    else:
+        export_onnx(enc, example, out, cfg.opset)
+    rows = parity(enc, load_exported(cfg.format, out, cfg), cfg, frames, height, width)
+    worst = max(r["max_abs_diff"] for r in rows)
+    return {"encoder": cfg.encoder, "format": cfg.format, "out": str(out), "bytes": out.stat().st_size,
+            "input": f"uint8 [B, {frames}, {height}, {width}, 3]", "embed_dim": enc.embed_dim,
+            "weights": enc.weights, "parity": rows, "max_abs_diff": worst, "tol": cfg.tol,
+            "ok": bool(worst <= cfg.tol)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = parse_args(argv)
+    except ValueError as e:
+        print(f"egohod export: {e}", file=sys.stderr)
+        return 2
+    result = run_export(cfg)
+    for r in result["parity"]:
+        print(f"parity {result['format']} batch={r['batch']}: max abs diff {r['max_abs_diff']:.3e}"
+              + (f" ({r['error']})" if "error" in r else ""))
+    print(json.dumps(result, indent=2))
+    if not result["ok"]:
+        print(f"egohod export: parity check FAILED: max abs diff {result['max_abs_diff']:.3e} > tol {cfg.tol}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
