@@ -48,6 +48,7 @@ class ArticulationExpert(WaypointExpert):
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
     reach_speed: float = 0.12  # lead (m per step) of the free-space reach
+    carry_speed: float = 0.07  # lead (m per step) while moving the part
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
     carry_free_axes = None  # ... and while carrying it along the joint
 
@@ -117,7 +118,8 @@ class ArticulationExpert(WaypointExpert):
                          until=fingers_settled)
             )
         plan[-1].on_exit = self._remember_grip
-        plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6))
+        plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6,
+                             speed=self.carry_speed))
         for wp in plan:
             axes = self.carry_free_axes if wp.name == "carry" else self.free_axes
             wp.free_axes = axes if (axes is None or callable(axes)) else np.asarray(axes, dtype=float)

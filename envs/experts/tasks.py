@@ -24,6 +24,7 @@ class MicrowaveExpert(ArticulationExpert):
 
     joint, site, default_goal = "microwave", "microhandle_site", -1.25
     free_axes = carry_free_axes = VERTICAL_BAR
+    carry_speed = 0.04
 
 
 @register_expert("slide_cabinet")
