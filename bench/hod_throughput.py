@@ -1,0 +1,157 @@
+"""HOD pipeline throughput per stage (decode, detect, summarise, narrate, end to end), as JSON.
+
+    python bench/hod_throughput.py                        # synthetic corpus, skin detector, template narrator
+    python bench/hod_throughput.py --detector 100doh --checkpoint faster_rcnn_1_8_132028.pth --device cuda
+    python bench/hod_throughput.py --detector 100doh --random-weights --device cuda   # speed only
+
+The corpus is written with ``egohod.data.synthetic`` (15-s h264 chunks) unless ``--clips`` and
+``--videos`` point at real data. Each stage is timed separately on the same clips (decode first,
+then the other stages on the decoded frames), then the whole per-batch step end to end.
+``--random-weights`` builds the 100DOH network with random weights: its detections are
+meaningless and only the timing counts (the JSON says so).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", help="HOD CSV (default: a synthetic corpus)")
+    p.add_argument("--videos", help="video root for --clips")
+    p.add_argument("--num-clips", type=int, default=24)
+    p.add_argument("--synthetic-videos", type=int, default=4)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (lambda x T)")
+    p.add_argument("--detector", default="skin", choices=["skin", "100doh"])
+    p.add_argument("--checkpoint", help="100DOH checkpoint")
+    p.add_argument("--random-weights", action="store_true", help="100doh with random weights (timing only)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per step (100doh: frames per forward = 16)")
+    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--out", help="write the JSON here too")
+    return p.parse_args()
+
+
+def _detector(args):
+    from egohod.hod.detectors import create_detector
+
+    if args.detector == "skin":
+        return create_detector("skin")
+    if args.random_weights:
+        import torch
+
+        from egohod.hod.detectors.doh100 import Doh100Detector, HandObjectRCNN
+
+        torch.manual_seed(0)
+        model = HandObjectRCNN()
+        return Doh100Detector(model=model, device=args.device, batch_size=16, hand_threshold=0.5,
+                              object_threshold=0.5, fp16=args.fp16)
+    return create_detector("100doh", checkpoint=args.checkpoint, device=args.device, batch_size=16, fp16=args.fp16)
+
+
+def _rate(n: int, seconds: float) -> dict:
+    return {"clips": n, "seconds": round(seconds, 4), "clips_per_s": round(n / seconds, 3) if seconds > 0 else None}
+
+
+def main() -> dict:
+    args = _parse()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from egohod.hod.clips import VideoSource, load_clips
+    from egohod.hod.detectors import ClipFrames
+    from egohod.hod.dynamics import summarize_dynamics
+    from egohod.hod.narrators import NarrationRequest, create_narrator
+    from egohod.hod.pipeline import PipelineContext, process_batch
+    from egohod.hod.dynamics import DynamicsConfig
+
+    tmp = None
+    if args.clips:
+        clips_path, videos = args.clips, args.videos
+    else:
+        from egohod.data.synthetic import SyntheticConfig, make_corpus
+
+        tmp = tempfile.TemporaryDirectory(prefix="hod_bench_")
+        make_corpus(SyntheticConfig(out=tmp.name, videos=args.synthetic_videos, seconds=20, fps=30,
+                                    height=args.height, width=args.width), progress=False)
+        clips_path, videos = str(Path(tmp.name) / "metadata.csv"), str(Path(tmp.name) / "videos")
+    clips = load_clips(clips_path, limit=args.num_clips)
+    source = VideoSource(videos)
+    det = _detector(args)
+    nar = create_narrator("template")
+
+    t0 = time.perf_counter()
+    decoded = [source.read(c, args.frames) for c in clips]
+    t_decode = time.perf_counter() - t0
+    frames = [ClipFrames(c.video_id, times, px) for c, (px, times) in zip(clips, decoded)]
+
+    det.detect_batch(frames[:1])  # warm-up (CUDA context, allocator)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    dets = []
+    for i in range(0, len(frames), args.batch_size):
+        dets += det.detect_batch(frames[i: i + args.batch_size])
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t_detect = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    summaries = [summarize_dynamics(d, DynamicsConfig()) for d in dets]
+    t_sum = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    results = nar.narrate_batch([NarrationRequest(c.key, c.narration, s, c.end_second - c.start_second)
+                                 for c, s in zip(clips, summaries)])
+    t_nar = time.perf_counter() - t0
+
+    ctx = PipelineContext(det, nar, source, args.frames, DynamicsConfig())
+    t0 = time.perf_counter()
+    recs = []
+    for i in range(0, len(clips), args.batch_size):
+        recs += process_batch(clips[i: i + args.batch_size], ctx)
+    t_e2e = time.perf_counter() - t0
+
+    px = decoded[0][0]
+    report = {
+        "bench": "hod_throughput",
+        "detector": args.detector + (" (random weights: timing only)" if args.random_weights else ""),
+        "narrator": "template",
+        "frames_per_clip": args.frames,
+        "frame_size": list(px.shape[1:3]),
+        "batch_size": args.batch_size,
+        "device": str(getattr(det, "device", "cpu")),
+        "fp16": bool(args.fp16),
+        "stages": {"decode": _rate(len(clips), t_decode), "detect": _rate(len(clips), t_detect),
+                   "summarise": _rate(len(clips), t_sum), "narrate": _rate(len(clips), t_nar),
+                   "end_to_end": _rate(len(clips), t_e2e)},
+        "ok_clips": sum(r["status"] == "ok" for r in recs),
+        "narrated": sum(r.ok for r in results),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+    }
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+    return report
+
+
+if __name__ == "__main__":
+    main()
