@@ -43,6 +43,9 @@ from envs.kitchen_tasks import SUCCESS_MIN_STEPS, KitchenTask
 from envs.renderer import default_render_size
 
 DEFAULT_HORIZON = 50
+# Fraction of the Franka arm's visual triangles rendered (envs.mesh_lod): 0.15 looks the same at
+# 224 px and makes CPU rendering ~1.6x faster; 1.0 renders the original meshes. Physics unaffected.
+DEFAULT_MESH_DETAIL = 0.15
 OBJECT_STATE_DIM = 30
 
 
@@ -65,6 +68,7 @@ class KitchenTaskEnv(gym.Env):
         obs_noise: float = 0.0,
         terminate_on_success: bool = False,
         render_mode: str | None = None,
+        mesh_detail: float = DEFAULT_MESH_DETAIL,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -82,6 +86,7 @@ class KitchenTaskEnv(gym.Env):
         self.horizon = int(horizon)
         self.terminate_on_success = bool(terminate_on_success)
         self.render_mode = render_mode
+        self.mesh_detail = float(mesh_detail)
         self.default_seed = seed
         self.sim = KitchenSim(frame_skip=frame_skip, kitchen_noise=kitchen_noise,
                               joint_noise=joint_noise, obs_noise=obs_noise)
@@ -155,7 +160,8 @@ class KitchenTaskEnv(gym.Env):
         if self._renderer is None:
             from envs.renderer import OffscreenRenderer
 
-            self._renderer = OffscreenRenderer(self.model, self.render_size, self.image_size)
+            self._renderer = OffscreenRenderer(self.model, self.render_size, self.image_size,
+                                               mesh_detail=self.mesh_detail)
         return self._renderer
 
     def render_camera(self, name: str) -> np.ndarray:

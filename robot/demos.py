@@ -345,17 +345,20 @@ def render_state(env, state: np.ndarray, cameras: Sequence[str]) -> dict[str, np
 
 
 def replay_states(states: np.ndarray, cameras: Sequence[str], env_name: str = "kitchen/microwave",
-                  image_size: int = 224, env=None, progress: bool = False) -> dict[str, np.ndarray]:
+                  image_size: int = 224, env=None, progress: bool = False,
+                  env_kwargs: dict | None = None) -> dict[str, np.ndarray]:
     """Render ``states`` [T, nq + nv] from ``cameras``: stacked obs arrays, each [T, ...].
 
     The kitchen is at its nominal position (no randomisation), as in the D4RL/Minari data.
+    ``env_kwargs`` go to ``envs.make`` (e.g. ``mesh_detail=1.0`` for the original arm meshes).
     """
     own_env = env is None
     if own_env:
         import envs
 
-        env = envs.make(env_name, camera=None, image_size=image_size, kitchen_noise=0.0,
-                        joint_noise=0.0)
+        kwargs = dict(kitchen_noise=0.0, joint_noise=0.0)
+        kwargs.update(env_kwargs or {})
+        env = envs.make(env_name, camera=None, image_size=image_size, **kwargs)
         env.reset(seed=0)
     expected = env.get_sim_state().shape[0]
     if states.ndim != 2 or states.shape[1] != expected:
@@ -390,7 +393,7 @@ def _split_points(n: int, *flags: np.ndarray | None) -> list[tuple[int, int]]:
 def read_d4rl_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("default",),
                       image_size: int = 224, env_name: str = "kitchen/microwave",
                       task: str | None = None, max_episodes: int | None = None,
-                      progress: bool = True) -> list[Episode]:
+                      progress: bool = True, env_kwargs: dict | None = None) -> list[Episode]:
     """D4RL kitchen HDF5 -> pixel :class:`Episode` lists by replaying the qpos in the simulator.
 
     D4RL stores no velocities, so ``states`` holds the file's qpos and zero qvel.
@@ -417,7 +420,8 @@ def read_d4rl_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("defaul
     episodes = []
     for i, (a, b) in enumerate(bounds):
         states = np.concatenate([observations[a:b, :nq], np.zeros((b - a, nv))], axis=1)
-        obs = replay_states(states, cameras, env_name, image_size, progress=progress)
+        obs = replay_states(states, cameras, env_name, image_size, progress=progress,
+                            env_kwargs=env_kwargs)
         dones = np.zeros(b - a, np.uint8)
         dones[-1] = 1
         episodes.append(Episode(obs=obs, actions=actions[a:b], rewards=rewards[a:b], dones=dones,
@@ -430,7 +434,7 @@ def read_d4rl_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("defaul
 def read_minari_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("default",),
                         image_size: int = 224, env_name: str = "kitchen/microwave",
                         task: str | None = None, max_episodes: int | None = None,
-                        progress: bool = True) -> list[Episode]:
+                        progress: bool = True, env_kwargs: dict | None = None) -> list[Episode]:
     """Minari kitchen HDF5 (FrankaKitchen-v1 observations) -> pixel :class:`Episode` lists."""
     with _open_hdf5(path) as f:
         names = [n for n in f.keys() if re.match(r"^episode_\d+$", n)]
@@ -467,7 +471,8 @@ def read_minari_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("defa
         qpos = np.concatenate([o[:, 0:9], o[:, 18:39]], axis=1)
         qvel = np.concatenate([o[:, 9:18], o[:, 39:59]], axis=1)
         states = np.concatenate([qpos, qvel], axis=1)
-        obs = replay_states(states, cameras, env_name, image_size, progress=progress)
+        obs = replay_states(states, cameras, env_name, image_size, progress=progress,
+                            env_kwargs=env_kwargs)
         dones = np.zeros(t, np.uint8) if terminations is None else \
             np.asarray(terminations, bool).astype(np.uint8)
         dones[-1] = 1

@@ -93,3 +93,27 @@ def test_make_vec_one_renderer_per_process():
         assert reward.shape == (2,) and "success" in info
     finally:
         vec.close()
+
+
+def test_light_meshes_keep_frames_and_physics():
+    """The arm's lighter visual meshes change frames imperceptibly and physics not at all."""
+    fast = envs.make("kitchen/microwave", camera="left", image_size=96, seed=2)
+    full = envs.make("kitchen/microwave", camera="left", image_size=96, seed=2, mesh_detail=1.0)
+    blind = envs.make("kitchen/microwave", camera=None, seed=2)
+    obs_fast, _ = fast.reset()
+    obs_full, _ = full.reset()
+    blind.reset()
+    stats = fast._renderer.mesh_stats
+    assert stats["meshes_decimated"] >= 8 and stats["faces_after"] < 0.3 * stats["faces_before"]
+    assert full._renderer.mesh_stats is None
+    diff = np.abs(obs_fast["rgb"].astype(int) - obs_full["rgb"]).mean()
+    assert 0 < diff < 3.0, diff
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.uniform(-1, 1, 9)
+        s_fast = fast.step(a)[0]["state"]
+        s_blind = blind.step(a)[0]["state"]
+        full.step(a)
+        np.testing.assert_array_equal(s_fast, s_blind)
+    fast.close()
+    full.close()

@@ -195,8 +195,8 @@ def test_d4rl_reader_replays_and_renders(tmp_path):
     # the replayed frame equals a frame rendered from the same state directly
     env.set_sim_state(np.concatenate([qpos[3], np.zeros(29)]))
     env.sim.set_kitchen_offset(np.zeros(3))
-    direct = OffscreenRenderer(env.model, default_render_size(32), 32).render(
-        env.data, get_camera("left"))
+    direct = OffscreenRenderer(env.model, default_render_size(32), 32,
+                               mesh_detail=env.mesh_detail).render(env.data, get_camera("left"))
     np.testing.assert_array_equal(ep.obs["rgb_left"][1], direct)
     with h5py.File(tmp_path / "short.hdf5", "w") as f:
         f["observations"] = np.zeros((3, 12))
