@@ -102,6 +102,10 @@ class ArticulationExpert(WaypointExpert):
 
     # -- plan ----------------------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
+        task = self.env_task
+        if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
+            # follow the env's definition of the task (e.g. which cabinet door) over the defaults
+            self.joint, self.site = task.joints[0], task.site
         self._heading = yaw_of(scene.site(self.site).rot)
         self._start_value = scene.joint(self.joint).value
         self._grip_rel = None

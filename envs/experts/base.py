@@ -131,6 +131,7 @@ class WaypointExpert:
         self.plan: list[Waypoint] = []
         self.state = ExpertState()
         self._sim_key = None
+        self.env_task = None  # the env's task record (envs.KitchenTask) when it has one
 
     # -- subclass API -------------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
@@ -145,6 +146,7 @@ class WaypointExpert:
             self._sim_key = (id(model), id(data))
         self.state = ExpertState()
         self.goal = self._given_goal if self._given_goal is not None else task_goal(env)
+        self.env_task = getattr(getattr(env, "unwrapped", env), "task", None)
         self.plan = self.waypoints(self.scene)
         if not self.plan:
             raise ValueError(f"expert {type(self).__name__} planned no waypoints")
