@@ -68,12 +68,16 @@ def _resize_temporal(v: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return v
 
 
+class VisionOnlyCheckpointWarning(UserWarning):
+    """A checkpoint without text tower was loaded into a full model (text weights stay random)."""
+
+
 def _vision_only_allowance(model: nn.Module, sd: dict, source: str) -> list[str]:
     """A vision-only file (e.g. ``egohod export ... format=safetensors``) may lack the text tower."""
     if any(k.startswith("textual.") for k in sd) or not any(k.startswith("visual.") for k in sd):
         return []
     warnings.warn(f"{source} holds only the vision tower; {model.name}'s text tower keeps random weights",
-                  stacklevel=4)
+                  VisionOnlyCheckpointWarning, stacklevel=4)
     return [k for k in model.state_dict() if k.startswith("textual.") or k in ("logit_scale", "slowfast_projection")]
 
 
@@ -168,7 +172,9 @@ def egovideo_g(checkpoint=None, num_frames=None, **kw) -> nn.Module:
 
 def frozen_from_model(name: str, checkpoint=None, num_frames=None) -> FrozenVideoEncoder:
     """A frozen encoder over the vision tower of ``create_model(name, ...)``."""
-    model = create_model(name, checkpoint=checkpoint, num_frames=num_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VisionOnlyCheckpointWarning)  # the encoder never uses the text tower
+        model = create_model(name, checkpoint=checkpoint, num_frames=num_frames)
     return FrozenVideoEncoder(model.visual, model.input_spec, weights=model.weights, name=name)
 
 

@@ -175,6 +175,10 @@ def test_safetensors_vision_only_file_loads_with_warning(tiny_sd, tmp_path):
     vis = {k: v.contiguous() for k, v in sd.items() if k.startswith("visual.")}
     save_file(vis, str(tmp_path / "v.safetensors"))
     with pytest.warns(UserWarning, match="only the vision tower"):
+        full = egohod.create_model("egovideo_tiny", checkpoint=tmp_path / "v.safetensors")
+    assert "textual.token_embedding.weight" in full.fresh_init_keys
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the frozen encoder does not warn: it never uses the text tower
         enc = egohod.load_encoder("egovideo_tiny", checkpoint=tmp_path / "v.safetensors")
     with torch.no_grad():
         torch.testing.assert_close(enc.visual(torch.ones(1, 3, 4, 32, 32)), m.eval().encode_video(torch.ones(1, 3, 4, 32, 32)))
