@@ -63,6 +63,19 @@ def test_mir_matches_loop_reference_with_ties(seed, monkeypatch):
     assert_close(ek100_mir_scores(sim, rel), ref.mir_reference(sim, rel))
 
 
+def test_mir_mixed_tied_and_untied_rows(monkeypatch):
+    # rows without ties take the one-sort path, rows with ties the official second sort
+    rng = np.random.default_rng(7)
+    n, m = 30, 40
+    sim = rng.random((n, m)).astype(np.float32)
+    sim[::3] = np.round(sim[::3] * 4) / 4
+    rel = rng.choice([0.0, 0.2, 0.6, 1.0], size=(n, m), p=[0.6, 0.15, 0.1, 0.15])
+    rel[np.arange(n), np.arange(n)] = 1.0
+    rel[np.arange(n, m) % n, np.arange(n, m)] = 1.0
+    monkeypatch.setattr(retrieval_mod, "_BLOCK_ROWS", 7)
+    assert_close(ek100_mir_scores(sim, rel), ref.mir_reference(sim, rel))
+
+
 def test_mir_row_without_relevant_item_is_nan_with_warning():
     sim = np.array([[0.1, 0.2], [0.3, 0.4]])
     rel = np.array([[1.0, 0.0], [0.0, 0.0]])

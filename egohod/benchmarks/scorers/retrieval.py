@@ -58,15 +58,18 @@ def check_mir_inputs(sim: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.n
     return sim, rel.astype(np.float64, copy=False)
 
 
-def _ap_block(s: np.ndarray, r: np.ndarray) -> np.ndarray:
-    order = (-s).argsort()
+def _ap_from_order(order: np.ndarray, r: np.ndarray) -> np.ndarray:
     ranked = np.take_along_axis(r, order, axis=1)
     hits = ranked == 1
     # precision@k (graded) at the ranks holding a relevant item, zero elsewhere
     prec = np.cumsum(ranked, axis=1)
     prec[~hits] = 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(prec / np.arange(1, s.shape[1] + 1), axis=1) / np.sum(hits, axis=1)
+        return np.sum(prec / np.arange(1, r.shape[1] + 1), axis=1) / np.sum(hits, axis=1)
+
+
+def _ap_block(s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return _ap_from_order((-s).argsort(), r)
 
 
 def _by_blocks(fn, sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -79,7 +82,7 @@ def _by_blocks(fn, sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
     else:
         with ThreadPoolExecutor(workers) as pool:
             parts = list(pool.map(lambda lo: fn(sim[lo:lo + _BLOCK_ROWS], rel[lo:lo + _BLOCK_ROWS]), starts))
-    return np.concatenate(parts) if parts else np.zeros(0)
+    return np.concatenate(parts)
 
 
 def average_precision_rows(sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -95,17 +98,35 @@ def _log_discounts(m: int) -> np.ndarray:
     return np.log2(np.arange(m) + 2)
 
 
-def _ndcg_block(s: np.ndarray, r: np.ndarray) -> np.ndarray:
-    m = s.shape[1]
+def _ndcg_from_order(order: np.ndarray, r: np.ndarray) -> np.ndarray:
+    m = r.shape[1]
     discounts = _log_discounts(m)
     # only the first k ranks count, k = number of non-zero relevancies of the row
     in_top_k = (np.arange(m)[None, :] < np.count_nonzero(r > 0, axis=1)[:, None]).astype(int)
-    order = np.argsort(s)[:, ::-1]
     dcg = np.sum(np.take_along_axis(r, order, axis=1) * in_top_k / discounts, axis=1)
     # the ideal ranking puts items in order of descending relevancy
     idcg = np.sum(np.sort(r)[:, ::-1] * in_top_k / discounts, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return dcg / idcg
+
+
+def _ndcg_block(s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return _ndcg_from_order(np.argsort(s)[:, ::-1], r)
+
+
+def _both_block(s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``[rows, 2]``: AP and nDCG with one sort for every row without tied similarities (where
+    ``argsort(-s)`` and ``argsort(s)[::-1]`` are the same permutation) and the official second
+    sort only for rows with ties."""
+    s = np.ascontiguousarray(s)
+    order = (-s).argsort()
+    ranked = np.take_along_axis(s, order, axis=1)
+    tied = (ranked[:, 1:] == ranked[:, :-1]).any(axis=1)
+    ndcg_order = order
+    if tied.any():
+        ndcg_order = order.copy()
+        ndcg_order[tied] = np.argsort(s[tied])[:, ::-1]
+    return np.stack([_ap_from_order(order, r), _ndcg_from_order(ndcg_order, r)], axis=1)
 
 
 def ndcg_rows(sim: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -137,10 +158,12 @@ def ek100_mir_scores(sim: np.ndarray, rel: np.ndarray) -> dict[str, float]:
         ``map_v2t, map_t2v, map_avg, ndcg_v2t, ndcg_t2v, ndcg_avg``.
     """
     sim, rel = check_mir_inputs(sim, rel)
-    map_v2t = _mean_with_warning(average_precision_rows(sim, rel), "mAP video->text")
-    map_t2v = _mean_with_warning(average_precision_rows(sim.T, rel.T), "mAP text->video")
-    ndcg_v2t = _mean_with_warning(ndcg_rows(sim, rel), "nDCG video->text")
-    ndcg_t2v = _mean_with_warning(ndcg_rows(sim.T, rel.T), "nDCG text->video")
+    v2t = _by_blocks(_both_block, sim, rel)
+    t2v = _by_blocks(_both_block, sim.T, rel.T)
+    map_v2t = _mean_with_warning(v2t[:, 0], "mAP video->text")
+    map_t2v = _mean_with_warning(t2v[:, 0], "mAP text->video")
+    ndcg_v2t = _mean_with_warning(v2t[:, 1], "nDCG video->text")
+    ndcg_t2v = _mean_with_warning(t2v[:, 1], "nDCG text->video")
     out = {
         "map_v2t": map_v2t,
         "map_t2v": map_t2v,
