@@ -30,7 +30,8 @@ Readers for demos users already have (all return :class:`Episode` lists):
   qvel (20), ``actions`` [T, 9], ``rewards``, ``terminations``, ``truncations``); replayed likewise.
 - :func:`read_classic_pickle`: the R3M pickled demos: a list of paths, each a dict with
   ``images`` [T, H, W, 3] (or ``images_<camera>`` for several views), ``observations`` [T, D]
-  (first 9 = robot joint positions), ``actions`` [T, 9].
+  (first 9 = robot joint positions), ``actions`` [T, 9]; :func:`read_classic_multiview` merges
+  R3M's per-camera files ``final_paths_multiview_rb_200/<camera>/<env id>.pickle``.
 """
 from __future__ import annotations
 
@@ -484,7 +485,34 @@ def read_minari_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("defa
     return episodes
 
 
-def read_classic_pickle(path: str | os.PathLike, camera: str = "default",
+# R3M's classic layout: <root>/final_paths_multiview_rb_200/<camera dir>/<env id>.pickle
+CLASSIC_CAMERA_DIRS = {"default": "default", "left_cap2": "left", "right_cap2": "right"}
+CLASSIC_TASK_IDS = {
+    "kitchen_micro_open-v3": "microwave",
+    "kitchen_sdoor_open-v3": "slide_cabinet",
+    "kitchen_ldoor_open-v3": "hinge_cabinet",
+    "kitchen_light_on-v3": "light_switch",
+    "kitchen_knob1_on-v3": "knob",
+}
+
+
+def _load_classic_paths(path: Path) -> list[dict]:
+    if not path.exists():
+        raise FileNotFoundError(f"demo file not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            paths = pickle.load(fh)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        raise DemoFileError(f"{path} is not a readable pickle of demo paths: {exc}") from exc
+    if isinstance(paths, dict):
+        paths = [paths]
+    if not isinstance(paths, (list, tuple)) or not paths:
+        raise DemoFileError(f"{path}: expected a non-empty list of path dicts, got "
+                            f"{type(paths).__name__}")
+    return list(paths)
+
+
+def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
                         task: str | None = None) -> list[Episode]:
     """R3M-style pickled demos -> :class:`Episode` lists (no simulator needed).
 
@@ -492,20 +520,17 @@ def read_classic_pickle(path: str | os.PathLike, camera: str = "default",
     ``images_<cam>`` keys for several views, ``observations`` [T, D] (first 9 = robot joint
     positions -> ``proprio``) and ``actions`` [T, 9]. ``states`` is the full ``observations``
     array (the classic files do not hold the simulator state).
+
+    ``camera`` defaults to the file's folder in R3M's layout (``left_cap2`` -> ``left``,
+    ``right_cap2`` -> ``right``, ``default``); ``task`` to the task of R3M's env id file name
+    (``kitchen_micro_open-v3.pickle`` -> ``microwave``, see ``CLASSIC_TASK_IDS``).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"demo file not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            paths = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-        raise DemoFileError(f"{path} is not a readable pickle of demo paths: {exc}") from exc
-    if isinstance(paths, dict):
-        paths = [paths]
-    if not isinstance(paths, (list, tuple)) or not paths:
-        raise DemoFileError(f"{path}: expected a non-empty list of path dicts, got "
-                            f"{type(paths).__name__}")
+    paths = _load_classic_paths(path)
+    if camera is None:
+        camera = CLASSIC_CAMERA_DIRS.get(path.parent.name)
+    if task is None:
+        task = CLASSIC_TASK_IDS.get(path.stem)
     episodes = []
     for i, p in enumerate(paths):
         if not isinstance(p, dict):
@@ -515,6 +540,9 @@ def read_classic_pickle(path: str | os.PathLike, camera: str = "default",
         if missing or not image_keys:
             raise DemoFileError(f"{path}: path {i} lacks {missing or ['images']} "
                                 f"(keys: {sorted(p)})")
+        if "images" in p and camera is None:
+            raise DemoFileError(f"{path}: cannot tell which camera 'images' comes from (the "
+                                f"folder is not one of {sorted(CLASSIC_CAMERA_DIRS)}); pass camera=")
         observations = np.asarray(p["observations"], dtype=np.float64)
         if observations.ndim != 2 or observations.shape[1] < 9:
             raise DemoFileError(f"{path}: path {i} observations must be [T, >= 9], got "
@@ -537,3 +565,35 @@ def read_classic_pickle(path: str | os.PathLike, camera: str = "default",
                                 attrs={"source": "classic_pickle", "source_file": str(path),
                                        "source_path": i}))
     return episodes
+
+
+def read_classic_multiview(root: str | os.PathLike, env_id: str,
+                           cameras: Sequence[str] = ("default", "left_cap2", "right_cap2"),
+                           ) -> list[Episode]:
+    """Merge R3M's per-camera pickles ``<root>/<camera dir>/<env_id>.pickle`` into episodes
+    holding one ``rgb_<camera>`` per view (the paths of each file must be the same demos)."""
+    root = Path(root)
+    per_camera = {}
+    for cam_dir in cameras:
+        cam = CLASSIC_CAMERA_DIRS.get(cam_dir, cam_dir)
+        per_camera[cam] = read_classic_pickle(root / cam_dir / f"{env_id}.pickle", camera=cam)
+    first_cam, first = next(iter(per_camera.items()))
+    merged = []
+    for i, episode in enumerate(first):
+        obs = dict(episode.obs)
+        for cam, episodes in per_camera.items():
+            if cam == first_cam:
+                continue
+            if len(episodes) != len(first):
+                raise DemoFileError(f"{root}: {len(episodes)} demos for camera {cam!r} but "
+                                    f"{len(first)} for {first_cam!r}")
+            other = episodes[i]
+            if other.num_samples != episode.num_samples or not np.allclose(other.actions,
+                                                                           episode.actions):
+                raise DemoFileError(f"{root}: demo {i} differs between cameras {first_cam!r} and "
+                                    f"{cam!r} (actions or length): not the same demonstrations")
+            obs[f"{RGB_PREFIX}{cam}"] = other.obs[f"{RGB_PREFIX}{cam}"]
+        merged.append(Episode(obs=obs, actions=episode.actions, rewards=episode.rewards,
+                              dones=episode.dones, states=episode.states, task=episode.task,
+                              attrs=dict(episode.attrs, source_file=str(root))))
+    return merged

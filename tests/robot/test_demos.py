@@ -9,7 +9,8 @@ import pytest
 
 from envs.cameras import get_camera
 from envs.renderer import OffscreenRenderer, default_render_size
-from robot.demos import (DemoFileError, DemoWriter, Episode, kitchen_env_args, read_classic_pickle,
+from robot.demos import (DemoFileError, DemoWriter, Episode, kitchen_env_args,
+                         read_classic_multiview, read_classic_pickle,
                          read_d4rl_kitchen, read_demos, read_env_args, read_minari_kitchen,
                          write_demos)
 
@@ -132,29 +133,62 @@ def test_robomimic_sequence_dataset_reads_our_file(tmp_path):
     np.testing.assert_allclose(last["dones"][0], 1.0)
 
 
-def test_classic_pickle_reader(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = [{"images": rng.integers(0, 256, (t, 8, 8, 3), dtype=np.uint8),
-              "observations": rng.normal(size=(t, 39)), "actions": rng.uniform(-1, 1, (t, 9))}
-             for t in (5, 7)]
-    paths[1]["images_right"] = rng.integers(0, 256, (7, 8, 8, 3), dtype=np.uint8)
-    path = tmp_path / "kitchen_micro_open-v3.pickle"
+def _classic_paths(lengths=(5, 7), seed=0):
+    rng = np.random.default_rng(seed)
+    acts = np.random.default_rng(99)
+    return [{"images": rng.integers(0, 256, (t, 8, 8, 3), dtype=np.uint8),
+             "observations": np.random.default_rng(t).normal(size=(t, 39)),
+             "actions": acts.uniform(-1, 1, (t, 9)), "rewards": np.ones(t)} for t in lengths]
+
+
+def _dump(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        pickle.dump(paths, fh)
-    eps = read_classic_pickle(path, camera="left", task="microwave")
+        pickle.dump(obj, fh)
+
+
+def test_classic_pickle_reader(tmp_path):
+    paths = _classic_paths()
+    paths[1]["images_top"] = np.zeros((7, 8, 8, 3), np.uint8)
+    path = tmp_path / "final_paths_multiview_rb_200" / "left_cap2" / "kitchen_micro_open-v3.pickle"
+    _dump(path, paths)
+    eps = read_classic_pickle(path)  # camera and task from R3M's folder / file names
     assert [e.num_samples for e in eps] == [5, 7]
+    assert eps[0].task == "microwave" and eps[0].cameras == ["left"]
     np.testing.assert_array_equal(eps[0].obs["rgb_left"], paths[0]["images"])
     np.testing.assert_allclose(eps[0].obs["proprio"], paths[0]["observations"][:, :9], rtol=1e-6)
-    assert eps[1].cameras == ["left", "right"] and eps[1].dones[-1] == 1
+    assert eps[1].cameras == ["left", "top"] and eps[1].dones[-1] == 1
+    assert eps[0].states.shape == (5, 39)
+    elsewhere = tmp_path / "demos.pickle"
+    _dump(elsewhere, paths)
+    with pytest.raises(DemoFileError, match="pass camera="):
+        read_classic_pickle(elsewhere)
+    assert read_classic_pickle(elsewhere, camera="right")[0].cameras == ["right"]
     bad = tmp_path / "bad.pickle"
-    with open(bad, "wb") as fh:
-        pickle.dump([{"images": paths[0]["images"]}], fh)
+    _dump(bad, [{"images": paths[0]["images"]}])
     with pytest.raises(DemoFileError, match=r"path 0 lacks \['observations', 'actions'\]"):
-        read_classic_pickle(bad)
+        read_classic_pickle(bad, camera="left")
     junk = tmp_path / "junk.pickle"
     junk.write_bytes(b"not a pickle")
     with pytest.raises(DemoFileError, match="not a readable pickle"):
-        read_classic_pickle(junk)
+        read_classic_pickle(junk, camera="left")
+
+
+def test_classic_multiview_merges_cameras_and_round_trips(tmp_path):
+    root = tmp_path / "final_paths_multiview_rb_200"
+    for i, cam in enumerate(("default", "left_cap2", "right_cap2")):
+        _dump(root / cam / "kitchen_knob1_on-v3.pickle", _classic_paths(seed=i))
+    eps = read_classic_multiview(root, "kitchen_knob1_on-v3")
+    assert len(eps) == 2 and eps[0].task == "knob"
+    assert eps[0].cameras == ["default", "left", "right"]
+    np.testing.assert_array_equal(eps[1].obs["rgb_right"], _classic_paths(seed=2)[1]["images"])
+    out = tmp_path / "knob.hdf5"
+    write_demos(out, eps, kitchen_env_args("kitchen/knob", eps[0].cameras, 8))
+    back = read_demos(out, obs_keys=["rgb_left", "proprio"])
+    np.testing.assert_array_equal(back[1].obs["rgb_left"], eps[1].obs["rgb_left"])
+    _dump(root / "right_cap2" / "kitchen_knob1_on-v3.pickle", _classic_paths((5,), seed=2))
+    with pytest.raises(DemoFileError, match="1 demos for camera 'right'"):
+        read_classic_multiview(root, "kitchen_knob1_on-v3")
 
 
 def _kitchen_trajectory(n=4, seed=0):
