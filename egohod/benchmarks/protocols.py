@@ -264,8 +264,26 @@ def run_egomcq(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
 RUNNERS = {"ek100-mir": run_ek100_mir, "ek100-cls": run_ek100_cls, "egtea": run_egtea, "egomcq": run_egomcq}
 
 
+REQUIRED_FILES = {
+    "ek100-mir": [("EPIC_100_retrieval_test.csv", EK100_SUBDIRS), ("EPIC_100_retrieval_test_sentence.csv", EK100_SUBDIRS)],
+    "ek100-cls": [("EPIC_100_train.csv", ("", "epic-kitchens-100-annotations")),
+                  ("EPIC_100_validation.csv", ("", "epic-kitchens-100-annotations"))],
+    "egtea": [("action_idx.txt", ("",)), ("test_split1.txt", ("",))],
+    "egomcq": [("egomcq.json", ("",))],
+}
+
+
+def check_data(cfg: EvalConfig) -> None:
+    """Fail before building the model when an annotation file or the video folder is missing."""
+    for name, subdirs in REQUIRED_FILES[cfg.benchmark]:
+        find_annotation(cfg.data, name, subdirs)
+    if not _videos_root(cfg).is_dir():
+        raise BenchmarkDataError(f"video folder {_videos_root(cfg)} does not exist (set videos=DIR)")
+
+
 def run_benchmark(cfg: EvalConfig) -> tuple[dict, dict]:
     """Build the model and run ``cfg.benchmark``; returns ``(metrics, info)``."""
+    check_data(cfg)
     model = ZeroShotModel(cfg)
     metrics, info = RUNNERS[cfg.benchmark](cfg, model)
     info.update({"weights": model.weights, "device": str(model.device)})

@@ -95,8 +95,13 @@ def test_eval_limit_and_missing_video_message(datasets, tmp_path, capsys):
     assert eval_main(["egtea", "encoder=egovideo_tiny", f"data={datasets['egtea']}", "videos=nowhere",
                       f"out={tmp_path / 'x'}", "device=cpu"]) == 2
     err = capsys.readouterr().err
+    assert "video folder" in err and "nowhere does not exist" in err
+    (datasets["egtea"] / "partial" / "OP01-R01-PastaSalad").mkdir(parents=True, exist_ok=True)
+    assert eval_main(["egtea", "encoder=egovideo_tiny", f"data={datasets['egtea']}", "videos=partial",
+                      f"out={tmp_path / 'x'}", "device=cpu"]) == 2
+    err = capsys.readouterr().err
     assert "video for EGTEA clip OP01-R01-PastaSalad-1002316" in err and "not found; tried" in err
-    assert "nowhere/OP01-R01-PastaSalad/OP01-R01-PastaSalad-1002316" in err
+    assert "partial/OP01-R01-PastaSalad/OP01-R01-PastaSalad-1002316" in err
     assert not (tmp_path / "x").exists()  # nothing written for a failed run
 
 
