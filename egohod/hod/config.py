@@ -262,11 +262,26 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(d), version_base="1.3"):
         cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    for group, schemas in (("detector", DETECTOR_SCHEMAS), ("narrator", NARRATOR_SCHEMAS)):
+        if group in cfg and OmegaConf.is_dict(cfg[group]):
+            cfg[group] = validate_component(group, cfg[group], schemas)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"missing required setting(s) {missing} for `egohod hod {config_name.replace('_', '-')}`; "
                          f"pass them as key=value")
     return cfg
+
+
+def validate_component(group: str, node: DictConfig, schemas: dict) -> DictConfig:
+    """Re-check a detector/narrator node against its schema (catches keys added with ``+``)."""
+    name = node.get("name")
+    if name not in schemas:
+        raise ValueError(f"{group}.name={name!r} is not one of {sorted(schemas)}")
+    extra = sorted(set(node.keys()) - set(OmegaConf.structured(schemas[name]).keys()))
+    if extra:
+        raise ValueError(f"unknown {group} setting(s) {extra} for {group}={name}; "
+                         f"known: {sorted(OmegaConf.structured(schemas[name]).keys())}")
+    return OmegaConf.merge(OmegaConf.structured(schemas[name]), node)
 
 
 def component_kwargs(node: DictConfig) -> tuple[str, dict]:

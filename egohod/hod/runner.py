@@ -119,6 +119,37 @@ def batches(items: list, n: int) -> Iterator[list]:
 
 
 # ----------------------------------------------------------------------------- run
+# settings that may change between a run and its resumption without changing any record
+VOLATILE = {"progress", "executor", "batch_size", "flush_every", "ray", "shard", "num_shards", "out"}
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resumable(sdir: Path, cfg: DictConfig) -> None:
+    """Refuse to resume a shard written with settings that change the records."""
+    old_path = sdir / "config.yaml"
+    if not old_path.exists():
+        return
+    old = OmegaConf.to_container(OmegaConf.load(old_path), resolve=True)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    a = {k: v for k, v in _flat(old).items() if k.split(".")[0] not in VOLATILE}
+    b = {k: v for k, v in _flat(new).items() if k.split(".")[0] not in VOLATILE}
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:5])
+        raise ValueError(f"{sdir} was written with different settings ({shown}); resuming would mix records. "
+                         f"Use a new out= folder, or rerun with the original settings")
+
+
 def run_shard(cfg: DictConfig) -> dict:
     """Process this process's shard; returns its counts (also in ``done.json``)."""
     out = Path(cfg.out)
@@ -126,6 +157,7 @@ def run_shard(cfg: DictConfig) -> dict:
     clips = load_clips(cfg.clips, cfg.clips_format, cfg.ego4d_window, cfg.limit)
     sdir = shard_dir(out, shard, n)
     sdir.mkdir(parents=True, exist_ok=True)
+    check_resumable(sdir, cfg)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     if not (out / "config.yaml").exists():
         atomic_write_text(out / "config.yaml", resolved)

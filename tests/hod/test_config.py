@@ -1,0 +1,45 @@
+"""Hydra configs: composition, typed groups, unknown keys and changed settings are errors."""
+from __future__ import annotations
+
+import pytest
+from conftest import run_args
+
+from egohod.hod.cli import main
+from egohod.hod.config import compose
+
+
+def test_groups_compose_with_typed_defaults():
+    cfg = compose("run", ["clips=a.csv", "out=o", "detector=100doh", "detector.checkpoint=w.pth", "narrator=openai"])
+    assert cfg.detector.name == "100doh" and cfg.detector.scale == 600 and cfg.detector.checkpoint == "w.pth"
+    assert cfg.narrator.name == "openai" and cfg.narrator.api_key_env == "OPENAI_API_KEY"
+    assert cfg.sampling.frames_per_clip * cfg.sampling.temporal_factor == 16
+    with pytest.raises(Exception, match="temporal_factor"):
+        compose("run", ["clips=a.csv", "out=o", "sampling.temporal_factor=many"])
+
+
+@pytest.mark.parametrize("override", ["bogus=1", "detector.bogus=1", "+detector.bogus=1", "narrator.nope=2"])
+def test_unknown_keys_are_errors(override):
+    with pytest.raises(Exception, match="bogus|nope"):
+        compose("run", ["clips=a.csv", "out=o", override])
+
+
+def test_missing_required_and_unknown_group():
+    with pytest.raises(ValueError, match=r"missing required setting\(s\) \['out'\]"):
+        compose("run", ["clips=a.csv"])
+    with pytest.raises(Exception, match="detector"):
+        compose("run", ["clips=a.csv", "out=o", "detector=yolo"])
+
+
+def test_resume_refuses_changed_settings(hod_corpus, tmp_path):
+    out = tmp_path / "r"
+    assert main(["run", *run_args(hod_corpus, out), "limit=2"]) == 0
+    assert main(["run", *run_args(hod_corpus, out), "limit=2", "batch_size=1"]) == 0  # volatile: fine
+    with pytest.raises(ValueError, match=r"dynamics.hand_threshold: 0.5 -> 0.7"):
+        main(["run", *run_args(hod_corpus, out), "limit=2", "dynamics.hand_threshold=0.7"])
+
+
+def test_cli_help_and_list(capsys):
+    assert main([]) == 0 and "style-train" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    assert "detectors: 100doh, precomputed, skin" in capsys.readouterr().out
+    assert main(["nope"]) == 2
