@@ -43,10 +43,57 @@ def test_eval_ek100_mir(datasets, tmp_path, capsys):
     assert rec["num_clips"] == 6 and rec["num_captions"] == 4
     assert rec["config"]["num_frames"] == 4 and rec["config"]["mir_text"] == "narration"
     assert "map_avg" in capsys.readouterr().out
-    # the sentence-file text gives the same captions here (identical strings) -> identical scores
-    rec2 = _run("ek100-mir", datasets["ek100"], tmp_path / "s", "mir_text=sentence", "num_frames=2")
+    # the sentence file holds the same strings for these ids -> identical scores
+    rec2 = _run("ek100-mir", datasets["ek100"], tmp_path / "s", "mir_text=sentence")
     assert rec2["config"]["mir_text"] == "sentence"
-    _in_range(rec2["metrics"], list(rec["metrics"]))
+    assert rec2["metrics"] == pytest.approx(rec["metrics"], abs=1e-9)
+
+
+def test_mir_caption_texts_narration_vs_sentence(datasets, monkeypatch):
+    from egohod.benchmarks import protocols
+    from egohod.benchmarks.config import load_eval_config
+
+    seen = {}
+
+    def fake_texts(self, texts, desc="text"):
+        seen[desc] = list(texts)
+        return np.eye(len(texts), 4, dtype=np.float32)
+
+    def fake_clips(self, read_fns, desc="clips"):
+        return np.eye(len(read_fns), 4, dtype=np.float32)
+
+    monkeypatch.setattr(protocols.ZeroShotModel, "embed_texts", fake_texts)
+    monkeypatch.setattr(protocols.ZeroShotModel, "embed_clips", fake_clips)
+    sent = datasets["ek100"] / "epic-kitchens-100-annotations" / "retrieval_annotations" / "EPIC_100_retrieval_test_sentence.csv"
+    original = sent.read_text()
+    try:
+        sent.write_text(original.replace("wash plate", "rinse the plate"))
+        for mode, third in (("narration", "wash plate"), ("sentence", "rinse the plate")):
+            cfg = load_eval_config("ek100-mir", [f"data={datasets['ek100']}", "encoder=egovideo_tiny", "device=cpu",
+                                                 f"mir_text={mode}"])
+            metrics, info = protocols.run_ek100_mir(cfg, protocols.ZeroShotModel(cfg))
+            assert seen["EK-100 captions"] == ["open fridge", "take knife", third, "cut onion"]
+            assert info == {"num_clips": 6, "num_captions": 4}
+    finally:
+        sent.write_text(original)
+    # identity embeddings: clip i matches caption i only -> rows 0..3 rank their caption first
+    assert metrics["map_v2t"] > 50
+
+
+def test_class_embedding_is_renormalised_mean_of_normalised_texts():
+    from egohod.benchmarks.protocols import class_embeddings
+
+    vecs = {"#C C open fridge": [3.0, 0.0], "open fridge": [0.0, 1.0], "take knife": [1.0, 1.0],
+            "#C C take knife": [1.0, -1.0]}
+
+    class Fake:
+        def embed_texts(self, texts, desc=""):
+            e = np.array([vecs[t] for t in texts])
+            return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    emb = class_embeddings(Fake(), [["open fridge"], ["take knife"]], ["{}", "#C C {}"])
+    np.testing.assert_allclose(emb[0], np.array([1.0, 1.0]) / np.sqrt(2))  # mean of (0,1) and (1,0)
+    np.testing.assert_allclose(emb[1], [1.0, 0.0])  # mean of (1,1)/sqrt2 and (1,-1)/sqrt2
 
 
 def test_eval_ek100_cls(datasets, tmp_path):
