@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -174,6 +175,22 @@ def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Po
 
 # ----------------------------------------------------------------------------- loop helpers
 
+_STOP_SIGNAL: list[int] = []  # set by SIGUSR1/SIGTERM (Slurm preemption warning)
+
+
+def install_stop_handlers() -> None:
+    """On SIGUSR1/SIGTERM finish the current step, checkpoint and exit (resume with train.resume=true)."""
+    def handler(signum, frame):
+        _STOP_SIGNAL.append(signum)
+
+    for sig in (signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def stop_requested(info: DistInfo) -> bool:
+    """True on every rank once any rank received a stop signal (one scalar all-reduce)."""
+    return reduce_scalar(1.0 if _STOP_SIGNAL else 0.0, info, "max") > 0
+
 
 def grad_checksum(model) -> dict:
     s = sq = 0.0
@@ -268,6 +285,11 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         log.advance()
         if r.pos.step % cfg.train.save_every_steps == 0:
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
+        if stop_requested(info):
+            if r.pos.step % cfg.train.save_every_steps != 0:
+                save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
+            log.write({"event": "stopped", "step": r.pos.step, "signal": _STOP_SIGNAL[:1] or "other rank"})
+            raise SystemExit(f"stopped by signal at step {r.pos.step}; checkpoint saved, resume with train.resume=true")
     if gsum is not None:
         gsum.close()
 
@@ -307,6 +329,7 @@ def main(dcfg: DictConfig) -> None:
     validate(cfg)
     cfg_dict = OmegaConf.to_container(dcfg, resolve=True)
     info = init_distributed(cfg.train.device)
+    install_stop_handlers()
     try:
         torch.manual_seed(cfg.train.seed + info.rank)
         run(cfg, cfg_dict, info)

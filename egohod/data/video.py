@@ -43,6 +43,7 @@ __all__ = [
     "resized_shape",
     "sample_segment_indices",
     "video_duration",
+    "VideoWriter",
     "write_video",
 ]
 
@@ -247,7 +248,7 @@ def _read_pyav(path: str, indices: np.ndarray, size: tuple[int, int] | None, fps
             if idx in wanted and idx not in got:
                 if size is not None:
                     frame = frame.reformat(width=size[1], height=size[0], format="rgb24")
-                got[idx] = frame.to_ndarray(format="rgb24")
+                got[idx] = np.array(frame.to_ndarray(format="rgb24"))  # copy: PyAV reuses reformat buffers
             if idx >= last:
                 break
     missing = sorted(wanted - set(got))
@@ -452,48 +453,90 @@ def read_chunked_clip(
 # ----------------------------------------------------------------------------- writing
 
 
+class VideoWriter:
+    """Streaming mp4 writer (PyAV): ``with VideoWriter(path, fps, h, w) as w: w.write(frames)``.
+
+    Frames are uint8 RGB ``[H, W, 3]`` or ``[T, H, W, 3]``. The file appears at ``path`` only
+    when the writer closes without error (temp file + rename).
+    ``codec``: ``"h264"`` (libx264, yuv420p: H and W must be even) or ``"mpeg4"``.
+    ``gop_size`` sets the keyframe interval (default: one per second); ``tune`` is passed to
+    x264 (``"fastdecode"`` makes random access cheaper at a larger file size).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int, codec: str = "h264",
+                 gop_size: int | None = None, crf: int = 23, preset: str = "veryfast", tune: str | None = None):
+        if height % 2 or width % 2:
+            raise ValueError(f"frame size {height}x{width} must be even for yuv420p encoding")
+        if codec not in ("h264", "mpeg4"):
+            raise ValueError(f"codec must be 'h264' or 'mpeg4', got {codec!r}")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path, self.fps, self.height, self.width = Path(path), fps, height, width
+        self.codec, self.gop_size, self.crf, self.preset, self.tune = codec, gop_size, crf, preset, tune
+        self.count = 0
+        self._container = None
+
+    def __enter__(self) -> "VideoWriter":
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        st = self._container.add_stream("libx264" if self.codec == "h264" else "mpeg4", rate=rate)
+        st.width, st.height, st.pix_fmt = self.width, self.height, "yuv420p"
+        st.codec_context.gop_size = int(self.gop_size or max(1, round(self.fps)))
+        if self.codec == "h264":
+            opts = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
+            if self.tune:
+                opts["tune"] = self.tune
+            st.options = opts
+        else:
+            st.codec_context.bit_rate = max(200_000, self.height * self.width * int(round(self.fps)) // 4)
+        self._stream = st
+        return self
+
+    def write(self, frames: np.ndarray) -> None:
+        import av
+
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"{self.path}: frames must be uint8 [T, {self.height}, {self.width}, 3], "
+                             f"got {frames.dtype} {frames.shape}")
+        for frame in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+            self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                if self.count == 0:
+                    raise ValueError(f"{self.path}: no frames written")
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            self._container.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+
+
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "h264",
-                gop_size: int | None = None, crf: int = 23) -> Path:
+                gop_size: int | None = None, crf: int = 23, tune: str | None = None) -> Path:
     """Write uint8 RGB frames ``[T, H, W, 3]`` to an mp4 with PyAV; atomic (temp file + rename).
 
-    ``codec``: ``"h264"`` (libx264, yuv420p: H and W must be even) or ``"mpeg4"``.
-    ``gop_size`` sets the keyframe interval (default: one per second).
+    See :class:`VideoWriter` for ``codec``, ``gop_size`` and ``tune``.
     """
-    import av
-
-    path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs uint8 [T, H, W, 3] frames, got {frames.dtype} {frames.shape}")
-    t, h, w, _ = frames.shape
-    if t == 0:
+    if frames.shape[0] == 0:
         raise ValueError("write_video needs at least one frame")
-    if h % 2 or w % 2:
-        raise ValueError(f"frame size {h}x{w} must be even for yuv420p encoding")
-    if codec not in ("h264", "mpeg4"):
-        raise ValueError(f"codec must be 'h264' or 'mpeg4', got {codec!r}")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    rate = Fraction(fps).limit_denominator(1001)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.codec_context.gop_size = int(gop_size or max(1, round(fps)))
-            if codec == "h264":
-                stream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0"}
-            else:
-                stream.codec_context.bit_rate = max(200_000, h * w * int(round(fps)) // 4)
-            for frame in frames:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                for packet in stream.encode(vf):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with VideoWriter(path, fps, frames.shape[1], frames.shape[2], codec, gop_size, crf, tune=tune) as w:
+        w.write(frames)
+    return Path(path)
