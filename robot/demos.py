@@ -20,24 +20,13 @@ Writing is atomic: :class:`DemoWriter` writes ``<path>.partial`` and renames it 
 on a successful ``close()``; an exception inside ``with DemoWriter(...)`` deletes the partial
 file, and a killed process leaves only ``<path>.partial``, never a half-written ``path``.
 
-Readers for demos users already have (all return :class:`Episode` lists):
-
-- :func:`read_d4rl_kitchen`: D4RL kitchen HDF5 (``observations`` [N, 60] = robot qpos (9),
-  object qpos (21), goal (30); ``actions`` [N, 9]; episodes split at ``terminals`` / ``timeouts``).
-  State only: the qpos are replayed in the simulator and the requested cameras rendered.
-- :func:`read_minari_kitchen`: Minari ``D4RL/kitchen-*-v2`` HDF5 (``episode_<i>`` groups with
-  ``observations/observation`` [T+1, 59] = robot qpos (9), robot qvel (9), object qpos (21), object
-  qvel (20), ``actions`` [T, 9], ``rewards``, ``terminations``, ``truncations``); replayed likewise.
-- :func:`read_classic_pickle`: the R3M pickled demos: a list of paths, each a dict with
-  ``images`` [T, H, W, 3] (or ``images_<camera>`` for several views), ``observations`` [T, D]
-  (first 9 = robot joint positions), ``actions`` [T, 9]; :func:`read_classic_multiview` merges
-  R3M's per-camera files ``final_paths_multiview_rb_200/<camera>/<env id>.pickle``.
+Readers for demos users already have (D4RL, Minari, R3M pickles) live in
+:mod:`robot.demo_sources` and are re-exported here (``robot.demos.read_d4rl_kitchen`` etc.).
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +36,6 @@ import numpy as np
 
 RGB_PREFIX = "rgb_"
 REQUIRED_DEMO_KEYS = ("actions", "rewards", "dones", "states", "obs")
-KITCHEN_NQ, KITCHEN_NV = 30, 29  # qpos / qvel sizes of the kitchen model
 ROBOMIMIC_GYM_TYPE = 2  # robomimic EnvType.GYM_TYPE: the closest existing type for gym envs
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 
@@ -168,6 +156,14 @@ class DemoWriter:
     @property
     def num_demos(self) -> int:
         return self._count
+
+    @property
+    def num_samples(self) -> int:
+        return self._total
+
+    @property
+    def obs_keys(self) -> list[str]:
+        return sorted(self._obs_keys or [])
 
     def append(self, episode: Episode) -> str:
         """Write one episode as ``data/demo_<n>``; returns the group name."""
@@ -335,265 +331,17 @@ def read_demos(path: str | os.PathLike, obs_keys: Sequence[str] | None = None,
         return episodes
 
 
-# ------------------------------------------------------------------------------------ replay
-def render_state(env, state: np.ndarray, cameras: Sequence[str]) -> dict[str, np.ndarray]:
-    """Set the simulator to ``state`` ([qpos, qvel]) and return the per-step observations."""
-    env.set_sim_state(state)
-    obs = {f"{RGB_PREFIX}{cam}": env.render_camera(cam) for cam in cameras}
-    obs["proprio"] = env.data.qpos[:9].astype(np.float32)
-    obs["object_state"] = env.object_state()
-    return obs
 
 
-def replay_states(states: np.ndarray, cameras: Sequence[str], env_name: str = "kitchen/microwave",
-                  image_size: int = 224, env=None, progress: bool = False,
-                  env_kwargs: dict | None = None) -> dict[str, np.ndarray]:
-    """Render ``states`` [T, nq + nv] from ``cameras``: stacked obs arrays, each [T, ...].
-
-    The kitchen is at its nominal position (no randomisation), as in the D4RL/Minari data.
-    ``env_kwargs`` go to ``envs.make`` (e.g. ``mesh_detail=1.0`` for the original arm meshes).
-    """
-    own_env = env is None
-    if own_env:
-        import envs
-
-        kwargs = dict(kitchen_noise=0.0, joint_noise=0.0)
-        kwargs.update(env_kwargs or {})
-        env = envs.make(env_name, camera=None, image_size=image_size, **kwargs)
-        env.reset(seed=0)
-    expected = env.get_sim_state().shape[0]
-    if states.ndim != 2 or states.shape[1] != expected:
-        raise DemoFileError(f"states must be [T, {expected}] ([qpos, qvel] of {env_name}); "
-                            f"got {states.shape}")
-    steps = range(len(states))
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc="replay", unit="step", leave=False)
-    try:
-        per_step = [render_state(env, states[t], cameras) for t in steps]
-    finally:
-        if own_env:
-            env.close()
-    return {k: np.stack([o[k] for o in per_step]) for k in per_step[0]}
+_SOURCE_NAMES = ("read_d4rl_kitchen", "read_minari_kitchen", "read_classic_pickle",
+                 "read_classic_multiview", "iter_d4rl_kitchen", "iter_minari_kitchen",
+                 "iter_any_demos", "replay_states", "render_state", "detect_demo_format",
+                 "convert_demos")
 
 
-def _split_points(n: int, *flags: np.ndarray | None) -> list[tuple[int, int]]:
-    ends = np.zeros(n, dtype=bool)
-    for flag in flags:
-        if flag is not None:
-            ends |= np.asarray(flag, dtype=bool).reshape(-1)[:n]
-    ends[-1] = True
-    bounds, start = [], 0
-    for end in np.flatnonzero(ends):
-        bounds.append((start, int(end) + 1))
-        start = int(end) + 1
-    return bounds
+def __getattr__(name):  # lazy re-export: robot.demo_sources imports this module
+    if name in _SOURCE_NAMES:
+        import robot.demo_sources as sources
 
-
-def read_d4rl_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("default",),
-                      image_size: int = 224, env_name: str = "kitchen/microwave",
-                      task: str | None = None, max_episodes: int | None = None,
-                      progress: bool = True, env_kwargs: dict | None = None) -> list[Episode]:
-    """D4RL kitchen HDF5 -> pixel :class:`Episode` lists by replaying the qpos in the simulator.
-
-    D4RL stores no velocities, so ``states`` holds the file's qpos and zero qvel.
-    """
-    with _open_hdf5(path) as f:
-        for key in ("observations", "actions"):
-            if key not in f:
-                raise DemoFileError(f"{path}: not a D4RL kitchen file, no {key!r} dataset "
-                                    f"(top-level keys: {sorted(f.keys())})")
-        observations = f["observations"][()]
-        actions = f["actions"][()]
-        rewards = f["rewards"][()] if "rewards" in f else np.zeros(len(actions), np.float32)
-        terminals = f["terminals"][()] if "terminals" in f else None
-        timeouts = f["timeouts"][()] if "timeouts" in f else None
-    nq, nv = KITCHEN_NQ, KITCHEN_NV
-    if observations.ndim != 2 or observations.shape[1] < nq:
-        raise DemoFileError(f"{path}: 'observations' must be [N, >= {nq}] (robot qpos 9, object "
-                            f"qpos 21, ...); got shape {observations.shape}")
-    if len(actions) != len(observations):
-        raise DemoFileError(f"{path}: {len(observations)} observations but {len(actions)} actions")
-    bounds = _split_points(len(actions), terminals, timeouts)
-    if max_episodes is not None:
-        bounds = bounds[:max_episodes]
-    episodes = []
-    for i, (a, b) in enumerate(bounds):
-        states = np.concatenate([observations[a:b, :nq], np.zeros((b - a, nv))], axis=1)
-        obs = replay_states(states, cameras, env_name, image_size, progress=progress,
-                            env_kwargs=env_kwargs)
-        dones = np.zeros(b - a, np.uint8)
-        dones[-1] = 1
-        episodes.append(Episode(obs=obs, actions=actions[a:b], rewards=rewards[a:b], dones=dones,
-                                states=states, task=task,
-                                attrs={"source": "d4rl", "source_file": str(path),
-                                       "source_range": [a, b]}))
-    return episodes
-
-
-def read_minari_kitchen(path: str | os.PathLike, cameras: Sequence[str] = ("default",),
-                        image_size: int = 224, env_name: str = "kitchen/microwave",
-                        task: str | None = None, max_episodes: int | None = None,
-                        progress: bool = True, env_kwargs: dict | None = None) -> list[Episode]:
-    """Minari kitchen HDF5 (FrankaKitchen-v1 observations) -> pixel :class:`Episode` lists."""
-    with _open_hdf5(path) as f:
-        names = [n for n in f.keys() if re.match(r"^episode_\d+$", n)]
-        if not names:
-            raise DemoFileError(f"{path}: not a Minari file, no episode_<i> groups "
-                                f"(top-level keys: {sorted(f.keys())})")
-        names.sort(key=lambda n: int(n.split("_")[1]))
-        if max_episodes is not None:
-            names = names[:max_episodes]
-        raw = []
-        for name in names:
-            grp = f[name]
-            for key in ("observations", "actions"):
-                if key not in grp:
-                    raise DemoFileError(f"{path}: {name} lacks {key!r} "
-                                        f"(available keys: {sorted(grp.keys())})")
-            o = grp["observations"]
-            if hasattr(o, "keys"):  # Dict observation space
-                if "observation" not in o:
-                    raise DemoFileError(f"{path}: {name}/observations lacks 'observation' "
-                                        f"(available keys: {sorted(o.keys())})")
-                o = o["observation"]
-            raw.append((name, o[()], grp["actions"][()],
-                        grp["rewards"][()] if "rewards" in grp else None,
-                        grp["terminations"][()] if "terminations" in grp else None))
-    episodes = []
-    for name, o, actions, rewards, terminations in raw:
-        t = len(actions)
-        if o.ndim != 2 or o.shape[1] != 59 or len(o) not in (t, t + 1):
-            raise DemoFileError(f"{path}: {name}/observations must be [T+1, 59] (FrankaKitchen-v1:"
-                                f" robot qpos 9, qvel 9, object qpos 21, qvel 20) for T={t} "
-                                f"actions; got {o.shape}")
-        o = o[:t]
-        qpos = np.concatenate([o[:, 0:9], o[:, 18:39]], axis=1)
-        qvel = np.concatenate([o[:, 9:18], o[:, 39:59]], axis=1)
-        states = np.concatenate([qpos, qvel], axis=1)
-        obs = replay_states(states, cameras, env_name, image_size, progress=progress,
-                            env_kwargs=env_kwargs)
-        dones = np.zeros(t, np.uint8) if terminations is None else \
-            np.asarray(terminations, bool).astype(np.uint8)
-        dones[-1] = 1
-        episodes.append(Episode(obs=obs, actions=actions,
-                                rewards=np.zeros(t) if rewards is None else rewards,
-                                dones=dones, states=states, task=task,
-                                attrs={"source": "minari", "source_file": str(path),
-                                       "source_episode": name}))
-    return episodes
-
-
-# R3M's classic layout: <root>/final_paths_multiview_rb_200/<camera dir>/<env id>.pickle
-CLASSIC_CAMERA_DIRS = {"default": "default", "left_cap2": "left", "right_cap2": "right"}
-CLASSIC_TASK_IDS = {
-    "kitchen_micro_open-v3": "microwave",
-    "kitchen_sdoor_open-v3": "slide_cabinet",
-    "kitchen_ldoor_open-v3": "hinge_cabinet",
-    "kitchen_light_on-v3": "light_switch",
-    "kitchen_knob1_on-v3": "knob",
-}
-
-
-def _load_classic_paths(path: Path) -> list[dict]:
-    if not path.exists():
-        raise FileNotFoundError(f"demo file not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            paths = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
-        raise DemoFileError(f"{path} is not a readable pickle of demo paths: {exc}") from exc
-    if isinstance(paths, dict):
-        paths = [paths]
-    if not isinstance(paths, (list, tuple)) or not paths:
-        raise DemoFileError(f"{path}: expected a non-empty list of path dicts, got "
-                            f"{type(paths).__name__}")
-    return list(paths)
-
-
-def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
-                        task: str | None = None) -> list[Episode]:
-    """R3M-style pickled demos -> :class:`Episode` lists (no simulator needed).
-
-    Each path holds ``images`` [T, H, W, 3] (stored as ``rgb_<camera>``) and/or
-    ``images_<cam>`` keys for several views, ``observations`` [T, D] (first 9 = robot joint
-    positions -> ``proprio``) and ``actions`` [T, 9]. ``states`` is the full ``observations``
-    array (the classic files do not hold the simulator state).
-
-    ``camera`` defaults to the file's folder in R3M's layout (``left_cap2`` -> ``left``,
-    ``right_cap2`` -> ``right``, ``default``); ``task`` to the task of R3M's env id file name
-    (``kitchen_micro_open-v3.pickle`` -> ``microwave``, see ``CLASSIC_TASK_IDS``).
-    """
-    path = Path(path)
-    paths = _load_classic_paths(path)
-    if camera is None:
-        camera = CLASSIC_CAMERA_DIRS.get(path.parent.name)
-    if task is None:
-        task = CLASSIC_TASK_IDS.get(path.stem)
-    episodes = []
-    for i, p in enumerate(paths):
-        if not isinstance(p, dict):
-            raise DemoFileError(f"{path}: path {i} is a {type(p).__name__}, expected a dict")
-        image_keys = [k for k in p if k == "images" or k.startswith("images_")]
-        missing = [k for k in ("observations", "actions") if k not in p]
-        if missing or not image_keys:
-            raise DemoFileError(f"{path}: path {i} lacks {missing or ['images']} "
-                                f"(keys: {sorted(p)})")
-        if "images" in p and camera is None:
-            raise DemoFileError(f"{path}: cannot tell which camera 'images' comes from (the "
-                                f"folder is not one of {sorted(CLASSIC_CAMERA_DIRS)}); pass camera=")
-        observations = np.asarray(p["observations"], dtype=np.float64)
-        if observations.ndim != 2 or observations.shape[1] < 9:
-            raise DemoFileError(f"{path}: path {i} observations must be [T, >= 9], got "
-                                f"{observations.shape}")
-        obs = {}
-        for key in image_keys:
-            cam = camera if key == "images" else key[len("images_"):]
-            images = np.asarray(p[key])
-            if images.ndim != 4 or images.shape[-1] != 3:
-                raise DemoFileError(f"{path}: path {i} {key} must be [T, H, W, 3], got "
-                                    f"{images.shape}")
-            obs[f"{RGB_PREFIX}{cam}"] = images.astype(np.uint8)
-        obs["proprio"] = observations[:, :9].astype(np.float32)
-        t = len(p["actions"])
-        rewards = np.asarray(p.get("rewards", np.zeros(t)), dtype=np.float32)
-        dones = np.zeros(t, np.uint8)
-        dones[-1] = 1
-        episodes.append(Episode(obs=obs, actions=p["actions"], rewards=rewards, dones=dones,
-                                states=observations, task=task,
-                                attrs={"source": "classic_pickle", "source_file": str(path),
-                                       "source_path": i}))
-    return episodes
-
-
-def read_classic_multiview(root: str | os.PathLike, env_id: str,
-                           cameras: Sequence[str] = ("default", "left_cap2", "right_cap2"),
-                           ) -> list[Episode]:
-    """Merge R3M's per-camera pickles ``<root>/<camera dir>/<env_id>.pickle`` into episodes
-    holding one ``rgb_<camera>`` per view (the paths of each file must be the same demos)."""
-    root = Path(root)
-    per_camera = {}
-    for cam_dir in cameras:
-        cam = CLASSIC_CAMERA_DIRS.get(cam_dir, cam_dir)
-        per_camera[cam] = read_classic_pickle(root / cam_dir / f"{env_id}.pickle", camera=cam)
-    first_cam, first = next(iter(per_camera.items()))
-    merged = []
-    for i, episode in enumerate(first):
-        obs = dict(episode.obs)
-        for cam, episodes in per_camera.items():
-            if cam == first_cam:
-                continue
-            if len(episodes) != len(first):
-                raise DemoFileError(f"{root}: {len(episodes)} demos for camera {cam!r} but "
-                                    f"{len(first)} for {first_cam!r}")
-            other = episodes[i]
-            if other.num_samples != episode.num_samples or not np.allclose(other.actions,
-                                                                           episode.actions):
-                raise DemoFileError(f"{root}: demo {i} differs between cameras {first_cam!r} and "
-                                    f"{cam!r} (actions or length): not the same demonstrations")
-            obs[f"{RGB_PREFIX}{cam}"] = other.obs[f"{RGB_PREFIX}{cam}"]
-        merged.append(Episode(obs=obs, actions=episode.actions, rewards=episode.rewards,
-                              dones=episode.dones, states=episode.states, task=episode.task,
-                              attrs=dict(episode.attrs, source_file=str(root))))
-    return merged
+        return getattr(sources, name)
+    raise AttributeError(f"module 'robot.demos' has no attribute {name!r}")

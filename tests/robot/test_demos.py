@@ -10,7 +10,8 @@ import pytest
 from envs.cameras import get_camera
 from envs.renderer import OffscreenRenderer, default_render_size
 from robot.demos import (DemoFileError, DemoWriter, Episode, kitchen_env_args,
-                         read_classic_multiview, read_classic_pickle,
+                         read_classic_multiview, read_classic_pickle, convert_demos,
+                         detect_demo_format,
                          read_d4rl_kitchen, read_demos, read_env_args, read_minari_kitchen,
                          write_demos)
 
@@ -174,7 +175,7 @@ def test_classic_pickle_reader(tmp_path):
         read_classic_pickle(junk, camera="left")
 
 
-def test_classic_multiview_merges_cameras_and_round_trips(tmp_path):
+def test_classic_multiview_merges_cameras_and_round_trips(tmp_path, capsys):
     root = tmp_path / "final_paths_multiview_rb_200"
     for i, cam in enumerate(("default", "left_cap2", "right_cap2")):
         _dump(root / cam / "kitchen_knob1_on-v3.pickle", _classic_paths(seed=i))
@@ -186,6 +187,16 @@ def test_classic_multiview_merges_cameras_and_round_trips(tmp_path):
     write_demos(out, eps, kitchen_env_args("kitchen/knob", eps[0].cameras, 8))
     back = read_demos(out, obs_keys=["rgb_left", "proprio"])
     np.testing.assert_array_equal(back[1].obs["rgb_left"], eps[1].obs["rgb_left"])
+    from robot.demo_sources import main
+
+    assert main(["info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["format"], info["demos"], info["total"]) == ("robomimic", 2, 12)
+    assert info["obs"]["rgb_left"] == [[8, 8, 3], "uint8"]
+    assert main(["convert", str(root / "left_cap2" / "kitchen_knob1_on-v3.pickle"),
+                 str(tmp_path / "left.hdf5")]) == 0
+    assert read_demos(tmp_path / "left.hdf5")[0].cameras == ["left"]
+    assert read_env_args(tmp_path / "left.hdf5")["cameras"] == ["left"]
     _dump(root / "right_cap2" / "kitchen_knob1_on-v3.pickle", _classic_paths((5,), seed=2))
     with pytest.raises(DemoFileError, match="1 demos for camera 'right'"):
         read_classic_multiview(root, "kitchen_knob1_on-v3")
@@ -218,7 +229,7 @@ def test_d4rl_reader_replays_and_renders(tmp_path):
         f["rewards"] = np.arange(5.0)
         f["terminals"] = np.array([0, 1, 0, 0, 0], bool)
         f["timeouts"] = np.array([0, 0, 0, 0, 1], bool)
-    eps = read_d4rl_kitchen(path, cameras=["left", "default"], image_size=32, progress=False)
+    eps = read_d4rl_kitchen(path, cameras=["left", "default"], image_size=32)
     assert [e.num_samples for e in eps] == [2, 3]
     ep = eps[1]
     assert ep.obs["rgb_left"].shape == (3, 32, 32, 3) and ep.obs["rgb_left"].mean() > 30
@@ -236,7 +247,22 @@ def test_d4rl_reader_replays_and_renders(tmp_path):
         f["observations"] = np.zeros((3, 12))
         f["actions"] = np.zeros((3, 9))
     with pytest.raises(DemoFileError, match=r"\[N, >= 30\]"):
-        read_d4rl_kitchen(tmp_path / "short.hdf5", progress=False)
+        read_d4rl_kitchen(tmp_path / "short.hdf5")
+    # conversion to robomimic streams the same episodes into an atomic file
+    assert detect_demo_format(path) == "d4rl"
+    out = tmp_path / "converted.hdf5"
+    summary = convert_demos(path, out, cameras=["left"], image_size=32, task="mixed",
+                            max_episodes=1, progress=False)
+    assert summary == {"format": "d4rl", "demos": 1, "samples": 2, "out": str(out),
+                       "obs_keys": ["object_state", "proprio", "rgb_left"]}
+    (back,) = read_demos(out)
+    np.testing.assert_array_equal(back.obs["rgb_left"], eps[0].obs["rgb_left"])
+    assert read_env_args(out)["source"] == {"file": str(path), "format": "d4rl"}
+    assert detect_demo_format(out) == "robomimic"
+    with pytest.raises(DemoFileError, match="no known demo layout"):
+        with h5py.File(tmp_path / "odd.hdf5", "w") as f:
+            f["stuff"] = np.zeros(2)
+        detect_demo_format(tmp_path / "odd.hdf5")
 
 
 @pytest.mark.render
@@ -255,7 +281,7 @@ def test_minari_reader_replays_and_renders(tmp_path):
         g["rewards"] = np.zeros(4)
         g["terminations"] = np.zeros(4, bool)
         g["truncations"] = np.array([0, 0, 0, 1], bool)
-    (ep,) = read_minari_kitchen(path, cameras=["right"], image_size=32, progress=False)
+    (ep,) = read_minari_kitchen(path, cameras=["right"], image_size=32)
     np.testing.assert_allclose(ep.states, states)
     assert ep.obs["rgb_right"].shape == (4, 32, 32, 3) and ep.obs["rgb_right"].std() > 10
     d4rl_like = tmp_path / "d4rl_like.hdf5"
