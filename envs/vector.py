@@ -29,7 +29,7 @@ def make_vec(name: str, num_envs: int, camera: str | None = "default", image_siz
     from gymnasium.vector import AsyncVectorEnv
 
     from envs.cameras import get_camera
-    from envs.gl import ensure_gl_backend
+    from envs.gl import GLBackendError, ensure_gl_backend
     from envs.registry import get_env_fn
 
     if num_envs < 1:
@@ -37,7 +37,11 @@ def make_vec(name: str, num_envs: int, camera: str | None = "default", image_siz
     get_env_fn(name)
     if camera is not None:
         get_camera(camera)
+    try:  # chosen once here; the workers inherit MUJOCO_GL instead of probing each
         ensure_gl_backend()
+    except GLBackendError:
+        if camera is not None:
+            raise
     seeds = list(range(num_envs)) if seeds is None else list(seeds)
     if len(seeds) != num_envs:
         raise ValueError(f"got {len(seeds)} seeds for {num_envs} environments")
