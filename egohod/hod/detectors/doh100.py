@@ -196,6 +196,7 @@ class HandObjectRCNN(nn.Module):
     # -------------------------------------------------------------- stages
     def proposals(self, feat: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
         fg, deltas = self.RCNN_rpn(feat)
+        fg, deltas = fg.float(), deltas.float()  # box arithmetic in fp32 even under autocast
         B, _, H, W = feat.shape
         stride = 16
         sy, sx = torch.meshgrid(torch.arange(H, device=feat.device) * stride,
@@ -244,9 +245,11 @@ class HandObjectRCNN(nn.Module):
         rois = torch.cat([torch.cat([torch.full_like(p[:, :1], b), p], 1) for b, p in enumerate(props)], 0)
         fc = self.head(self._pool(feat, rois))
         fc_pad = self.head(self._pool(feat, self.enlarge(rois, sizes)))
-        probs = torch.softmax(self.RCNN_cls_score(fc), -1)
-        deltas = self.RCNN_bbox_pred(fc) * fc.new_tensor(BBOX_STDS).repeat(1 if self.class_agnostic else len(CLASSES))
+        probs = torch.softmax(self.RCNN_cls_score(fc).float(), -1)
+        stds = rois.new_tensor(BBOX_STDS).repeat(1 if self.class_agnostic else len(CLASSES))
+        deltas = self.RCNN_bbox_pred(fc).float() * stds
         contact, offset, right = self.extension_layer(fc, fc_pad)
+        offset = offset.float()
         boxes = decode_boxes(rois[:, 1:], deltas)
         out, start = [], 0
         for b, p in enumerate(props):

@@ -75,8 +75,10 @@ def validate_output(raw: str | None, v: Validation) -> tuple[list[str], list[str
     return ok[: v.max_narrations], bad
 
 
-def result_from_answer(raw: str | None, v: Validation, attempts: int = 1) -> NarrationResult:
+def result_from_answer(raw: str | None, v: Validation, attempts: int = 1, limit: int | None = None) -> NarrationResult:
+    """Validated narrations of one answer (at most ``limit`` of them), or an error naming why none passed."""
     texts, bad = validate_output(raw, v)
+    texts = texts[:limit] if limit else texts
     if not texts:
         return NarrationResult([], "invalid answer: " + "; ".join(bad or ["no narration lines"]), raw, attempts, bad)
     return NarrationResult(texts, None, raw, attempts, bad)

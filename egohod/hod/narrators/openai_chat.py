@@ -106,7 +106,7 @@ class OpenAIChatNarrator(Narrator):
         for attempt in range(self.max_retries + 1):
             try:
                 content = self._post(body)
-                return result_from_answer(content, self.validation, attempts=attempt + 1)
+                return result_from_answer(content, self.validation, attempts=attempt + 1, limit=self.num_narrations)
             except _Retryable as e:
                 errors.append(str(e))
                 if attempt == self.max_retries:

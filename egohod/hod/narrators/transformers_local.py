@@ -74,7 +74,7 @@ class TransformersNarrator(Narrator):
                                       pad_token_id=self.tok.pad_token_id)
         new = ids[:, enc["input_ids"].shape[1]:]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
-        return [result_from_answer(t, self.validation) for t in texts]
+        return [result_from_answer(t, self.validation, limit=self.num_narrations) for t in texts]
 
 
 @register_narrator("transformers")
