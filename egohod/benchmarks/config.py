@@ -39,6 +39,8 @@ class EvalConfig:
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     precision: str = "fp32"              # fp32 | fp16 | bf16 (EgoHOD's scripts run fp16 on GPU)
     num_frames: int = 4                  # frames per clip fed to the video tower
+    dual: bool = False                   # motion-adapter dual path: encode_video_dual(fast, slow clip)
+    slow_frames: int = 16                # frames of the slow clip when dual=true
     templates: list[str] = field(default_factory=lambda: ["{}"])  # class prompts (ek100-cls, egtea)
     mir_text: str = "narration"          # narration | sentence (see docs/benchmarks.md)
     cls_clips: str = "retrieval_test"    # retrieval_test (EgoHOD) | validation (LaViLa)
@@ -112,8 +114,8 @@ def load_eval_config(benchmark: str, argv: list[str]) -> EvalConfig:
 def _validate_eval(cfg: EvalConfig) -> None:
     if not cfg.data:
         raise SystemExit("data=DIR is required (the folder holding the benchmark's annotation files)")
-    if cfg.batch < 1 or cfg.text_batch < 1 or cfg.num_frames < 1:
-        raise SystemExit("batch, text_batch and num_frames must be >= 1")
+    if cfg.batch < 1 or cfg.text_batch < 1 or cfg.num_frames < 1 or cfg.slow_frames < 1:
+        raise SystemExit("batch, text_batch, num_frames and slow_frames must be >= 1")
     if cfg.precision not in ("fp32", "fp16", "bf16"):
         raise SystemExit(f"precision must be fp32, fp16 or bf16; got {cfg.precision!r}")
     if cfg.mir_text not in ("narration", "sentence"):

@@ -6,8 +6,10 @@ choice is listed in ``docs/benchmarks.md``. In short:
 * frames: EK-100 MIR 4, EK-100 CLS / EGTEA / EgoMCQ 16 per clip (``num_frames``), picked by
   :mod:`egohod.benchmarks.frames`; each frame's short side is resized to the model's crop size
   (bicubic) and centre-cropped; CLIP mean/std (the model's input spec). One clip, one crop.
-* video embedding: the backbone (``encode_video``), L2-normalised; text embedding:
-  ``encode_text`` of the CLIP-tokenised text, L2-normalised.
+* video embedding: the backbone (``encode_video``), L2-normalised, as EgoHOD's zero-shot
+  scripts; ``dual=true`` uses the motion-adapter dual path instead
+  (``encode_video_dual(num_frames clip, slow_frames clip)``). Text embedding: ``encode_text``
+  of the CLIP-tokenised text, L2-normalised.
 * EK-100 MIR: similarity ``(v . t + 1) / 2`` between the 9,668 test clips and the 3,842
   captions; ``mir_text="narration"`` (LaViLa / EgoHOD) embeds each caption as the narration of
   the test clip whose ``narration_id`` the sentence file lists, ``"sentence"`` embeds the
@@ -73,16 +75,18 @@ def resolve_device(name: str):
 
 
 class _ClipDataset:
-    """Map-style dataset: item ``i`` = ``transform(read_fns[i]())`` (``[3, T, S, S]`` float)."""
+    """Map-style dataset: item ``i`` = ``transform(clip_fns[i](n))`` for each ``n`` in ``frames``
+    (``[3, T, S, S]`` float; a tuple of them when two clip lengths are asked for)."""
 
-    def __init__(self, read_fns: Sequence[Callable[[], np.ndarray]], transform):
-        self.read_fns, self.transform = list(read_fns), transform
+    def __init__(self, clip_fns: Sequence[Callable[[int], np.ndarray]], transform, frames: Sequence[int]):
+        self.clip_fns, self.transform, self.frames = list(clip_fns), transform, tuple(frames)
 
     def __len__(self) -> int:
-        return len(self.read_fns)
+        return len(self.clip_fns)
 
     def __getitem__(self, i: int):
-        return self.transform(self.read_fns[i]())
+        clips = tuple(self.transform(self.clip_fns[i](n)) for n in self.frames)
+        return clips if len(clips) > 1 else clips[0]
 
 
 @dataclass
@@ -102,6 +106,9 @@ class ZeroShotModel:
         torch.manual_seed(self.cfg.seed)  # reproducible random weights when no checkpoint is given
         model = create_model(self.cfg.encoder, checkpoint=self.cfg.checkpoint, num_frames=self.cfg.num_frames,
                              trust_pickle=self.cfg.trust_pickle)
+        if self.cfg.dual and getattr(model, "slowfast_projection", None) is None:
+            raise BenchmarkDataError(f"dual=true needs a model with motion adapters; {self.cfg.checkpoint} has none "
+                                     "(evaluate it with dual=false)")
         self.model = model.eval().to(self.device, self.dtype)
         self.weights = getattr(model, "weights", "unknown")
         self.tokenizer = get_tokenizer(self.cfg.encoder)
@@ -119,19 +126,26 @@ class ZeroShotModel:
                 out.append(self.model.encode_text(tokens, normalize=True).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.embed_dim), np.float32)
 
-    def embed_clips(self, read_fns: Sequence[Callable[[], np.ndarray]], desc: str = "clips") -> np.ndarray:
-        """L2-normalised ``[N, E]`` float32 video embeddings of the clips ``read_fns`` return."""
+    def embed_clips(self, clip_fns: Sequence[Callable[[int], np.ndarray]], desc: str = "clips") -> np.ndarray:
+        """L2-normalised ``[N, E]`` float32 video embeddings; ``clip_fns[i](n)`` returns clip ``i``
+        as uint8 ``[n, H, W, 3]`` frames. With ``dual``, each clip is read at ``num_frames`` (fast,
+        backbone) and ``slow_frames`` (slow, motion adapters) and embedded by ``encode_video_dual``."""
         import torch
         from tqdm import tqdm
 
-        loader = torch.utils.data.DataLoader(_ClipDataset(read_fns, self.transform), batch_size=self.cfg.batch,
+        frames = (self.cfg.num_frames, self.cfg.slow_frames) if self.cfg.dual else (self.cfg.num_frames,)
+        loader = torch.utils.data.DataLoader(_ClipDataset(clip_fns, self.transform, frames), batch_size=self.cfg.batch,
                                              shuffle=False, num_workers=self.cfg.workers,
                                              pin_memory=self.device.type == "cuda")
         out = []
         with torch.no_grad():
             for video in tqdm(loader, desc=f"encode {desc}", unit="batch"):
-                video = video.to(self.device, self.dtype, non_blocking=True)
-                out.append(self.model.encode_video(video, normalize=True).float().cpu().numpy())
+                if self.cfg.dual:
+                    fast, slow = (v.to(self.device, self.dtype, non_blocking=True) for v in video)
+                    z = self.model.encode_video_dual(fast, slow, normalize=True)
+                else:
+                    z = self.model.encode_video(video.to(self.device, self.dtype, non_blocking=True), normalize=True)
+                out.append(z.float().cpu().numpy())
         return np.concatenate(out)
 
 
@@ -144,10 +158,10 @@ def _videos_root(cfg: EvalConfig) -> Path:
     return root if root.is_absolute() else Path(cfg.data) / root
 
 
-def _ek100_reader(root: Path, clip, n: int):
+def _ek100_reader(root: Path, clip):
     path = fr.find_video(root, [f"{clip.participant_id}/{clip.video_id}.MP4", f"{clip.participant_id}/{clip.video_id}.mp4",
                                 f"{clip.video_id}.MP4", f"{clip.video_id}.mp4"], f"EK-100 clip {clip.narration_id}")
-    return functools.partial(fr.read_time_window, path, clip.start_sec, clip.end_sec, n)
+    return functools.partial(fr.read_time_window, path, clip.start_sec, clip.end_sec)
 
 
 # ---- EK-100 MIR -------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ def run_ek100_mir(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
     keep = np.nonzero((rel == 1).any(axis=0))[0] if cfg.limit is not None else np.arange(len(sentences))
     rel, texts = rel[:, keep], [texts[j] for j in keep]
     root = _videos_root(cfg)
-    readers = [_ek100_reader(root, c, cfg.num_frames) for c in eval_clips]
+    readers = [_ek100_reader(root, c) for c in eval_clips]
     v = model.embed_clips(readers, "EK-100 test clips")
     t = model.embed_texts(texts, "EK-100 captions")
     sim = (v @ t.T + 1) / 2  # float32, as the official pipeline
@@ -208,7 +222,7 @@ def run_ek100_cls(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
     labels = np.array([index[c.action_key] for c in clips])
     text_emb = class_embeddings(model, narrations, cfg.templates)
     root = _videos_root(cfg)
-    v = model.embed_clips([_ek100_reader(root, c, cfg.num_frames) for c in clips], "EK-100 clips")
+    v = model.embed_clips([_ek100_reader(root, c) for c in clips], "EK-100 clips")
     metrics = classification_scores(v @ text_emb.T, labels)
     return metrics, {"num_clips": len(clips), "num_classes": len(keys)}
 
@@ -226,7 +240,7 @@ def run_egtea(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
     samples = _limit(read_egtea_split(find_annotation(cfg.data, "test_split1.txt"), len(classes)), cfg)
     root = _videos_root(cfg)
     readers = [functools.partial(_egtea_clip, fr.find_video(root, [f"{s.video_id}/{s.clip_id}.mp4", f"{s.clip_id}.mp4"],
-                                                               f"EGTEA clip {s.clip_id}"), cfg.num_frames)
+                                                               f"EGTEA clip {s.clip_id}"))
                for s in samples]
     text_emb = class_embeddings(model, [[c] for c in classes], cfg.templates)
     v = model.embed_clips(readers, "EGTEA clips")
@@ -236,12 +250,12 @@ def run_egtea(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
 
 # ---- EgoMCQ -----------------------------------------------------------------------------------
 
-def _mcq_reader(root: Path, choice, n: int, chunk_seconds: float):
+def _mcq_reader(root: Path, choice, chunk_seconds: float):
     if (root / choice.video_uid).is_dir():
-        return functools.partial(fr.read_chunked_window, root, choice.video_uid, choice.start_sec, choice.end_sec, n,
-                                 chunk_seconds)
+        return functools.partial(fr.read_chunked_window, root, choice.video_uid, choice.start_sec, choice.end_sec,
+                                 chunk_seconds=chunk_seconds)
     path = fr.find_video(root, [f"{choice.video_uid}.mp4", f"{choice.video_uid}.MP4"], f"EgoMCQ video {choice.video_uid}")
-    return functools.partial(fr.read_time_window, path, choice.start_sec, choice.end_sec, n)
+    return functools.partial(fr.read_time_window, path, choice.start_sec, choice.end_sec)
 
 
 def run_egomcq(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
@@ -251,7 +265,7 @@ def run_egomcq(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
         raise BenchmarkDataError(f"EgoMCQ questions have different numbers of choices: {sorted(n_choices)}")
     k = n_choices.pop()
     root = _videos_root(cfg)
-    readers = [_mcq_reader(root, c, cfg.num_frames, cfg.chunk_seconds) for q in questions for c in q.choices]
+    readers = [_mcq_reader(root, c, cfg.chunk_seconds) for q in questions for c in q.choices]
     v = model.embed_clips(readers, "EgoMCQ choice clips").reshape(len(questions), k, -1)
     t = model.embed_texts([q.query for q in questions], "EgoMCQ queries")
     scores = np.einsum("qd,qkd->qk", t, v)

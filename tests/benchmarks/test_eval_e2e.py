@@ -123,7 +123,7 @@ def test_eval_is_independent_of_batching_and_workers(datasets, tmp_path):
     from egohod.benchmarks.protocols import ZeroShotModel, _egtea_clip
 
     clips = sorted((datasets["egtea"] / "cropped_clips").rglob("*.mp4"))
-    readers = [functools.partial(_egtea_clip, p, 4) for p in clips]
+    readers = [functools.partial(_egtea_clip, p) for p in clips]
     embs = []
     for extra in (["batch=1"], ["batch=3", "workers=2"]):
         cfg = load_eval_config("egtea", [f"data={datasets['egtea']}", "encoder=egovideo_tiny", "device=cpu",
@@ -133,6 +133,12 @@ def test_eval_is_independent_of_batching_and_workers(datasets, tmp_path):
     np.testing.assert_allclose(embs[0], embs[1], atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(embs[0], axis=1), 1.0, atol=1e-5)
     assert not np.allclose(embs[0][0], embs[0][1])
+
+
+def test_eval_dual_path(datasets, tmp_path):
+    rec = _run("egtea", datasets["egtea"], tmp_path, "num_frames=4", "dual=true", "slow_frames=8")
+    _in_range(rec["metrics"], ["top1", "top5", "mean_class_acc"])
+    assert rec["config"]["dual"] is True and rec["config"]["slow_frames"] == 8
 
 
 def test_eval_limit_and_missing_video_message(datasets, tmp_path, capsys):
