@@ -19,6 +19,7 @@ loses at most the clips of the part being filled, which the rerun redoes (nothin
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -120,7 +121,7 @@ def batches(items: list, n: int) -> Iterator[list]:
 
 # ----------------------------------------------------------------------------- run
 # settings that may change between a run and its resumption without changing any record
-VOLATILE = {"progress", "executor", "batch_size", "flush_every", "ray", "shard", "num_shards", "out"}
+VOLATILE = {"progress", "executor", "batch_size", "flush_every", "ray", "shard", "num_shards", "out", "limit"}
 
 
 def _flat(d, prefix=""):
@@ -163,11 +164,15 @@ def run_shard(cfg: DictConfig) -> dict:
         atomic_write_text(out / "config.yaml", resolved)
     atomic_write_text(sdir / "config.yaml", resolved)
     done = sdir / "done.json"
+    mine = shard_clips(clips, shard, n)
+    clip_set = hashlib.sha1("\n".join(sorted(c.key for c in mine)).encode()).hexdigest()
     if done.exists():
         counts = json.loads(done.read_text())
-        print(f"shard {shard}/{n}: already done ({counts.get('clips', '?')} clips); nothing to do")
-        return counts
-    mine = shard_clips(clips, shard, n)
+        if counts.get("clip_set") == clip_set:
+            print(f"shard {shard}/{n}: already done ({counts.get('clips', '?')} clips); nothing to do")
+            return counts
+        print(f"shard {shard}/{n}: the clip list changed since this shard finished; processing the new clips")
+        done.unlink()
     have = finished_keys(sdir)
     todo = [c for c in mine if c.key not in have]
     print(f"shard {shard}/{n}: {len(mine)} clips, {len(have)} already finished, {len(todo)} to do")
@@ -188,7 +193,7 @@ def run_shard(cfg: DictConfig) -> dict:
         raise RuntimeError(f"shard {shard}/{n}: part files hold {len(set(keys))} distinct of {len(keys)} records "
                            f"for {len(mine)} clips; refusing to mark it done")
     counts = count_records(records)
-    counts.update(shard=shard, num_shards=n, seconds=round(time.perf_counter() - t0, 3))
+    counts.update(shard=shard, num_shards=n, seconds=round(time.perf_counter() - t0, 3), clip_set=clip_set)
     atomic_write_text(done, json.dumps(counts, indent=1))
     print(format_counts(counts, f"shard {shard}/{n}"))
     return counts

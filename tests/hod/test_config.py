@@ -34,6 +34,15 @@ def test_resume_refuses_changed_settings(hod_corpus, tmp_path):
     out = tmp_path / "r"
     assert main(["run", *run_args(hod_corpus, out), "limit=2"]) == 0
     assert main(["run", *run_args(hod_corpus, out), "limit=2", "batch_size=1"]) == 0  # volatile: fine
+    assert main(["run", *run_args(hod_corpus, out), "limit=3"]) == 0  # more clips: the finished shard reopens
+    import json
+
+    from egohod.hod.runner import merge
+
+    assert merge(out)["clips"] == 3
+    parts = sorted((out / "shards" / "00000-of-00001").glob("part-*.jsonl"))
+    assert [len(p.read_text().splitlines()) for p in parts] == [2, 1]  # only the new clip was processed
+    assert json.loads((out / "shards" / "00000-of-00001" / "done.json").read_text())["clips"] == 3
     with pytest.raises(ValueError, match=r"dynamics.hand_threshold: 0.5 -> 0.7"):
         main(["run", *run_args(hod_corpus, out), "limit=2", "dynamics.hand_threshold=0.7"])
 
