@@ -164,3 +164,14 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         create_detector("100doh")
     with pytest.raises(FileNotFoundError, match="faster_rcnn_1_8_132028.pth"):
         create_detector("100doh", checkpoint=str(tmp_path / "nope.pth"))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(checkpoint):
+    frames = np.random.default_rng(1).integers(0, 255, size=(2, 60, 100, 3), dtype=np.uint8)
+    kw = dict(checkpoint=str(checkpoint), batch_size=2, scale=48, max_size=80, post_nms_top_n=4)
+    cpu = create_detector("100doh", device="cpu", **kw).detect(ClipFrames("v", np.array([0.0, 1.0]), frames))
+    gpu = create_detector("100doh", device="cuda", **kw).detect(ClipFrames("v", np.array([0.0, 1.0]), frames))
+    for a, b in zip(cpu, gpu):
+        assert [h.state for h in a.hands] == [h.state for h in b.hands]
+        np.testing.assert_allclose([h.box for h in a.hands], [h.box for h in b.hands], atol=2e-3)

@@ -42,9 +42,11 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
-    x = rgb.astype(np.float32)
-    mx, mn = x.max(-1), x.min(-1)
-    return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1), 0.0)
+    """HSV saturation (max - min) / max of uint8 RGB frames, computed channel-wise (fast)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
+    mn = np.minimum(np.minimum(r, g), b).astype(np.float32)
+    return (mx - mn) / np.maximum(mx, 1.0)
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
