@@ -6,7 +6,8 @@
 Measured in one process, one environment at a time:
 - ``step``: control steps per second without rendering (``camera=None``);
 - ``ours/<camera>``: step + render at ``--image-size`` with the envs renderer (buffer at the
-  render size, no multisampling, no shadows/reflections), and render alone;
+  render size, no multisampling, no shadows/reflections, coarser primitives, lighter arm
+  meshes), and render alone; ``ours_full_meshes``: the same with the original arm meshes;
 - ``shipped``: gymnasium-robotics ``FrankaKitchen-v1`` with ``render_mode="rgb_array"`` at the
   same size and its default settings (2560x1920 buffer, 8x MSAA, 4096 px shadows), a handful of
   frames only because it is slow on CPU renderers.
@@ -88,11 +89,11 @@ def bench_step_only(task: str, steps: int, seed: int) -> dict:
     return rates(steps, t)
 
 
-def bench_ours(task: str, camera: str, size: int, steps: int, seed: int) -> dict:
+def bench_ours(task: str, camera: str, size: int, steps: int, seed: int, **env_kwargs) -> dict:
     import envs
     from envs.cameras import get_camera
 
-    env = envs.make(f"kitchen/{task}", camera=camera, image_size=size, seed=seed)
+    env = envs.make(f"kitchen/{task}", camera=camera, image_size=size, seed=seed, **env_kwargs)
     obs, _ = env.reset()
     acts = actions(steps, seed)
     run_steps(env, acts[:3])  # warm-up (first frame compiles shaders / uploads textures)
@@ -181,6 +182,9 @@ def main(argv=None) -> dict:
     record["step"] = bench_step_only(args.task, args.steps, args.seed)
     record["ours"] = {cam: bench_ours(args.task, cam, args.image_size, args.steps, args.seed)
                       for cam in args.cameras}
+    # the same renderer with the original arm meshes (mesh_detail=1.0), first camera only
+    record["ours_full_meshes"] = {args.cameras[0]: bench_ours(
+        args.task, args.cameras[0], args.image_size, args.steps, args.seed, mesh_detail=1.0)}
     if args.shipped_frames > 0:
         record["shipped"] = bench_shipped(args.image_size, args.shipped_frames, args.seed)
         ours = [v["step_render"]["cpu_per_s"] for v in record["ours"].values()]

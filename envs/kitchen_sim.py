@@ -45,10 +45,20 @@ END_EFFECTOR_SITE = "end_effector"
 
 
 def kitchen_asset_dir() -> str:
-    import gymnasium_robotics
+    """gymnasium-robotics' kitchen assets, located without importing the package (its import
+    registers every robotics env and prints unrelated deprecation notices)."""
+    import importlib.util
 
-    return os.path.join(os.path.dirname(gymnasium_robotics.__file__), "envs", "assets",
-                        "kitchen_franka")
+    spec = importlib.util.find_spec("gymnasium_robotics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the kitchen model comes from gymnasium-robotics: "
+                          "pip install 'gymnasium-robotics==1.4.2' (egohod[robot])")
+    root = list(spec.submodule_search_locations)[0]
+    path = os.path.join(root, "envs", "assets", "kitchen_franka")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"kitchen assets not found at {path}; gymnasium-robotics 1.4.2 "
+                                "ships them there")
+    return path
 
 
 def kitchen_model_path() -> str:

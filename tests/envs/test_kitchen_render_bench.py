@@ -23,6 +23,7 @@ def test_bench_reports_rates_for_ours_and_shipped(tmp_path, capsys):
     left = record["ours"]["left"]
     assert left["step_render"]["cpu_per_s"] > 0 and left["frame_mean"] > 30
     assert left["render_size"] == 73  # 64 / (224 / 256)
+    assert record["ours_full_meshes"]["left"]["step_render"]["n"] == 3
     shipped = record["shipped"]
     assert shipped["settings"]["offsamples"] == 8 and shipped["settings"]["offwidth"] == 2560
     assert shipped["frame_mean"] > 30  # its own context rendered a real frame next to ours
