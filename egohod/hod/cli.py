@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import run_shard
 
         counts = run_shard(cfg)
-        return 0 if counts.get("clips", 0) >= 0 else 1
+        if counts.get("clips", 0) > 0 and counts.get("ok", 0) == 0:
+            print(f"egohod hod run: all {counts['clips']} clips of this shard failed (see the part files' "
+                  f"'reason' fields or run `egohod hod merge` for failures.csv); check the inputs", file=sys.stderr)
+            return 1
+        return 0
     if cmd == "merge":
         from .runner import merge
 

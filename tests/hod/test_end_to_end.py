@@ -92,3 +92,9 @@ def test_slurm_array_index_picks_the_shard(monkeypatch):
 
     with pytest.raises(ValueError, match="shard=5 num_shards=5"):
         resolve_shard(5, 5, {})
+
+
+def test_exit_code_when_every_clip_fails(hod_corpus, tmp_path, capsys):
+    out = tmp_path / "allbad"
+    assert main(["run", *run_args(hod_corpus, out), "shard=3", "num_shards=8"]) == 1  # only the clip past the end
+    assert "all 1 clips of this shard failed" in capsys.readouterr().err
