@@ -1,4 +1,5 @@
 """Model zoo: registry, input specs, EgoVideo towers, official-checkpoint loading, frozen encoders."""
+from .checkpoint_io import CheckpointError
 from .registry import (
     create_model,
     get_input_spec,
@@ -11,6 +12,7 @@ from .registry import (
 from .spec import InputSpec
 
 __all__ = [
+    "CheckpointError",
     "InputSpec",
     "create_model",
     "get_input_spec",

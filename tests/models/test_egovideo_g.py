@@ -71,3 +71,15 @@ def test_official_g_layout_loads_strictly(tiny_g, tmp_path):
 def test_g_encoder_uses_imagenet_normalisation():
     spec = egohod.get_input_spec("egovideo_g")
     assert spec.mean == (0.485, 0.456, 0.406) and spec.extra["tokenizer"] == "bert"
+
+
+def test_g_checkpoint_for_other_frame_count_interpolates_pos_embed(tiny_g, tmp_path):
+    path = tmp_path / "g4.pth"
+    torch.save({"state_dict": {k: v for k, v in tiny_g.state_dict().items()}}, path)
+    g8 = egohod.create_model("egovideo_g", checkpoint=path, num_frames=8, **TINY_G)
+    pe4, pe8 = tiny_g.visual.pos_embed.detach(), g8.visual.pos_embed.detach()
+    assert pe8.shape == (1, 1 + 8 * 4, 64)
+    torch.testing.assert_close(pe8[:, 0], pe4[:, 0])
+    # frame 0 of 8 sits before frame 0 of 4 (align_corners=False): clamped to it
+    torch.testing.assert_close(pe8[0, 1:5], pe4[0, 1:5])
+    torch.testing.assert_close(pe8[0, 5:9], 0.75 * pe4[0, 1:5] + 0.25 * pe4[0, 5:9])

@@ -102,3 +102,13 @@ def test_big_variants_build_on_meta(name, width, layers, conv1):
     assert tuple(sd["textual.token_embedding.weight"].shape)[0] == 49408
     assert tuple(sd["textual.positional_embedding"].shape)[0] == 77
     assert m.visual.ln_pre.eps == 1e-6 and m.textual.ln_final.eps == 1e-5
+
+
+def test_import_egohod_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, egohod; heavy = [m for m in ('open_clip', 'transformers', 'onnx', 'onnxruntime', 'timm', "
+            "'egohod.models.variants') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
