@@ -9,7 +9,9 @@ first (top-1) prediction. Both are averaged over the evaluated queries, in perce
 **MQ** (the official ``MQ/Evaluation/ego4d``):
 
 * ``mAP``: ActivityNet detection AP per class and per tIoU threshold (default
-  ``0.1, 0.2, 0.3, 0.4, 0.5``), averaged over the classes present in the ground truth and then
+  ``0.1, 0.2, 0.3, 0.4, 0.5``, the exact floats of the official ``--tIoU_thr`` default; note that
+  ``np.linspace(0.1, 0.5, 5)`` gives ``0.30000000000000004``, which changes the result when a
+  tIoU is exactly 0.3), averaged over the classes present in the ground truth and then
   over thresholds. Predictions of a class are taken by descending score
   (``argsort()[::-1]``); each is matched to the ground-truth segment of its video with the
   highest tIoU (``>=`` threshold) not yet matched; AP is the VOC-2011 interpolated area under
