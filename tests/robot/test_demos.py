@@ -2,6 +2,7 @@
 D4RL / Minari / classic-pickle readers on small files written here in those formats."""
 import json
 import pickle
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -289,3 +290,27 @@ def test_minari_reader_replays_and_renders(tmp_path):
         f["observations"] = np.zeros((2, 60))
     with pytest.raises(DemoFileError, match="no episode_<i> groups"):
         read_minari_kitchen(d4rl_like)
+
+
+def test_killed_writer_leaves_no_file_at_the_target(tmp_path):
+    """A process killed mid-write (no cleanup at all) leaves only <path>.partial; a rerun works."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "demos.hdf5"
+    script = textwrap.dedent(f"""
+        import os, numpy as np
+        from robot.demos import DemoWriter, Episode
+        w = DemoWriter({str(path)!r}, {{"env_name": "kitchen/microwave"}})
+        t = 3
+        w.append(Episode(obs={{"proprio": np.zeros((t, 9))}}, actions=np.zeros((t, 9)),
+                         rewards=np.zeros(t), dones=np.ones(t), states=np.zeros((t, 59))))
+        os._exit(9)  # like SIGKILL: no finally, no atexit
+    """)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert not path.exists() and (tmp_path / "demos.hdf5.partial").exists()
+    write_demos(path, [_episode()], ENV_ARGS)  # a rerun replaces the leftover partial file
+    assert len(read_demos(path)) == 1 and not (tmp_path / "demos.hdf5.partial").exists()
