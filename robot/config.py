@@ -48,6 +48,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: Optional[float] = None
     log_every: int = 100
+    cpu_threads: int = 1              # torch threads for updates + rollouts on CPU (0: leave as is)
 
 
 @dataclass

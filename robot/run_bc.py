@@ -100,7 +100,8 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
     log(f"[demos] {cfg.demos.num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
         f"{cfg.env.image_size}px, seed {cfg.demos.seed}) -> {out}")
     path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
-                          image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out))
+                          image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
+                          horizon=cfg.env.horizon)
     return Path(path)
 
 
@@ -131,8 +132,7 @@ def check_demos(path: Path, cfg, encoder: ObsEncoder) -> str:
 def read_episodes(path: Path, num: int, obs_keys: list[str]):
     from robot.demos import read_demos
 
-    eps = read_demos(str(path), obs_keys=obs_keys)
-    return list(eps)[:num]
+    return read_demos(str(path), obs_keys=obs_keys, max_demos=num)
 
 
 # --- preparation ----------------------------------------------------------------------------
@@ -330,6 +330,11 @@ def _loop(cfg, prep, policy, optimizer, generator, results, pool, wb, out, devic
     losses: list[float] = []
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train", unit="step",
                mininterval=2.0)
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cfg.train.cpu_threads:
+        # small heads (and per-step rollout encoding): more intra-op threads mostly add
+        # synchronisation; measured 28x slower updates with 2 threads on a busy 2-core machine
+        torch.set_num_threads(cfg.train.cpu_threads)
     t_start = time.perf_counter()
     for i in bar:
         step = i + 1
@@ -357,6 +362,7 @@ def _loop(cfg, prep, policy, optimizer, generator, results, pool, wb, out, devic
                       f"loss {loss:.4f}  [{prep.encoder.info.label}]")
             t_start = time.perf_counter()
     bar.close()
+    torch.set_num_threads(threads)
     if "timing" not in results.data:
         results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)}
 

@@ -1,0 +1,80 @@
+"""results.json bookkeeping and the sweep summary table (robot/summarize.py)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robot.results import RESULTS_FORMAT, RunResults, summary_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _episodes(rate, n=10):
+    k = round(rate * n)
+    return [{"seed": 100 + i, "success": i < k, "steps": 50, "success_step": 30 if i < k else None,
+             "solved_steps": 8 if i < k else 0} for i in range(n)]
+
+
+def _run(encoder, weights, seed, rates, task="microwave"):
+    r = RunResults({"encoder": {"name": encoder, "weights": weights, "random_weights": weights == "random"},
+                    "label": encoder, "env": {"task": task, "camera": "left"}, "demos": {"num": 25},
+                    "policy": {"name": "mlp"}, "seed": seed})
+    for i, rate in enumerate(rates):
+        r.add_eval(1000 * (i + 1), {"success_rate": rate, "episodes": _episodes(rate)})
+    r.data["complete"] = True
+    return r
+
+
+def test_best_and_final():
+    r = _run("state", "none", 0, [0.2, 0.9, 0.9, 0.6])
+    assert r.data["best"] == {"step": 2000, "success_rate": 0.9}  # the earliest of equal bests
+    assert r.data["final"] == {"step": 4000, "success_rate": 0.6}
+    r.add_eval(2000, {"success_rate": 0.1, "episodes": _episodes(0.1)})  # re-evaluated step replaces
+    assert [e["step"] for e in r.evals] == [1000, 2000, 3000, 4000]
+    assert r.data["best"]["step"] == 3000
+
+
+def _write_sweep(root: Path):
+    runs = [_run("state", "none", 0, [0.5, 0.8]), _run("state", "none", 1, [0.6, 1.0]),
+            _run("state", "none", 2, [0.7, 0.9]), _run("egovideo_tiny", "random", 0, [0.0, 0.1]),
+            _run("egovideo_tiny", "random", 1, [0.3, 0.1])]
+    for i, r in enumerate(runs):
+        d = root / f"job{i}"
+        d.mkdir(parents=True)
+        r.save(d / "results.json")
+    return runs
+
+
+def test_summary_table_mean_std_over_seeds(tmp_path):
+    runs = _write_sweep(tmp_path)
+    table = summary_table([r.data for r in runs])
+    lines = table.splitlines()
+    assert len(lines) == 4
+    ego = next(line for line in lines if line.startswith("| egovideo_tiny"))
+    state = next(line for line in lines if line.startswith("| state"))
+    # best: 0.1 and 0.3 -> 20.0 ± 14.1; final: 0.1, 0.1 -> 10.0 ± 0.0
+    assert "| RANDOM WEIGHTS |" in ego and "| 2 | 10 | 20.0 ± 14.1 | 10.0 ± 0.0 |" in ego
+    # best 0.8, 1.0, 0.9 -> 90.0 ± 10.0 ; final identical
+    assert "| 3 | 10 | 90.0 ± 10.0 | 90.0 ± 10.0 |" in state
+
+
+def test_summarize_cli(tmp_path):
+    _write_sweep(tmp_path / "sweep")
+    out = tmp_path / "table.md"
+    p = subprocess.run([sys.executable, str(ROOT / "robot" / "summarize.py"), str(tmp_path / "sweep"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "90.0 ± 10.0" in p.stdout and out.read_text().strip() == p.stdout.strip()
+    p = subprocess.run([sys.executable, str(ROOT / "robot" / "summarize.py"), str(tmp_path / "nothing")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "is not a directory" in p.stderr
+
+
+def test_foreign_json_is_rejected(tmp_path):
+    from robot.results import load_results
+
+    (tmp_path / "results.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match=f"not a BC results file.*{RESULTS_FORMAT}"):
+        load_results([tmp_path / "results.json"])
