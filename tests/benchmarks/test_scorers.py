@@ -209,6 +209,12 @@ def test_mq_hand_computed():
     assert s["recall1x_tiou0.5"] == pytest.approx(50.0)
 
 
+def test_mq_threshold_is_inclusive_at_exact_floats():
+    # tIoU exactly 0.3 matches at threshold 0.3 (>=, the official list of floats) but not at 0.4
+    s = mq_scores({"v": [("x", 0.0, 10.0)]}, {"v": [("x", 0.0, 3.0, 1.0)]})
+    assert s["map_tiou0.3"] == 100.0 and s["map_tiou0.4"] == 0.0 and s["recall1x_tiou0.5"] == 0.0
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_mq_matches_reference(seed):
     rng = np.random.default_rng(seed)
