@@ -50,7 +50,25 @@ OBJECT_STATE_DIM = 30
 
 
 class KitchenTaskEnv(gym.Env):
-    """One Franka Kitchen task with the classic randomisation, cameras and success signal."""
+    """One Franka Kitchen task with the classic randomisation, cameras and success signal.
+
+    Args:
+        task: the task record (``envs.get_task(name)``); use ``envs.make`` rather than this class.
+        camera: camera of ``obs["rgb"]`` (``envs.list_cameras()`` or a model camera); ``None``
+            renders nothing.
+        image_size: side of the square ``rgb`` frames.
+        render_size: side rendered before the centre crop (default ``image_size * 256 / 224``).
+        seed: seed of the first ``reset()`` without an explicit seed.
+        horizon: control steps per episode (truncation).
+        frame_skip: simulator substeps per control step (40: 12.5 Hz, as FrankaKitchen-v1).
+        kitchen_noise: half-width of the uniform kitchen offset per axis (m); 0 disables.
+        joint_noise: robot joint noise on reset as a fraction of each joint's range; 0 disables.
+        obs_noise: FrankaKitchen-v1-style noise on the joint readings the velocity servo uses
+            (``robot_noise_ratio``; 0.01 there, 0 here by default). ``proprio`` is noise-free.
+        terminate_on_success: end the episode once ``info["success"]`` is true.
+        render_mode: ``"rgb_array"`` makes :meth:`render` return the ``camera`` frame.
+        mesh_detail: fraction of the arm's visual triangles rendered (``envs.mesh_lod``).
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12.5}
 
@@ -72,6 +90,13 @@ class KitchenTaskEnv(gym.Env):
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {image_size}")
+        if kitchen_noise < 0 or joint_noise < 0 or obs_noise < 0:
+            raise ValueError("kitchen_noise, joint_noise and obs_noise must be >= 0, got "
+                             f"{kitchen_noise}, {joint_noise}, {obs_noise}")
+        if not 0.0 < mesh_detail <= 1.0:
+            raise ValueError(f"mesh_detail must be in (0, 1], got {mesh_detail}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if render_size is None:

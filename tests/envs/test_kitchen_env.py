@@ -66,6 +66,10 @@ def test_bad_actions_are_rejected(env):
         env.step(np.full(9, np.nan))
     with pytest.raises(ValueError, match="59"):
         env.set_sim_state(np.zeros(30))
+    for bad, match in (({"horizon": 0}, "horizon"), ({"kitchen_noise": -0.1}, "must be >= 0"),
+                       ({"mesh_detail": 0.0}, "mesh_detail"), ({"image_size": 0}, "image_size")):
+        with pytest.raises(ValueError, match=match):
+            envs.make("kitchen/microwave", camera=None, **bad)
 
 
 def test_seeding_is_reproducible():
