@@ -47,3 +47,14 @@ def test_register_env_rejects_duplicate_names():
         @register_env("test/dummy_env_h2")
         def other(**kwargs):
             return kwargs
+
+
+def test_import_is_light():
+    """`import envs` must not import mujoco: the GL backend has to be chosen first."""
+    import subprocess
+    import sys
+
+    code = "import sys, envs, robot.demos; print(sorted({'mujoco', 'h5py', 'gymnasium'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.stdout.strip() == "[]"
