@@ -320,7 +320,7 @@ def preprocess(frames_rgb: np.ndarray, scale: int, max_size: int) -> tuple[torch
     x = torch.from_numpy(np.ascontiguousarray(frames_rgb[..., ::-1])).permute(0, 3, 1, 2).float()
     x = x - torch.tensor(PIXEL_MEANS_BGR).view(1, 3, 1, 1)
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-    return x, (h, w), s
+    return x.contiguous(), (h, w), s
 
 
 def postprocess(out: dict, scale: float, width: int, height: int, time: float, hand_threshold: float,
