@@ -73,3 +73,23 @@ def test_real_probe_of_the_configured_backend():
 
     ok, message = gl._probe_backend(os.environ.get("MUJOCO_GL", "egl"))
     assert ok, message
+
+
+@pytest.mark.render
+def test_osmesa_fallback_renders_real_frames():
+    """The fallback backend renders the same scene (run in a child: the backend is per process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ok, message = gl._probe_backend("osmesa")
+    if not ok:
+        pytest.skip(f"OSMesa not installed here ({message}); scripts/system_deps.sh installs it")
+    code = ("import envs; e = envs.make('kitchen/knob', camera='right', image_size=64, seed=0); "
+            "o, _ = e.reset(); print(round(float(o['rgb'].mean()), 1), o['rgb'].shape)")
+    env = dict(gl.os.environ, MUJOCO_GL="osmesa", PYOPENGL_PLATFORM="osmesa")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[2]), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mean, shape = out.stdout.strip().split(" ", 1)
+    assert float(mean) > 30 and shape == "(64, 64, 3)"
