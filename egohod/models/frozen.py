@@ -14,7 +14,9 @@ Contract of :class:`FrozenVideoEncoder` (what ``egohod.load_encoder`` returns)::
   embedding is interpolated for ``N`` different from the variant's native count);
 * the input is moved to the encoder's device; the output is float32 on that device;
 * attributes ``.embed_dim``, ``.num_frames``, ``.input_spec``, ``.weights`` ("random" or the
-  sha256 hex of the checkpoint file) and ``.name``.
+  sha256 hex of the checkpoint file) and ``.name``;
+* ``enc.forward_features(frames)`` gives the tower's tokens, ``enc.forward_intermediates(frames,
+  indices)`` per-block tokens (same input contract).
 
 Wrong dtype (anything but uint8), rank, or channel count raise ``TypeError``/``ValueError``
 saying what was expected.
@@ -96,3 +98,16 @@ class FrozenVideoEncoder(nn.Module):
         frames = self.check_frames(frames)
         with torch.no_grad():
             return self.visual(self.preprocess(frames)).float()
+
+    def forward_features(self, frames) -> torch.Tensor:
+        """Token features of the vision tower ``[B, 1 + T*g*g, D]`` (CLS first) from uint8 frames."""
+        frames = self.check_frames(frames)
+        with torch.no_grad():
+            return self.visual.forward_features(self.preprocess(frames)).float()
+
+    def forward_intermediates(self, frames, indices=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(final tokens, [tokens after each block in indices])`` from uint8 frames."""
+        frames = self.check_frames(frames)
+        with torch.no_grad():
+            final, inter = self.visual.forward_intermediates(self.preprocess(frames), indices)
+        return final.float(), [t.float() for t in inter]

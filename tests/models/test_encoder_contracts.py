@@ -78,3 +78,14 @@ def test_num_frames_option():
     enc8 = egohod.load_encoder("egovideo_tiny", num_frames=8)
     assert enc8.num_frames == 8 and enc8.input_spec.num_frames == 8
     assert enc8(frames(1, 8, 32, 32, 3)).shape == (1, 32)
+
+
+def test_token_features_from_uint8(enc):
+    x = frames(2, 4, 40, 40, 3, seed=9)
+    feats = enc.forward_features(x)
+    assert feats.shape == (2, 1 + 4 * 2 * 2, 64)
+    final, inter = enc.forward_intermediates(x, indices=1)
+    torch.testing.assert_close(final, feats)
+    assert len(inter) == 1 and inter[0].shape == feats.shape
+    with torch.no_grad():
+        torch.testing.assert_close(enc.visual.forward_head(feats), enc(x))
