@@ -11,8 +11,9 @@ egovideo_tiny   ViT 64-wide, 2L, patch 16 / text 64, 2L       32      4      32
 
 ``create_model(name, checkpoint=None, num_frames=None, adapter=None, trust_pickle=False)``:
 
-* ``num_frames``: build for another clip length; the checkpoint's ``temporal_embedding`` is
-  linearly interpolated to it on load.
+* ``num_frames``: build for another clip length; the checkpoint's ``temporal_embedding`` (G:
+  ``pos_embed``) is linearly interpolated to it on load. ``None``: the checkpoint's own clip
+  length (the variant's default without a checkpoint).
 * ``adapter``: ``None`` follows the checkpoint (motion adapters + ``slowfast_projection`` are
   built iff the checkpoint has them; always built without a checkpoint); ``True`` builds them
   and, if the checkpoint has none (the released no-adapter weights), keeps their identity
@@ -111,8 +112,12 @@ def build_egovideo_g(name: str, cfg: EgoVideoGConfig, spec: InputSpec, checkpoin
     if adapter:
         raise ValueError(f"{name} has no motion adapter (adapter=True is not available)")
     sd = read_checkpoint(checkpoint, trust_pickle=trust_pickle) if checkpoint is not None else None
+    cfg = dataclasses.replace(cfg, **overrides)
     native = cfg.num_frames
-    cfg = dataclasses.replace(cfg, num_frames=num_frames or cfg.num_frames, **overrides)
+    pe = sd.get("visual.pos_embed") if sd is not None else None
+    if pe is not None and pe.dim() == 3 and (pe.shape[1] - 1) % (cfg.grid ** 2) == 0:
+        native = (pe.shape[1] - 1) // cfg.grid ** 2  # the checkpoint's clip length
+    cfg = dataclasses.replace(cfg, num_frames=num_frames or native)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     model = EgoVideoG(cfg, spec, name=name)
     model.weights, model.fresh_init_keys = "random", []
@@ -134,6 +139,9 @@ def build_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint: 
         adapter = True if sd is None else checkpoint_has_adapter(sd)
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1; got {num_frames}")
+    te = sd.get("visual.temporal_embedding") if sd is not None else None
+    if num_frames is None and te is not None and te.dim() == 2:
+        num_frames = int(te.shape[0])  # follow the clip length the checkpoint was trained with
     cfg = dataclasses.replace(cfg, adapter=bool(adapter), num_frames=num_frames or cfg.num_frames, **overrides)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     model = EgoVideo(cfg, spec, name=name)

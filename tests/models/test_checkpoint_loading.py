@@ -182,3 +182,16 @@ def test_safetensors_vision_only_file_loads_with_warning(tiny_sd, tmp_path):
         enc = egohod.load_encoder("egovideo_tiny", checkpoint=tmp_path / "v.safetensors")
     with torch.no_grad():
         torch.testing.assert_close(enc.visual(torch.ones(1, 3, 4, 32, 32)), m.eval().encode_video(torch.ones(1, 3, 4, 32, 32)))
+
+
+def test_clip_length_follows_the_checkpoint(tiny_sd, tmp_path):
+    from egohod.models.egovideo import interpolate_temporal_embedding
+
+    _, sd = tiny_sd
+    sd16 = dict(sd, **{"visual.temporal_embedding": interpolate_temporal_embedding(sd["visual.temporal_embedding"], 16)})
+    path = save(tmp_path / "t16.pt", sd16)
+    m = egohod.create_model("egovideo_tiny", checkpoint=path)
+    assert m.input_spec.num_frames == 16 and m.visual.temporal_embedding.shape == (16, 64)
+    enc = egohod.load_encoder("egovideo_tiny", checkpoint=path)
+    assert enc.num_frames == 16
+    assert egohod.create_model("egovideo_tiny", checkpoint=path, num_frames=4).input_spec.num_frames == 4
