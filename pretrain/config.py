@@ -88,7 +88,9 @@ class ValConfig:
     every_epochs: int = 1  # 0 disables
     max_clips: int = 1024
     batch_size: int = 64
-    ek100_mir_dir: Optional[str] = None  # reserved: EK-100 MIR files (evaluated with `egohod eval`)
+    ek100_mir_dir: Optional[str] = None  # EK-100 MIR annotation folder: zero-shot MIR each validation epoch
+    ek100_mir_videos: str = "videos"  # EK-100 videos, absolute or relative to ek100_mir_dir
+    ek100_mir_limit: Optional[int] = None  # first N test clips only (quick checks)
 
 
 @dataclass

@@ -9,6 +9,7 @@ resume the steps past the checkpoint are logged again; readers keep the last rec
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -57,8 +58,8 @@ class RunLogger:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        record = {"time": round(time.time(), 3), **record}
-        self._f.write(json.dumps(record) + "\n")
+        record = {"time": round(time.time(), 3), **{k: _finite(v) for k, v in record.items()}}
+        self._f.write(json.dumps(record, allow_nan=False) + "\n")
 
     def log_step(self, step: int, metrics: dict, advance: int = 1) -> None:
         if not self.enabled:
@@ -89,6 +90,11 @@ class RunLogger:
         if self._wandb is not None:
             self._wandb.finish()
         self._f.close()
+
+
+def _finite(v):
+    """Strict JSON: non-finite floats (an fp16 step skipped by the scaler) become null."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _run_id(out_dir: Path) -> str:

@@ -35,7 +35,7 @@ from pretrain.distributed import DistInfo, all_gather_objects, barrier, cleanup,
 from pretrain.optim import build_optimizer, lr_at, set_lr
 from pretrain.runlog import RunLogger
 from pretrain.step import batch_to_device, train_step
-from pretrain.validate import validate_retrieval
+from pretrain.validate import validate_ek100_mir, validate_retrieval
 
 register_configs()
 
@@ -107,8 +107,11 @@ def _wrap_fsdp(model, info: DistInfo):
     mesh = init_device_mesh(info.device.type, (info.world_size,))
     for tower in (model.visual, model.textual):
         for blk in tower.transformer.resblocks:
+            if getattr(blk, "adapter", None) is not None:
+                fully_shard(blk.adapter, mesh=mesh)  # the slow path calls it outside the block's forward
             fully_shard(blk, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+    # the frozen scalar temperature cannot be sharded; it stays a plain replicated tensor
+    fully_shard(model, mesh=mesh, ignored_params={model.logit_scale})
 
     @contextlib.contextmanager
     def no_sync():
@@ -294,6 +297,24 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         gsum.close()
 
 
+def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
+    """Held-out retrieval (all ranks) and, when configured, EK-100 MIR of a checkpoint (rank 0)."""
+    cfg, info = r.cfg, r.info
+    dual = cfg.model.stage != "contrastive"
+    metrics = {}
+    if r.val_loader is not None:
+        metrics.update(validate_retrieval(r.model, r.val_loader, info.device, dual, r.autocast, cfg.val.max_clips))
+    if cfg.val.ek100_mir_dir:
+        if r.pos.step % cfg.train.save_every_steps != 0:  # MIR reads the weights from a checkpoint
+            save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
+        if info.is_main:
+            ckpt = Path(cfg.train.out_dir) / "checkpoints" / str(r.pos.step) / "model.pt"
+            metrics.update(validate_ek100_mir(str(ckpt), cfg.model.name, cfg.val, cfg.data, dual, info.device))
+        barrier(info)
+    if metrics:
+        log.log_val(r.pos.step, {"epoch": epoch, **metrics})
+
+
 def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
     r = setup(cfg, cfg_dict, info)
     if info.is_main:
@@ -311,10 +332,8 @@ def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
             if r.pos.micro // cfg.optim.accum_steps >= r.steps_per_epoch:
                 finished = r.pos.epoch
                 r.pos.epoch, r.pos.micro = r.pos.epoch + 1, 0
-                if r.val_loader is not None and (finished + 1) % cfg.val.every_epochs == 0:
-                    dual = cfg.model.stage != "contrastive"
-                    m = validate_retrieval(r.model, r.val_loader, info.device, dual, r.autocast, cfg.val.max_clips)
-                    log.log_val(r.pos.step, {"epoch": finished, **m})
+                if cfg.val.every_epochs > 0 and (finished + 1) % cfg.val.every_epochs == 0:
+                    validate_epoch(r, log, finished)
         if cfg.train.save_at_end and r.pos.step % cfg.train.save_every_steps != 0:
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
         log.write({"event": "end", "step": r.pos.step, "bad_samples": r.monitor.failed})

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-__all__ = ["retrieval_metrics", "validate_retrieval"]
+__all__ = ["retrieval_metrics", "validate_ek100_mir", "validate_retrieval"]
 
 
 def retrieval_metrics(video: torch.Tensor, text: torch.Tensor, captions: list[str], ks=(1, 5)) -> dict:
@@ -70,3 +70,22 @@ def validate_retrieval(model, loader, device: torch.device, dual: bool,
     records = loader.dataset.records
     captions = [records[int(k)].texts[0] for k in i.tolist()]
     return retrieval_metrics(v.cpu(), t.cpu(), captions)
+
+
+def validate_ek100_mir(checkpoint: str, model_name: str, val_cfg, data_cfg, dual: bool, device: torch.device) -> dict:
+    """Zero-shot EK-100 multi-instance retrieval of a saved checkpoint with the benchmark suite's
+    protocol (:func:`egohod.benchmarks.protocols.run_ek100_mir`): mAP / nDCG in percent."""
+    from egohod.benchmarks.config import load_eval_config
+    from egohod.benchmarks.protocols import ZeroShotModel, run_ek100_mir
+
+    argv = [f"data={val_cfg.ek100_mir_dir}", f"videos={val_cfg.ek100_mir_videos}", f"encoder={model_name}",
+            f"checkpoint={checkpoint}", f"device={device}", f"num_frames={data_cfg.num_frames}",
+            f"dual={str(dual).lower()}", f"slow_frames={max(1, data_cfg.slow_frames)}",
+            f"batch={val_cfg.batch_size}"]
+    if val_cfg.ek100_mir_limit is not None:
+        argv.append(f"limit={val_cfg.ek100_mir_limit}")
+    cfg = load_eval_config("ek100-mir", argv)
+    # the protocol seeds the global RNG; keep the training process's RNG streams untouched
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        metrics, info = run_ek100_mir(cfg, ZeroShotModel(cfg))
+    return {f"ek100_mir_{k}": v for k, v in {**metrics, **info}.items()}

@@ -70,11 +70,22 @@ def _kill_tree(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(corpus, tmp_path_factory):
+def ek100(tmp_path_factory):
+    """The benchmark suite's EK-100 MIR fixture (official file formats, 6 clips)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_fixtures", ROOT / "tests" / "benchmarks" / "fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_ek100(tmp_path_factory.mktemp("ek100"))
+
+
+@pytest.fixture(scope="module")
+def runs(corpus, ek100, tmp_path_factory):
     """Run A (uninterrupted) and run B (killed after its first checkpoint, then resumed), the
     first parts side by side to save wall time."""
     out_a, out_b = tmp_path_factory.mktemp("run_a"), tmp_path_factory.mktemp("run_b")
-    pa = subprocess.Popen(_cmd(corpus, out_a, "train.grad_checksum=true"), env=_env(), stdout=subprocess.PIPE,
+    pa = subprocess.Popen(_cmd(corpus, out_a, "train.grad_checksum=true", f"val.ek100_mir_dir={ek100}"), env=_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     pb = subprocess.Popen(_cmd(corpus, out_b), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True, cwd=ROOT)
@@ -163,6 +174,9 @@ def test_validation_on_held_out_videos(run_a):
     assert val, "no validation record"
     rec = val[max(val)]
     assert rec["num_clips"] > 0 and 0 <= rec["v2t_r1"] <= 100 and 0 <= rec["t2v_r5"] <= 100
+    # zero-shot EK-100 MIR of the checkpoint, through the benchmark suite's protocol
+    assert rec["ek100_mir_num_clips"] == 6 and rec["ek100_mir_num_captions"] == 4
+    assert 0 < rec["ek100_mir_map_avg"] <= 100 and 0 < rec["ek100_mir_ndcg_avg"] <= 100
 
 
 def test_kill_then_resume_reproduces_the_uninterrupted_run(runs):
