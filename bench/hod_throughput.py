@@ -1,6 +1,7 @@
 """HOD pipeline throughput per stage (decode, detect, summarise, narrate, end to end), as JSON.
 
     python bench/hod_throughput.py                        # synthetic corpus, skin detector, template narrator
+    python bench/hod_throughput.py --narrator openai --base-url http://127.0.0.1:8000/v1 --model NAME   # LLM stage
     python bench/hod_throughput.py --detector 100doh --checkpoint faster_rcnn_1_8_132028.pth --device cuda
     python bench/hod_throughput.py --detector 100doh --random-weights --device cuda   # speed only
 
@@ -40,6 +41,10 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="clips per step (100doh: frames per forward = 16)")
     p.add_argument("--fp16", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--narrator", default="template", choices=["template", "openai"])
+    p.add_argument("--base-url", help="openai: chat-completions base URL (default $OPENAI_BASE_URL)")
+    p.add_argument("--model", help="openai: model name (default $OPENAI_MODEL)")
+    p.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
     p.add_argument("--out", help="write the JSON here too")
     return p.parse_args()
 
@@ -91,7 +96,10 @@ def main() -> dict:
     clips = load_clips(clips_path, limit=args.num_clips)
     source = VideoSource(videos)
     det = _detector(args)
-    nar = create_narrator("template")
+    if args.narrator == "openai":
+        nar = create_narrator("openai", base_url=args.base_url, model=args.model, max_concurrency=args.concurrency)
+    else:
+        nar = create_narrator("template")
 
     t0 = time.perf_counter()
     decoded = [source.read(c, args.frames) for c in clips]
@@ -119,6 +127,7 @@ def main() -> dict:
     t_nar = time.perf_counter() - t0
 
     ctx = PipelineContext(det, nar, source, args.frames, DynamicsConfig())
+    # end to end uses the narrator's own batching: one batch per step
     t0 = time.perf_counter()
     recs = []
     for i in range(0, len(clips), args.batch_size):
@@ -129,7 +138,7 @@ def main() -> dict:
     report = {
         "bench": "hod_throughput",
         "detector": args.detector + (" (random weights: timing only)" if args.random_weights else ""),
-        "narrator": "template",
+        "narrator": args.narrator,
         "frames_per_clip": args.frames,
         "frame_size": list(px.shape[1:3]),
         "batch_size": args.batch_size,
@@ -148,6 +157,7 @@ def main() -> dict:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    nar.close()
     if tmp is not None:
         tmp.cleanup()
     return report

@@ -86,7 +86,10 @@ def result_from_answer(raw: str | None, v: Validation, attempts: int = 1, limit:
 
 # ----------------------------------------------------------------------------- prompts
 def default_prompt_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "configs" / "hod" / "prompts"
+    """``configs/hod/prompts`` (follows ``$EGOHOD_HOD_CONFIGS``)."""
+    from ..config import config_dir
+
+    return config_dir() / "prompts"
 
 
 def load_template(path: str | Path, required: tuple[str, ...] = ()) -> str:
