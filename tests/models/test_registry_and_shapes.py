@@ -112,3 +112,15 @@ def test_import_egohod_stays_light():
             "'egohod.models.variants') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_encoder_config_files(name):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "encoder" / f"{name}.yaml")
+    assert set(cfg.keys()) == {"name", "checkpoint", "frames"}
+    assert cfg.name == name and cfg.name in egohod.list_encoders()
+    assert cfg.checkpoint is None and cfg.frames >= 1
