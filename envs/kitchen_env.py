@@ -21,7 +21,9 @@ One step = 40 substeps of 0.002 s = 0.08 s (12.5 Hz). Episodes are truncated aft
 
 Reward is sparse: 1.0 at steps where the task is solved (``||q_task - goal|| < threshold``).
 ``info``: ``is_solved`` (this step), ``solved_steps`` (count so far), ``success`` (solved at more
-than 5 steps so far: the classic episode success), ``task_distance``, ``kitchen_offset``.
+than 5 steps so far: the classic episode success), ``task_distance``, ``kitchen_offset``,
+``num_disturbed`` (other articulated objects moved by >= 0.15 x their range; names from
+``env.disturbed_joints()``; they fail the step only with ``strict_success=True``).
 
 Replay: ``get_sim_state()`` / ``set_sim_state(flat)`` read and write ``[qpos, qvel]``; the kitchen
 offset is part of the model, not of that state: it is drawn by ``reset(seed=...)`` and can be set
@@ -39,7 +41,8 @@ from gymnasium import spaces
 
 from envs.cameras import CameraSpec, get_camera
 from envs.kitchen_sim import FRAME_SKIP, N_ROBOT, KitchenSim
-from envs.kitchen_tasks import SUCCESS_MIN_STEPS, KitchenTask
+from envs.kitchen_tasks import (ARTICULATED_OBJECT_JOINTS, CLASSIC_THRESHOLD_FRACTION,
+                                 SUCCESS_MIN_STEPS, KitchenTask)
 from envs.renderer import default_render_size
 
 DEFAULT_HORIZON = 50
@@ -68,6 +71,8 @@ class KitchenTaskEnv(gym.Env):
         terminate_on_success: end the episode once ``info["success"]`` is true.
         render_mode: ``"rgb_array"`` makes :meth:`render` return the ``camera`` frame.
         mesh_detail: fraction of the arm's visual triangles rendered (``envs.mesh_lod``).
+        strict_success: also require the other articulated objects to stay where they started
+            (mj_envs' strict ``solved``; see ``envs.kitchen_tasks``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12.5}
@@ -87,6 +92,7 @@ class KitchenTaskEnv(gym.Env):
         terminate_on_success: bool = False,
         render_mode: str | None = None,
         mesh_detail: float = DEFAULT_MESH_DETAIL,
+        strict_success: bool = False,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -117,6 +123,13 @@ class KitchenTaskEnv(gym.Env):
                               joint_noise=joint_noise, obs_noise=obs_noise)
         self._task_idx = self.sim.joint_qpos_indices(task.joints)
         self._task_site = self.sim.site_id(task.site)
+        self.strict_success = bool(strict_success)
+        others = [j for j in ARTICULATED_OBJECT_JOINTS if j not in task.joints]
+        self._other_names = tuple(others)
+        self._other_idx = self.sim.joint_qpos_indices(others)
+        ranges = np.array([self.model.jnt_range[self.sim.joint_id(j)] for j in others])
+        self._other_tol = CLASSIC_THRESHOLD_FRACTION * (ranges[:, 1] - ranges[:, 0])
+        self._other_start = np.zeros(len(others))
         self._renderer = None
         self._steps = 0
         self._solved_steps = 0
@@ -163,8 +176,16 @@ class KitchenTaskEnv(gym.Env):
     def task_distance(self) -> float:
         return float(np.linalg.norm(self.task_qpos() - self.goal()))
 
+    def disturbed_joints(self) -> list[str]:
+        """Other articulated object joints moved by more than 0.15 x their range this episode."""
+        moved = np.abs(self.data.qpos[self._other_idx] - self._other_start) >= self._other_tol
+        return [name for name, m in zip(self._other_names, moved) if m]
+
     def is_solved(self) -> bool:
-        return self.task_distance() < self.task.threshold
+        """Task joints within the threshold of the goal (and, if strict, nothing else moved)."""
+        if self.task_distance() >= self.task.threshold:
+            return False
+        return not (self.strict_success and self.disturbed_joints())
 
     def get_sim_state(self) -> np.ndarray:
         return self.sim.get_state()
@@ -210,6 +231,7 @@ class KitchenTaskEnv(gym.Env):
             "success": self._solved_steps > SUCCESS_MIN_STEPS,
             "task_distance": self.task_distance(),
             "kitchen_offset": self.sim.kitchen_offset.copy(),
+            "num_disturbed": len(self.disturbed_joints()),
             "steps": self._steps,
         }
 
@@ -220,6 +242,7 @@ class KitchenTaskEnv(gym.Env):
         super().reset(seed=seed)
         self._seeded_once = True
         self.sim.reset(self.np_random)
+        self._other_start = self.data.qpos[self._other_idx].copy()
         self._steps = 0
         self._solved_steps = 0
         self._needs_reset = False

@@ -27,6 +27,10 @@ Notes:
 - The kettle goal (the top-left burner) is a world position: it moves with the randomised kitchen
   (``goal_moves_with_kitchen``), i.e. the kitchen offset is added to its x, y, z.
 - ``site`` is the site the robot interacts with (used by ``object_state`` and the experts).
+- Strict variant (``strict_success=True`` in ``envs.make``): mj_envs' ``solved`` also requires
+  every other articulated object joint (``ARTICULATED_OBJECT_JOINTS``) to stay within 0.15 x its
+  range of where the episode started; ``info["num_disturbed"]`` counts the joints that moved that
+  far and ``env.disturbed_joints()`` names them (reported in both modes).
 """
 from __future__ import annotations
 
@@ -97,6 +101,15 @@ TASKS: dict[str, KitchenTask] = {
         ),
     )
 }
+
+
+# The articulated object joints mj_envs checks in its strict ``solved`` (every object joint within
+# 0.15 x its range of its goal, the goal of non-task joints being their initial value). The kettle
+# (a free joint here, six slide/hinge joints there) is left out.
+ARTICULATED_OBJECT_JOINTS = (
+    "knob_Joint_1", "knob_Joint_2", "knob_Joint_3", "knob_Joint_4", "light_switch",
+    "slide_cabinet", "left_hinge_cabinet", "right_hinge_cabinet", "microwave",
+)
 
 
 def get_task(name: str) -> KitchenTask:

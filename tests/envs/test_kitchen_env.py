@@ -124,6 +124,22 @@ def test_success_needs_more_than_five_solved_steps(task):
         assert info["success"] is (step > 5), (task, step)
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_strict_success_requires_other_objects_untouched(strict):
+    env = envs.make("kitchen/microwave", camera=None, seed=0, strict_success=strict)
+    env.reset()
+    state = env.get_sim_state()
+    state[env._task_idx] = env.goal()
+    slide = env.sim.joint_qpos_indices(["slide_cabinet"])[0]
+    state[slide] += 0.2  # beyond 0.15 x 0.44 m
+    env.set_sim_state(state)
+    assert env.disturbed_joints() == ["slide_cabinet"]
+    for _ in range(6):
+        *_, info = env.step(np.zeros(9))
+    assert info["num_disturbed"] == 1
+    assert info["success"] is (not strict)
+
+
 def test_no_success_without_acting():
     env = envs.make("kitchen/light_switch", camera=None, seed=0)
     env.reset()
