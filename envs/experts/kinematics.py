@@ -33,18 +33,15 @@ def rotation_about(axis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def orientation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation vector (world frame, radians) that turns ``current`` into ``target`` (3x3 each)."""
-    r = target @ current.T
-    cos = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    vee = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
-    if angle < 1e-6:
-        return 0.5 * vee
-    if np.pi - angle < 1e-4:  # 180 degrees: axis from the symmetric part
-        axis = np.sqrt(np.clip((np.diag(r) + 1.0) / 2.0, 0.0, None))
-        axis = axis * np.sign(np.where(vee == 0, 1.0, vee))
-        return angle * axis / max(np.linalg.norm(axis), 1e-9)
-    return angle / (2.0 * np.sin(angle)) * vee
+    """Rotation vector (world frame, radians, shortest way) that turns ``current`` into
+    ``target`` (3x3 rotation matrices)."""
+    import mujoco
+
+    quat = np.empty(4)
+    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(target @ current.T).reshape(-1))
+    vel = np.empty(3)
+    mujoco.mju_quat2Vel(vel, quat, 1.0)
+    return vel
 
 
 def free_rotation_projector(free_axes) -> np.ndarray:
