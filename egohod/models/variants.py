@@ -182,7 +182,9 @@ def frozen_from_model(name: str, checkpoint=None, num_frames=None) -> FrozenVide
     """A frozen encoder over the vision tower of ``create_model(name, ...)``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VisionOnlyCheckpointWarning)  # the encoder never uses the text tower
-        model = create_model(name, checkpoint=checkpoint, num_frames=num_frames)
+        # without a checkpoint there are no adapter weights worth carrying (the encoder never runs them)
+        kw = {"adapter": False} if checkpoint is None else {}
+        model = create_model(name, checkpoint=checkpoint, num_frames=num_frames, **kw)
     return FrozenVideoEncoder(model.visual, model.input_spec, weights=model.weights, name=name)
 
 
