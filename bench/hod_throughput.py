@@ -78,10 +78,9 @@ def main() -> dict:
         torch.set_num_threads(args.threads)
     from egohod.hod.clips import VideoSource, load_clips
     from egohod.hod.detectors import ClipFrames
-    from egohod.hod.dynamics import summarize_dynamics
+    from egohod.hod.dynamics import DynamicsConfig, summarize_dynamics
     from egohod.hod.narrators import NarrationRequest, create_narrator
     from egohod.hod.pipeline import PipelineContext, process_batch
-    from egohod.hod.dynamics import DynamicsConfig
 
     tmp = None
     if args.clips:
