@@ -124,3 +124,18 @@ def test_encoder_config_files(name):
     assert set(cfg.keys()) == {"name", "checkpoint", "frames"}
     assert cfg.name == name and cfg.name in egohod.list_encoders()
     assert cfg.checkpoint is None and cfg.frames >= 1
+
+
+@pytest.mark.parametrize("name,width", [("egovideo_b", 768), ("egovideo_l", 1024)])
+def test_adapter_key_shapes_match_upstream_slowfast(name, width):
+    with torch.device("meta"):
+        m = egohod.create_model(name)  # no checkpoint: adapters are built
+    sd = m.state_dict()
+    pre = "visual.transformer.resblocks.0.adapter."
+    assert tuple(sd[pre + "down_proj.weight"].shape) == (width // 2, width)
+    assert tuple(sd[pre + "up_proj.weight"].shape) == (width, width // 2)
+    assert tuple(sd[pre + "dwconv.weight"].shape) == (width // 2, 1, 3)
+    assert tuple(sd[pre + "conv.weight"].shape) == (width // 2, width // 2, 1)
+    assert tuple(sd[pre + "gamma"].shape) == (1,)
+    assert tuple(sd["slowfast_projection"].shape) == (1024, 512)
+    assert not any("adapter_2" in k or "conv2d" in k for k in sd)  # never run upstream: not built
