@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=568)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--gop", type=int, default=250)
+    p.add_argument("--tune", default="", help="x264 tune of the generated corpus, e.g. fastdecode")
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--slow-frames", type=int, default=0)
     p.add_argument("--resize-short", type=int, default=320)
@@ -57,7 +58,7 @@ def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
     """Textured moving video in 15-s chunks (cached); returns root and (video_id, duration) pairs."""
     from egohod.data.video import chunk_path, write_video
 
-    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps_gop{args.gop}"
+    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps_gop{args.gop}{'_' + args.tune if args.tune else ''}"
     per_chunk = 15 * args.fps
     total = int(args.video_seconds * args.fps)
     rng = np.random.default_rng(0)
@@ -76,7 +77,7 @@ def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
                 t = s + k
                 dy, dx = int(100 + 90 * np.sin(t / 40)), int(100 + 90 * np.cos(t / 55))  # camera motion
                 frames[k] = big[dy:dy + args.height, dx:dx + args.width]
-            write_video(chunk_path(root, vid, c), frames, args.fps, gop_size=args.gop)
+            write_video(chunk_path(root, vid, c), frames, args.fps, gop_size=args.gop, tune=args.tune or None)
         (root / vid / "done").write_text("ok")
     return root, videos
 
@@ -155,7 +156,8 @@ def main(argv=None) -> dict:
         "what": f"{args.frames}{'+' + str(args.slow_frames) if args.slow_frames else ''}-frame clips, random segment "
                 f"sampling, 1-3 s windows over 15-s chunks, decode resize to short side {args.resize_short}"
                 + (", + RandomResizedCrop 224 + normalise" if args.transform else ""),
-        "corpus": str(root), "video": f"{args.height}x{args.width} {args.fps} fps h264 gop {args.gop}" if videos else "user",
+        "corpus": str(root), "video": (f"{args.height}x{args.width} {args.fps} fps h264 gop {args.gop}"
+                  f"{' tune ' + args.tune if args.tune else ''}") if videos else "user",
         "backend": args.backend, "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0], "results": results,
     }

@@ -278,6 +278,8 @@ def read_frames(
         raise VideoReadError(path, f"frame indices {int(idx.min())}..{int(idx.max())} outside the video's "
                                    f"{info.num_frames} frames")
     size = None if resize_short is None else resized_shape(info.height, info.width, resize_short)
+    if size == (info.height, info.width):
+        size = None  # already at the requested size: a no-op resize filter still costs ~40% of the decode
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
     errors = []
