@@ -190,6 +190,26 @@ def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int)
     return episode, bool(info["success"])
 
 
+def attempt(env, expert, seed: int, cameras: Sequence[str], horizon: int):
+    """One seed: the recorded episode when the expert succeeds, else None.
+
+    With cameras, the episode is first run without rendering (a fraction of the cost); only a
+    successful seed is run again with rendering. Simulation and expert are deterministic for a
+    seed, so the rendered run repeats the probe exactly (checked).
+    """
+    if cameras:
+        probe, ok = record_episode(env, expert, seed, [], horizon)
+        if not ok:
+            return None
+        episode, ok = record_episode(env, expert, seed, cameras, horizon)
+        if not ok or not np.array_equal(episode.actions, probe.actions):
+            raise RuntimeError(f"seed {seed}: the rendered episode differs from the state-only probe; "
+                               "the environment or expert is not deterministic")
+        return episode
+    episode, ok = record_episode(env, expert, seed, [], horizon)
+    return episode if ok else None
+
+
 # ------------------------------------------------------------------------------ workers
 _WORKER: dict = {}
 
@@ -210,8 +230,7 @@ def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int) -
 
 def _worker_episode(seed: int):
     w = _WORKER
-    episode, ok = record_episode(w["env"], w["expert"], seed, w["cameras"], w["horizon"])
-    return seed, (episode if ok else None)
+    return seed, attempt(w["env"], w["expert"], seed, w["cameras"], w["horizon"])
 
 
 def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int, workers: int,
@@ -227,8 +246,7 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
         try:
             s = seed
             while True:
-                episode, ok = record_episode(env, expert, s, cameras, horizon)
-                yield s, (episode if ok else None)
+                yield s, attempt(env, expert, s, cameras, horizon)
                 s += 1
         finally:
             env.close()

@@ -22,7 +22,7 @@ class ArticulationExpert(WaypointExpert):
     Class attributes describe a task:
 
     - ``joint`` / ``site``: the joint to move and the handle site on the moving part.
-    - ``default_goal``: goal joint value when none is given (see :func:`goal_for`).
+    - ``default_goal``: goal joint value when the env gives none (``env.goal()`` wins).
     - ``grasp``: close the fingers on the handle (pull) or push with closed fingers.
     - ``contact_offset``: contact point minus site position, in the part's heading frame
       (x along the part, y away from the robot, z up).

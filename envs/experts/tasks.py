@@ -14,14 +14,15 @@ from .base import FORWARD, bar_grip_axes
 from .kinematics import rotation_about
 from .push_object import PushObjectExpert
 
-VERTICAL_BAR = staticmethod(bar_grip_axes((0.0, 0.0, 1.0)))  # grasp of a vertical handle
-ALONG_X = ((1.0, 0.0, 0.0),)
-ANY_ROTATION = tuple(map(tuple, np.eye(3)))  # position-only control  # rotation about a handle lying along world x is free
+# free rotation axes (see ArmKinematics.solve_ik)
+VERTICAL_BAR = staticmethod(bar_grip_axes((0.0, 0.0, 1.0)))  # grasp around a vertical handle
+ANY_ROTATION = tuple(map(tuple, np.eye(3)))                   # position-only control
 
 
 @register_expert("microwave")
 class MicrowaveExpert(ArticulationExpert):
-    """Grasp the vertical microwave handle and swing the door open along its hinge arc."""
+    """Grasp the vertical microwave handle and swing the door open along its hinge arc
+    (pulled gently: a faster pull makes the handle creep out of the fingers)."""
 
     joint, site, default_goal = "microwave", "microhandle_site", -1.25
     free_axes = carry_free_axes = VERTICAL_BAR
@@ -42,7 +43,8 @@ class SlideCabinetExpert(ArticulationExpert):
 
 @register_expert("hinge_cabinet")
 class HingeCabinetExpert(ArticulationExpert):
-    """Grasp the left hinged door's handle and swing it open."""
+    """Grasp the hinged door's handle and swing it open (the door is the env task's joint:
+    ``envs`` uses the left door; its handle is at the edge of the arm's reach, see README)."""
 
     joint, site, default_goal = "left_hinge_cabinet", "hinge_site1", -1.25
     free_axes = carry_free_axes = VERTICAL_BAR
@@ -77,16 +79,22 @@ class _KnobExpert(ArticulationExpert):
 
 @register_expert("knob")
 class KnobExpert(_KnobExpert):
+    """Bottom-right burner knob (the classic ``knob1_on``)."""
+
     joint, site, default_goal = "knob_Joint_1", "knob1_site", -1.57
 
 
 @register_expert("top_burner")
 class TopBurnerExpert(_KnobExpert):
+    """Top-left burner knob."""
+
     joint, site, default_goal = "knob_Joint_4", "knob4_site", -0.92
 
 
 @register_expert("bottom_burner")
 class BottomBurnerExpert(_KnobExpert):
+    """Bottom-left burner knob."""
+
     joint, site, default_goal = "knob_Joint_2", "knob2_site", -0.88
 
 
