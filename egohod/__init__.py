@@ -13,11 +13,12 @@ from .models import InputSpec, create_model, get_input_spec, list_encoders, list
 __version__ = "0.1.0"
 
 
-def get_tokenizer(name: str):
-    """Tokenizer of a registered model (CLIP BPE for EgoVideo B/L, BERT for G)."""
+def get_tokenizer(name: str, **kwargs):
+    """Tokenizer of a registered model (CLIP BPE for EgoVideo B/L, BERT for G: pass
+    ``bert_path=`` a local bert-large-uncased directory)."""
     from .tokenizer import get_tokenizer as _get
 
-    return _get(name)
+    return _get(name, **kwargs)
 
 
 def create_transforms(name: str, train: bool = False):
