@@ -106,13 +106,13 @@ def cached_features(encoder: ObsEncoder, identity: dict, load_obs: Callable[[], 
     feats = cache.load(identity)
     npz, _ = cache.paths(identity)
     if feats is not None:
-        log(f"[features] cache hit: {npz}")
+        log(f"features: cache hit: {npz}")
         return feats, True
     from tqdm.auto import tqdm
 
     obs = load_obs()
     total = sum(len(o) for o in obs)
-    log(f"[features] cache miss: encoding {len(obs)} episodes ({total} steps) with {encoder.info.label} -> {npz}")
+    log(f"features: cache miss: encoding {len(obs)} episodes ({total} steps) with {encoder.info.label} -> {npz}")
     with tqdm(total=total, desc=f"encode {encoder.info.name}", unit="step", mininterval=2.0) as bar:
         feats = [encoder.encode_episode(o, batch=batch, progress=bar) for o in obs]
     for f, o in zip(feats, obs):

@@ -97,7 +97,7 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
 
     cameras = [cfg.env.camera] if encoder.needs_rgb else []
     out = generated_demos_path(cfg, cameras)
-    log(f"[demos] {cfg.demos.num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
+    log(f"demos: {cfg.demos.num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
         f"{cfg.env.image_size}px, seed {cfg.demos.seed}) -> {out}")
     path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
                           image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
@@ -295,7 +295,7 @@ def train_bc(cfg, out_dir: str | Path) -> dict:
     log(f"\n[bold]{label}[/]: best {100 * results.data['best']['success_rate']:.1f}% "
         f"(step {results.data['best']['step']}), final {100 * results.data['final']['success_rate']:.1f}%  "
         f"-> {out / 'results.json'}")
-    log(summary_table([results.data]))
+    print(summary_table([results.data]), flush=True)
     return results.data
 
 
@@ -316,7 +316,7 @@ def _resume(last: Path, cfg, prep, policy, optimizer, generator, results, log) -
     results.data["evals"] = []
     for e in ckpt["results"]["evals"]:
         results.add_eval(e["step"], {k: v for k, v in e.items() if k != "step"})
-    log(f"[resume] from {ckpt['path']} at step {ckpt['step']}")
+    log(f"resume: from {ckpt['path']} at step {ckpt['step']}")
     return int(ckpt["step"]), float(ckpt["results"].get("train", {}).get("seconds", 0.0))
 
 
@@ -387,7 +387,7 @@ def _final_videos(cfg, prep, policy, out: Path, device, log) -> list[Path]:
         p = vdir / f"seed{r.seed}_{'success' if r.success else 'failure'}.mp4"
         write_video(p, frames)
         paths.append(p)
-    log(f"[videos] {len(paths)} rollouts -> {vdir}")
+    log(f"videos: {len(paths)} rollouts -> {vdir}")
     return paths
 
 
@@ -416,7 +416,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     policy = build_policy_from_checkpoint(ckpt).to(device)
     env = ckpt["env"]
     cfg_env = ckpt["config"]["env"]
-    camera = env["camera"] if encoder.needs_rgb or eval_cfg.videos else None
+    camera = env["camera"] if encoder.needs_rgb else None  # videos render in their own pool
     from types import SimpleNamespace
 
     env_cfg = SimpleNamespace(**cfg_env)
@@ -441,5 +441,5 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     cfg_like = SimpleNamespace(eval=eval_cfg, env=env_cfg)
     if eval_cfg.videos:
         _final_videos(cfg_like, SimpleNamespace(encoder=encoder), policy, out, device, con.print)
-    con.print(summary_table([results.data]))
+    print(summary_table([results.data]), flush=True)
     return results.data

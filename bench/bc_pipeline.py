@@ -1,0 +1,166 @@
+"""Wall time of one BC protocol cell's training: cached frozen features (this project) against
+the encoder in the training loop (the classic implementation: every batch of demo frames goes
+through the frozen encoder at every step). Same machine, same process, same data; JSON out::
+
+    python bench/bc_pipeline.py --encoder egovideo_b --steps 20000 --inloop-steps 200
+    python bench/bc_pipeline.py --encoder egovideo_tiny --image-size 32        # CPU smoke
+
+Both pipelines train the same MLP head on the same batches (same sampler seed). Cached: encode
+every demo step once (the feature-cache fill), then ``steps`` updates on features. In-loop:
+``steps`` updates, each encoding its batch's frame histories first. The in-loop pipeline is
+timed for ``--inloop-steps`` steps and extrapolated linearly to ``--steps`` (its cost per step is
+constant); the JSON says which numbers are measured and which extrapolated. Evaluation rollouts
+encode environment frames identically in both pipelines and are not part of this comparison.
+Demo frames are synthetic uint8 noise of the protocol's size (an encoder's cost does not depend
+on pixel values): 25 demos x 50 steps by default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class threads:
+    """Torch intra-op threads inside a block (CPU only): small head updates run on
+    ``--train-threads`` in both pipelines, as ``robot/train_bc.py`` does (train.cpu_threads)."""
+
+    def __init__(self, n: int, device):
+        self.n, self.on = n, device.type == "cpu" and n > 0
+
+    def __enter__(self):
+        self.prev = torch.get_num_threads()
+        if self.on:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.prev)
+
+
+def machine_info(device) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "device": str(device), "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run(args) -> dict:
+    from policies import create_policy
+    from robot.bc_data import BCBatch, BCData
+    from robot.obs_encoders import build_obs_encoder, history_index
+    from robot.training import train_step
+
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(0)
+    enc = build_obs_encoder(args.encoder, args.checkpoint, args.frames, str(device))
+    rng = np.random.default_rng(0)
+    T, n = args.demo_len, args.demos
+    frames = [rng.integers(0, 256, (T, args.image_size, args.image_size, 3), dtype=np.uint8) for _ in range(n)]
+    proprio = [rng.standard_normal((T, 9)).astype(np.float32) for _ in range(n)]
+    actions = [rng.uniform(-1, 1, (T, 9)).astype(np.float32) for _ in range(n)]
+    all_frames = np.concatenate(frames)
+    hist = np.concatenate([s + history_index(T, args.frames) for s in range(0, n * T, T)])  # global indices
+
+    def new_head(dim):
+        torch.manual_seed(0)
+        return create_policy("mlp", dim, 9, 9).to(device)
+
+    # warm-up (allocations, cudnn autotune) outside the timings
+    enc.encode_history(all_frames[hist[: args.batch]])
+    _sync(device)
+
+    # --- cached features: encode each demo step once, then train on features ---------------------
+    t0 = time.perf_counter()
+    feats = [enc.encode_episode(f, batch=args.encode_batch) for f in frames]
+    _sync(device)
+    encode_s = time.perf_counter() - t0
+    data = BCData(feats, proprio, actions)
+    head = new_head(enc.info.embed_dim)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    with threads(args.train_threads, device):
+        for _ in range(args.steps):
+            train_step(head, opt, data.sample(args.batch, 1, g).to(device))
+    _sync(device)
+    cached_train_s = time.perf_counter() - t0
+
+    # --- encoder in the loop: the same sampler, frames encoded at every step ----------------------
+    head = new_head(enc.info.embed_dim)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    starts = data.window_starts(1)
+    prop_all, act_all = data.proprio, data.actions
+    t0 = time.perf_counter()
+    for _ in range(args.inloop_steps):
+        idx = starts[torch.randint(len(starts), (args.batch,), generator=g)]
+        f = enc.encode_history(all_frames[hist[idx.numpy()]])  # frozen forward on raw frames
+        batch = BCBatch(f[:, None], prop_all[idx][:, None], act_all[idx][:, None]).to(device)
+        with threads(args.train_threads, device):
+            train_step(head, opt, batch)
+    _sync(device)
+    inloop_measured_s = time.perf_counter() - t0
+    inloop_per_step = inloop_measured_s / args.inloop_steps
+    inloop_train_s = inloop_per_step * args.steps
+    cached_total = encode_s + cached_train_s
+    return {
+        "benchmark": "bc_pipeline",
+        "encoder": enc.info.name,
+        "weights": enc.info.weights if not enc.info.random_weights else "random (RANDOM WEIGHTS: timing only)",
+        "train_threads": args.train_threads,
+        "frames": args.frames, "clip_len": enc.info.clip_len, "image_size": args.image_size,
+        "demos": n, "demo_len": T, "steps": args.steps, "batch": args.batch,
+        "cached": {"encode_s": round(encode_s, 3), "train_s": round(cached_train_s, 3),
+                   "total_s": round(cached_total, 3), "measured": True},
+        "encoder_in_loop": {"measured_steps": args.inloop_steps, "measured_s": round(inloop_measured_s, 3),
+                            "per_step_s": round(inloop_per_step, 5), "total_s": round(inloop_train_s, 3),
+                            "extrapolated": args.inloop_steps != args.steps},
+        "speedup": round(inloop_train_s / cached_total, 1),
+        "target_speedup": 20.0,
+        "machine": machine_info(device),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--encoder", default="egovideo_b")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--frames", type=int, default=1)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--demos", type=int, default=25)
+    ap.add_argument("--demo-len", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--inloop-steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--encode-batch", type=int, default=64)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--train-threads", type=int, default=1, help="CPU threads of the head updates (0: all)")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args(argv)
+    if args.inloop_steps < 1 or args.inloop_steps > args.steps:
+        ap.error("--inloop-steps must be in 1..--steps")
+    res = run(args)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
