@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_objects", "barrier", "cleanup", "init_distributed", "reduce_scalar", "slurm_master_addr"]
+__all__ = ["DistInfo", "all_gather_objects", "any_rank", "barrier", "cleanup", "init_distributed", "reduce_scalar", "slurm_master_addr"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,15 @@ def reduce_scalar(value: float, info: DistInfo, op: str = "mean") -> float:
         raise ValueError(f"unknown reduction {op!r}")
     dist.all_reduce(t, op=ops[op])
     return float(t.item() / (info.world_size if op == "mean" else 1))
+
+
+def any_rank(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Element-wise OR of boolean flags over ranks (one all-reduce)."""
+    if not info.distributed:
+        return [bool(f) for f in flags]
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(x) for x in t.tolist()]
 
 
 def all_gather_objects(obj, info: DistInfo) -> list:

@@ -29,9 +29,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from egohod.data.datasets import TooManyBadSamples
 from pretrain.checkpointing import CHECKPOINT_FORMAT, capture_rng, find_last, load_train_state, restore_rng, save_checkpoint
 from pretrain.config import PretrainConfig, register_configs, validate
-from pretrain.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, reduce_scalar
+from pretrain.distributed import DistInfo, all_gather_objects, any_rank, barrier, cleanup, init_distributed, reduce_scalar
 from pretrain.optim import build_optimizer, lr_at, set_lr
 from pretrain.runlog import RunLogger
 from pretrain.step import batch_to_device, train_step
@@ -190,9 +191,6 @@ def install_stop_handlers() -> None:
         signal.signal(sig, handler)
 
 
-def stop_requested(info: DistInfo) -> bool:
-    """True on every rank once any rank received a stop signal (one scalar all-reduce)."""
-    return reduce_scalar(1.0 if _STOP_SIGNAL else 0.0, info, "max") > 0
 
 
 def grad_checksum(model) -> dict:
@@ -206,7 +204,27 @@ def grad_checksum(model) -> dict:
 
 
 class _Run:
-    """What the loop needs, built once (see :func:`setup`)."""
+    """What the loop needs, built once by :func:`setup`."""
+
+    cfg: PretrainConfig
+    cfg_dict: dict
+    info: DistInfo
+    model: torch.nn.Module  # the EgoVideo module (unwrapped)
+    wrapped: torch.nn.Module  # what the forward goes through: DDP, FSDP-sharded model, or the model
+    no_sync: object  # context factory suspending the gradient reduction
+    optimizer: torch.optim.Optimizer
+    autocast: object
+    scaler: object  # torch.amp.GradScaler or None
+    precision: str
+    dataset: object
+    sampler: object
+    loader: object
+    val_loader: object
+    steps_per_epoch: int
+    total_steps: int
+    geometry: dict  # what an exact resume needs unchanged
+    monitor: object
+    pos: Position
 
 
 def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
@@ -241,7 +259,7 @@ def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
                   "accum_steps": cfg.optim.accum_steps, "num_clips": len(r.dataset), "seed": cfg.train.seed}
     bad_log = (out / f"bad_samples_rank{info.rank}.jsonl").open("a", buffering=1)
     r.monitor = BadSampleMonitor(cfg.data.max_bad_fraction, cfg.data.bad_min_attempts,
-                                 log=lambda f: _report_bad(bad_log, f, info.rank))
+                                 log=lambda f: _report_bad(bad_log, f, info.rank), raise_on_exceed=False)
     r.pos = Position()
     if cfg.train.resume:
         r.pos = resume(cfg, info, r.wrapped, r.optimizer, r.scaler, r.monitor, r.geometry)
@@ -266,6 +284,7 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         wait = time.perf_counter() - t0
         for b in micro:
             r.monitor.update(len(b["index"]), b["failures"])
+        too_many = r.monitor.exceeded()
         lr = lr_at(r.pos.step, cfg.optim, r.total_steps)
         set_lr(r.optimizer, lr)
         res = train_step(r.wrapped, [batch_to_device(b, info.device) for b in micro], r.optimizer,
@@ -288,7 +307,11 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         log.advance()
         if r.pos.step % cfg.train.save_every_steps == 0:
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
-        if stop_requested(info):
+        # one all-reduce: every rank stops together (bad data on any rank, or a stop signal)
+        any_bad, any_signal = any_rank([too_many is not None, bool(_STOP_SIGNAL)], info)
+        if any_bad:
+            raise TooManyBadSamples(too_many or "another rank exceeded data.max_bad_fraction (its log has the failures)")
+        if any_signal:
             if r.pos.step % cfg.train.save_every_steps != 0:
                 save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
             log.write({"event": "stopped", "step": r.pos.step, "signal": _STOP_SIGNAL[:1] or "other rank"})

@@ -225,13 +225,17 @@ class ResumableSampler(Sampler):
 
 
 class BadSampleMonitor:
-    """Counts loaded and failed samples; raises :class:`TooManyBadSamples` when failures exceed
-    ``max_fraction`` of all attempts (checked once at least ``min_attempts`` were made)."""
+    """Counts loaded and failed samples; failures above ``max_fraction`` of all attempts (checked
+    once at least ``min_attempts`` were made) raise :class:`TooManyBadSamples` from
+    :meth:`update`, or with ``raise_on_exceed=False`` are only reported by :meth:`exceeded`
+    (distributed training agrees across ranks before stopping)."""
 
-    def __init__(self, max_fraction: float = 0.05, min_attempts: int = 64, log: Callable[[SampleFailure], None] | None = None):
+    def __init__(self, max_fraction: float = 0.05, min_attempts: int = 64,
+                 log: Callable[[SampleFailure], None] | None = None, raise_on_exceed: bool = True):
         if not 0 <= max_fraction <= 1:
             raise ValueError(f"max_fraction must be in [0, 1], got {max_fraction}")
         self.max_fraction, self.min_attempts, self.log = max_fraction, min_attempts, log
+        self.raise_on_exceed = raise_on_exceed
         self.loaded = 0
         self.failed = 0
         self.recent: list[SampleFailure] = []
@@ -250,6 +254,14 @@ class BadSampleMonitor:
     def load_state_dict(self, d: dict) -> None:
         self.loaded, self.failed = int(d["loaded"]), int(d["failed"])
 
+    def exceeded(self) -> str | None:
+        """The stop message when failures exceed the allowed fraction, else None."""
+        if self.attempts < self.min_attempts or self.fraction <= self.max_fraction:
+            return None
+        last = "\n  ".join(f"{f.path} ({f.source}): {f.reason}" for f in self.recent)
+        return (f"{self.failed} of {self.attempts} samples failed ({100 * self.fraction:.1f}% > "
+                f"data.max_bad_fraction={100 * self.max_fraction:.1f}%). Last failures:\n  {last}")
+
     def update(self, num_loaded: int, failures: Sequence[SampleFailure]) -> None:
         self.loaded += int(num_loaded)
         self.failed += len(failures)
@@ -257,8 +269,6 @@ class BadSampleMonitor:
             if self.log is not None:
                 self.log(f)
         self.recent = (self.recent + list(failures))[-5:]
-        if self.attempts >= self.min_attempts and self.fraction > self.max_fraction:
-            last = "\n  ".join(f"{f.path} ({f.source}): {f.reason}" for f in self.recent)
-            raise TooManyBadSamples(
-                f"{self.failed} of {self.attempts} samples failed ({100 * self.fraction:.1f}% > "
-                f"data.max_bad_fraction={100 * self.max_fraction:.1f}%). Last failures:\n  {last}")
+        msg = self.exceeded() if self.raise_on_exceed else None
+        if msg:
+            raise TooManyBadSamples(msg)
