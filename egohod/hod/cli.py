@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from omegaconf import OmegaConf
 
-    from .config import compose
+    from .config import compose, config_dir
+
+    if "-h" in rest or "--help" in rest:
+        path = config_dir() / f"{COMMANDS[cmd]}.yaml"
+        print(f"usage: egohod hod {cmd} key=value ...   (Hydra overrides of {path})\n")
+        print(path.read_text())
+        return 0
 
     show = "--cfg" in rest
     cfg = compose(COMMANDS[cmd], [a for a in rest if a != "--cfg"])

@@ -52,3 +52,4 @@ def test_cli_help_and_list(capsys):
     assert main(["list"]) == 0
     assert "detectors: 100doh, precomputed, skin" in capsys.readouterr().out
     assert main(["nope"]) == 2
+    assert main(["run", "--help"]) == 0 and "clips: ???" in capsys.readouterr().out
