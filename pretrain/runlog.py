@@ -35,6 +35,10 @@ class RunLogger:
                  total_steps: int = 0, start_step: int = 0):
         self.enabled = enabled
         self.path = Path(out_dir) / "metrics.jsonl"
+        self.last_train: dict = {}
+        self.last_val: dict = {}
+        self._rates: list[float] = []
+        self._waits: list[float] = []
         self._wandb = None
         self._bar = None
         if not enabled:
@@ -65,6 +69,9 @@ class RunLogger:
         if not self.enabled:
             return
         self.write({"event": "train", "step": step, **metrics})
+        self.last_train = {"step": step, **metrics}
+        self._rates.append(metrics["clips_per_s"])
+        self._waits.append(metrics["data_wait_s"] / max(1e-9, metrics["step_time_s"]))
         if self._wandb is not None:
             self._wandb.log({f"train/{k}": v for k, v in metrics.items()}, step=step)
         if self._bar is not None:
@@ -79,8 +86,22 @@ class RunLogger:
         if not self.enabled:
             return
         self.write({"event": "val", "step": step, **metrics})
+        self.last_val = {"step": step, **metrics}
         if self._wandb is not None:
             self._wandb.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+
+    def summary(self, checkpoint: str | None) -> str:
+        """A short table of the run (rank 0)."""
+        t, v = self.last_train, self.last_val
+        rows = [("steps", t.get("step", 0)), ("epoch", t.get("epoch", "-")),
+                ("final loss", f"{t['loss']:.4f}" if "loss" in t else "-"),
+                ("clips/s (median of logged steps)", f"{sorted(self._rates)[len(self._rates) // 2]:.1f}" if self._rates else "-"),
+                ("data wait (median share of step)", f"{100 * sorted(self._waits)[len(self._waits) // 2]:.0f}%" if self._waits else "-"),
+                ("bad samples (all ranks)", t.get("bad_samples", 0))]
+        rows += [(f"val {k}", f"{x:.2f}" if isinstance(x, float) else x) for k, x in v.items() if k not in ("step", "epoch")]
+        rows += [("checkpoint", checkpoint or "-"), ("metrics", str(self.path))]
+        w = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{w}}  {x}" for k, x in rows)
 
     def close(self) -> None:
         if not self.enabled:

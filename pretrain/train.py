@@ -360,6 +360,9 @@ def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
         if cfg.train.save_at_end and r.pos.step % cfg.train.save_every_steps != 0:
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
         log.write({"event": "end", "step": r.pos.step, "bad_samples": r.monitor.failed})
+        if info.is_main:
+            last = find_last(cfg.train.out_dir)
+            print("\n" + log.summary(str(last / "model.pt") if last else None), flush=True)
     finally:
         log.close()
     return r.pos
