@@ -60,6 +60,7 @@ class LightSwitchExpert(ArticulationExpert):
     contact_offset = (0.04, -0.01, 0.0)
     approach = (0.0, -0.08, 0.0)
     roll = np.pi / 2
+    tilt = (0.0, 0.15)  # pointing slightly up: the lever is above the shoulder
     lead = 0.2  # rad: about 1.6 cm ahead along the lever's arc
     overshoot = 0.3  # the lever stops at its limit (-0.7); aim past it to press it home
 
