@@ -6,7 +6,10 @@ A head maps frozen visual features ``[.., feature_dim]`` and proprioception
 batch is ``features [B, L, F]``, ``proprio [B, L, P]``, ``actions [B, L, A]``.
 
 Inputs are standardised with statistics of the training set (``set_normalization``); these
-statistics are buffers, so they travel in the state dict and the checkpoint. Rollouts call
+statistics are buffers, so they travel in the state dict and the checkpoint. Dimensions that are
+constant in the training set (std below ``min_std``, e.g. the pose of objects no demo touches)
+are switched off (scale 0): they carry no information, and dividing a tiny deviation at
+evaluation time by a near-zero std would feed the head huge out-of-distribution values. Rollouts call
 ``initial_state(num_envs)`` once per episode batch and ``act(features, proprio, state)`` per
 step; memoryless heads return ``state`` unchanged.
 """
@@ -39,19 +42,22 @@ class Policy(nn.Module):
         d = feature_dim + proprio_dim
         self.register_buffer("input_mean", torch.zeros(d))
         self.register_buffer("input_std", torch.ones(d))
+        self.register_buffer("input_scale", torch.ones(d))
 
     # --- normalisation -------------------------------------------------------------------
-    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-6) -> None:
-        """Standardise inputs (features ++ proprio) with these per-dimension statistics."""
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, min_std: float = 1e-3) -> None:
+        """Standardise inputs (features ++ proprio) with these per-dimension statistics;
+        dimensions with ``std < min_std`` get scale 0 (see the module docstring)."""
         d = self.feature_dim + self.proprio_dim
         if mean.shape != (d,) or std.shape != (d,):
             raise ValueError(f"normalisation stats must have shape ({d},), got {tuple(mean.shape)}/{tuple(std.shape)}")
         self.input_mean.copy_(mean)
-        self.input_std.copy_(std.clamp_min(eps))
+        self.input_std.copy_(std)
+        self.input_scale.copy_(torch.where(std >= min_std, 1.0 / std.clamp_min(min_std), torch.zeros_like(std)))
 
     def normalized_input(self, features: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         x = torch.cat([features, proprio], dim=-1) if self.proprio_dim else features
-        return (x - self.input_mean) / self.input_std
+        return (x - self.input_mean) * self.input_scale
 
     # --- training / acting ----------------------------------------------------------------
     def loss(self, features: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

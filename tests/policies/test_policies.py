@@ -94,5 +94,10 @@ def test_describe_round_trip_restores_weights_and_normalisation():
     p.eval(), q.eval()
     x, y = torch.randn(4, 6), torch.randn(4, 9)
     assert torch.equal(p.act(x, y)[0], q.act(x, y)[0])
+    # a dimension constant in training is switched off, not amplified
+    p.set_normalization(torch.zeros(15), torch.cat([torch.zeros(1), torch.ones(14)]))
+    x = torch.zeros(1, 6)
+    x[0, 0] = 1e-2
+    assert p.normalized_input(x, torch.zeros(1, 9))[0, 0] == 0
     with pytest.raises(ValueError, match=r"shape \(15,\)"):
         p.set_normalization(torch.zeros(3), torch.ones(3))
