@@ -83,6 +83,7 @@ class KnobExpert(_KnobExpert):
     """Bottom-right burner knob (the classic ``knob1_on``)."""
 
     joint, site, default_goal = "knob_Joint_1", "knob1_site", -1.57
+    tilt = (-0.5, -0.5)  # this knob is the furthest right: point further right
 
 
 @register_expert("top_burner")
