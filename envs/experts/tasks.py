@@ -109,4 +109,4 @@ class KettleExpert(PushObjectExpert):
     default_goal = (-0.23, 0.75, 1.62)
     half_depth = 0.122   # the kettle body is a 0.244 m box
     push_height = 0.05   # below the box centre (0.058 above the origin): no tipping
-    hand_rot = rotation_about([1.0, 0.0, 0.0], -0.6) @ FORWARD  # fingertips forward and down
+    hand_rot = rotation_about([1.0, 0.0, 0.0], -0.5) @ FORWARD  # fingertips forward and down
