@@ -224,6 +224,7 @@ class _Run:
     total_steps: int
     geometry: dict  # what an exact resume needs unchanged
     monitor: object
+    bad_log: object  # this rank's bad_samples_rank<r>.jsonl
     pos: Position
 
 
@@ -257,7 +258,7 @@ def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
     r.total_steps = cfg.train.max_steps or cfg.train.epochs * r.steps_per_epoch
     r.geometry = {"world_size": info.world_size, "batch_size": cfg.data.batch_size,
                   "accum_steps": cfg.optim.accum_steps, "num_clips": len(r.dataset), "seed": cfg.train.seed}
-    bad_log = (out / f"bad_samples_rank{info.rank}.jsonl").open("a", buffering=1)
+    r.bad_log = bad_log = (out / f"bad_samples_rank{info.rank}.jsonl").open("a", buffering=1)
     r.monitor = BadSampleMonitor(cfg.data.max_bad_fraction, cfg.data.bad_min_attempts,
                                  log=lambda f: _report_bad(bad_log, f, info.rank), raise_on_exceed=False)
     r.pos = Position()
@@ -365,6 +366,7 @@ def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
             print("\n" + log.summary(str(last / "model.pt") if last else None), flush=True)
     finally:
         log.close()
+        r.bad_log.close()
     return r.pos
 
 
