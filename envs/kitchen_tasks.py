@@ -6,15 +6,32 @@ is below ``threshold``; an episode is a success when the task was solved at more
 for more than 5 steps").
 
 The five classic tasks follow the R3M / mj_envs ``kitchen_*-v3`` definitions (goal of one joint,
-threshold 0.15 x the joint's range, which is how mj_envs defines ``solved``). The joints have the
-same names, ranges and signs in gymnasium-robotics' ``FrankaKitchen-v1`` model, so the goals carry
-over unchanged. The three extra tasks take FrankaKitchen-v1's own goals and its 0.3 L2 threshold.
+threshold 0.15 x the joint's range, which is how mj_envs defines ``solved``) wherever this model's
+robot can reach them. The joints have the same names, ranges and signs in gymnasium-robotics'
+``FrankaKitchen-v1`` model, but the robot stands elsewhere relative to the kitchen, and two classic
+goals are out of the arm's reach here (the Franka reaches about 0.95 m from its shoulder,
+``panda0_link2``; distances below are the handle site's, nominal kitchen, measured with
+``mj_kinematics``):
+
+- ``microwave``: the classic goal -1.25 rad (success needs the door past -0.94 rad) puts the
+  handle 0.88 m (at -0.94) to 1.00 m (at -1.25) from the shoulder; over 100 seeds the expert
+  reached it in 38%. This task uses FrankaKitchen-v1's own microwave goal, -0.75 rad, with the
+  classic threshold 0.15 x range = 0.3141 (solved for door angles in [-1.064, -0.436]; the handle
+  stays 0.80-0.88 m from the shoulder).
+- ``hinge_cabinet``: the classic R3M task opens the LEFT door (``left_hinge_cabinet`` to -1.25),
+  whose handle (``hinge_site1``) is 1.01 m from the shoulder when closed and 1.18 m at -1.25:
+  unreachable at any door angle (0/100 seeds). This task opens the RIGHT door of the same
+  cabinet, FrankaKitchen-v1's own ``hinge cabinet`` task: ``right_hinge_cabinet`` to 1.45 rad,
+  with the classic threshold 0.15 x range = 0.2355 (solved above 1.2145 rad); its handle
+  (``hinge_site2``) comes toward the robot as the door opens, 0.91 m -> 0.63 m.
+
+The three extra tasks take FrankaKitchen-v1's own goals and its 0.3 L2 threshold.
 
 | task          | joints (qpos index)                               | goal                         | threshold |
 | ------------- | ------------------------------------------------- | ---------------------------- | --------- |
-| microwave     | microwave (22)                                    | -1.25 rad (open)             | 0.3141    |
+| microwave     | microwave (22)                                    | -0.75 rad (open; FK-v1 goal) | 0.3141    |
 | slide_cabinet | slide_cabinet (19)                                | 0.44 m (open)                | 0.066     |
-| hinge_cabinet | left_hinge_cabinet (20) — the LEFT door (R3M)     | -1.25 rad (open)             | 0.2355    |
+| hinge_cabinet | right_hinge_cabinet (21) — the RIGHT door (FK-v1) | 1.45 rad (open; FK-v1 goal)  | 0.2355    |
 | light_switch  | light_switch (17)                                 | -0.7 (on)                    | 0.105     |
 | knob          | knob_Joint_1 (9), bottom-right burner knob        | -1.57 rad (on)               | 0.2355    |
 | kettle        | kettle free joint (23..29)                        | [-0.23, 0.75, 1.62, 0.99, 0, 0, -0.06] | 0.3 |
@@ -22,8 +39,6 @@ over unchanged. The three extra tasks take FrankaKitchen-v1's own goals and its 
 | bottom_burner | knob_Joint_2 (11), bottom_left_burner (12)        | [-0.88, -0.01]               | 0.3       |
 
 Notes:
-- FrankaKitchen-v1's own ``hinge cabinet`` task opens the RIGHT door (goal 1.45 on
-  ``right_hinge_cabinet``) and its microwave goal is -0.75; here the classic goals are used.
 - The kettle goal (the top-left burner) is a world position: it moves with the randomised kitchen
   (``goal_moves_with_kitchen``), i.e. the kitchen offset is added to its x, y, z.
 - ``site`` is the site the robot interacts with (used by ``object_state`` and the experts).
@@ -61,23 +76,28 @@ class KitchenTask:
         return np.asarray(self.goal, dtype=np.float64)
 
 
-def _classic(name, joint, goal, joint_range, site, description) -> KitchenTask:
+def _classic(name, joint, goal, joint_range, site, description,
+             source="R3M / mj_envs kitchen_*-v3") -> KitchenTask:
     return KitchenTask(
         name=name, joints=(joint,), goal=(goal,),
         threshold=round(CLASSIC_THRESHOLD_FRACTION * (joint_range[1] - joint_range[0]), 6),
-        site=site, description=description, source="R3M / mj_envs kitchen_*-v3",
+        site=site, description=description, source=source,
     )
+
+
+_REACHABLE_GOAL = ("goal of gymnasium-robotics FrankaKitchen-v1 (the classic one is out of reach), "
+                   "threshold 0.15 x range as R3M / mj_envs")
 
 
 TASKS: dict[str, KitchenTask] = {
     t.name: t
     for t in (
-        _classic("microwave", "microwave", -1.25, (-2.094, 0.0), "microhandle_site",
-                 "open the microwave door"),
+        _classic("microwave", "microwave", -0.75, (-2.094, 0.0), "microhandle_site",
+                 "open the microwave door", source=_REACHABLE_GOAL),
         _classic("slide_cabinet", "slide_cabinet", 0.44, (0.0, 0.44), "slide_site",
                  "slide the top-right cabinet door open"),
-        _classic("hinge_cabinet", "left_hinge_cabinet", -1.25, (-1.57, 0.0), "hinge_site1",
-                 "open the LEFT door of the top-left hinged cabinet"),
+        _classic("hinge_cabinet", "right_hinge_cabinet", 1.45, (0.0, 1.57), "hinge_site2",
+                 "open the RIGHT door of the top-left hinged cabinet", source=_REACHABLE_GOAL),
         _classic("light_switch", "light_switch", -0.7, (-0.7, 0.0), "light_site",
                  "turn the light switch on"),
         _classic("knob", "knob_Joint_1", -1.57, (-1.57, 0.0), "knob1_site",

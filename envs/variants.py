@@ -8,7 +8,7 @@ from envs.registry import register_env
 
 @register_env("kitchen/microwave")
 def kitchen_microwave(**kwargs) -> KitchenTaskEnv:
-    """Open the microwave door (classic goal -1.25 rad)."""
+    """Open the microwave door (FrankaKitchen-v1 goal -0.75 rad; classic -1.25 out of reach)."""
     return KitchenTaskEnv(get_task("microwave"), **kwargs)
 
 
@@ -20,7 +20,7 @@ def kitchen_slide_cabinet(**kwargs) -> KitchenTaskEnv:
 
 @register_env("kitchen/hinge_cabinet")
 def kitchen_hinge_cabinet(**kwargs) -> KitchenTaskEnv:
-    """Open the LEFT hinged cabinet door (classic ``ldoor_open``, goal -1.25 rad)."""
+    """Open the RIGHT hinged cabinet door (FrankaKitchen-v1 goal 1.45 rad; see kitchen_tasks)."""
     return KitchenTaskEnv(get_task("hinge_cabinet"), **kwargs)
 
 

@@ -24,7 +24,7 @@ class MicrowaveExpert(ArticulationExpert):
     """Grasp the vertical microwave handle and swing the door open along its hinge arc
     (pulled gently: a faster pull makes the handle creep out of the fingers)."""
 
-    joint, site, default_goal = "microwave", "microhandle_site", -1.25
+    joint, site, default_goal = "microwave", "microhandle_site", -0.75
     free_axes = carry_free_axes = VERTICAL_BAR
     carry_speed = 0.04
 
@@ -44,9 +44,9 @@ class SlideCabinetExpert(ArticulationExpert):
 @register_expert("hinge_cabinet")
 class HingeCabinetExpert(ArticulationExpert):
     """Grasp the hinged door's handle and swing it open (the door is the env task's joint:
-    ``envs`` uses the left door; its handle is at the edge of the arm's reach, see README)."""
+    ``envs`` uses the right door, see envs/kitchen_tasks.py)."""
 
-    joint, site, default_goal = "left_hinge_cabinet", "hinge_site1", -1.25
+    joint, site, default_goal = "right_hinge_cabinet", "hinge_site2", 1.45
     free_axes = carry_free_axes = VERTICAL_BAR
 
 

@@ -30,7 +30,7 @@ def test_unknown_camera_lists_valid_names():
 def test_list_cameras_and_task_metadata():
     assert envs.list_cameras() == ["default", "left", "right"]
     hinge = envs.get_task("hinge_cabinet")
-    assert hinge.joints == ("left_hinge_cabinet",) and hinge.goal == (-1.25,)
+    assert hinge.joints == ("right_hinge_cabinet",) and hinge.goal == (1.45,)
     assert envs.get_task("microwave").threshold == pytest.approx(0.15 * 2.094, abs=1e-6)
     with pytest.raises(KeyError, match="valid tasks"):
         envs.get_task("dishwasher")
