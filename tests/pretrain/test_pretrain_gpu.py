@@ -1,5 +1,4 @@
 """CUDA checks of the training step (skipped without a GPU): bf16 autocast and fp16 + GradScaler."""
-import contextlib
 
 import pytest
 import torch

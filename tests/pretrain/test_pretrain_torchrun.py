@@ -6,7 +6,6 @@ checkpoint exists and then resumed; its losses after the resume must equal A's s
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from pretrain.checkpointing import capture_rng, find_last, restore_rng, save_checkpoint
-from pretrain.config import PretrainConfig, validate
+from pretrain.config import OptimConfig, PretrainConfig, validate
 from pretrain.distributed import _first_slurm_host, launcher_env
 from pretrain.optim import build_optimizer, lr_at
-from pretrain.config import OptimConfig
 
 
 def _save(out, step):
