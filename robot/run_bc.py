@@ -7,12 +7,9 @@ camera, encoder checkpoint, policy options) is checked in :func:`prepare` before
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +18,7 @@ from .bc_data import BCData
 from .config import ConfigError, validate
 from .evaluation import EvalEnvs, evaluate, run_episodes, write_video
 from .features import FeatureCache, atomic_write_bytes, cached_features, file_sha256
-from .obs_encoders import ObsEncoder, build_obs_encoder, cache_identity
+from .obs_encoders import ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
 from .results import RunResults, plot_success_curve, summary_table
 from .training import (build_policy_from_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                        train_step)
@@ -163,20 +160,15 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
     path = ensure_demos(cfg, encoder, log)
     key = check_demos(path, cfg, encoder)
     sha = file_sha256(path, memo_dir=cfg.cache.dir)
-    episodes_idx = list(range(cfg.demos.num))
-    eps = read_episodes(path, cfg.demos.num, ["proprio"])
-    shape = None
+    eps = read_episodes(path, cfg.demos.num, ["proprio"])  # actions + proprio; frames only on a cache miss
 
     def load_obs():
-        full = read_episodes(path, cfg.demos.num, [key, "proprio"])
-        return [np.asarray(e.obs[key]) for e in full]
+        return [np.asarray(e.obs[key]) for e in read_episodes(path, cfg.demos.num, [key])]
 
-    from robot.obs_encoders import StateObsEncoder
-
-    _, _, shapes = demo_obs_keys(path)
-    shape = shapes[key][1:]
+    shape = demo_obs_keys(path)[2][key][1:]
     if isinstance(encoder, StateObsEncoder) and shape[0] * encoder.info.frames != encoder.info.embed_dim:
-        encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device))
+        encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device))  # object_state of another size
+    episodes_idx = list(range(cfg.demos.num))
     identity = cache_identity(encoder.info, key, shape, sha, episodes_idx)
     t0 = time.perf_counter()
     feats, hit = cached_features(encoder, identity, load_obs, FeatureCache(cfg.cache.dir), cfg.cache.encode_batch,
