@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 HOD_REQUIRED = ("video_id", "start_second", "end_second", "text")
-HOD_OPTIONAL = ("dataset", "uid")
+# `narration`: the clip's original short narration, kept by the HOD pipeline for provenance;
+# the loader reads it but never trains on it (captions come from `text`).
+HOD_OPTIONAL = ("dataset", "uid", "narration")
 
 
 class MetadataError(ValueError):
@@ -127,7 +129,7 @@ def write_hod_csv(path: str | os.PathLike, records: Iterable[ClipRecord]) -> Pat
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(HOD_REQUIRED + HOD_OPTIONAL)
+        w.writerow(HOD_REQUIRED + ("dataset", "uid"))
         for r in records:
             text = r.texts[0] if len(r.texts) == 1 else repr(list(r.texts))
             w.writerow([r.video_id, f"{r.start:.3f}", f"{r.end:.3f}", text, r.dataset, r.uid])

@@ -6,7 +6,6 @@ Layout of ``out/``::
     shards/<i>-of-<n>/part-000000.jsonl ...   records of finished clips, each part written atomically
     shards/<i>-of-<n>/done.json               written when the shard finished (counts)
     hod.csv                                   merge: what the pretraining loader reads (ok clips)
-    hod_with_original.csv                     merge: the same plus the original narration column
     hod_records.jsonl                         merge: every clip (detections, dynamics, status, reason)
     failures.csv                              merge: key, video, stage, reason of failed clips
     summary.json                              merge: counts per status / stage
@@ -234,7 +233,7 @@ def format_counts(c: dict, title: str) -> str:
 
 # ----------------------------------------------------------------------------- merge
 def merge(out: str | Path, allow_incomplete: bool = False) -> dict:
-    """Join all shards into ``hod.csv``, ``hod_with_original.csv``, ``hod_records.jsonl``,
+    """Join all shards into ``hod.csv`` (with the original ``narration`` column), ``hod_records.jsonl``,
     ``failures.csv`` and ``summary.json``. Refuses unfinished shards unless ``allow_incomplete``."""
     out = Path(out)
     dirs = sorted((out / "shards").glob("*-of-*"))
@@ -258,8 +257,7 @@ def merge(out: str | Path, allow_incomplete: bool = False) -> dict:
     with_orig = bool(cfg.get("text_includes_original", False)) if cfg is not None else False
 
     ok = [r for r in records if r["status"] == "ok"]
-    atomic_write_text(out / "hod.csv", _csv(ok, with_orig, original_column=False))
-    atomic_write_text(out / "hod_with_original.csv", _csv(ok, with_orig, original_column=True))
+    atomic_write_text(out / "hod.csv", _csv(ok, with_orig))
     atomic_write_text(out / "hod_records.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -276,10 +274,10 @@ def merge(out: str | Path, allow_incomplete: bool = False) -> dict:
     return summary
 
 
-def _csv(records: list[dict], text_includes_original: bool, original_column: bool) -> str:
+def _csv(records: list[dict], text_includes_original: bool) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    cols = ["video_id", "start_second", "end_second", "text", "dataset", "uid"] + (["narration"] if original_column else [])
+    cols = ["video_id", "start_second", "end_second", "text", "dataset", "uid", "narration"]
     w.writerow(cols)
     for r in records:
         texts = list(r["narrations"])
@@ -287,5 +285,5 @@ def _csv(records: list[dict], text_includes_original: bool, original_column: boo
             texts.append(r["narration"])
         row = [r["video_id"], f"{r['start_second']:.3f}", f"{r['end_second']:.3f}", repr(texts), r["dataset"],
                r["uid"] or r["key"]]
-        w.writerow(row + ([r["narration"]] if original_column else []))
+        w.writerow(row + [r["narration"]])
     return buf.getvalue()

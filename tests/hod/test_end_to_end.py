@@ -52,7 +52,7 @@ def test_run_and_merge_end_to_end(hod_corpus, tmp_path, capsys):
     loaded = read_hod_csv(out / "hod.csv")
     assert [r.uid for r in loaded] == ["a0", "a1", "b0", "b1"]
     assert loaded[0].texts == tuple(a0["narrations"])
-    with (out / "hod_with_original.csv").open() as f:
+    with (out / "hod.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["narration"] == "#C C carries the red block"
     assert ast.literal_eval(rows[0]["text"]) == a0["narrations"]
