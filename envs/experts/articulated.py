@@ -48,7 +48,10 @@ class ArticulationExpert(WaypointExpert):
     lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
     reach_speed: float = 0.12  # lead (m per step) of the free-space reach
+    pre_contact_tol: float = 0.03  # how close to the pre-contact pose before moving in (m)
+    contact_speed: float = 0.05  # lead (m per step) while moving in to the contact
     carry_speed: float = 0.07  # lead (m per step) while moving the part
+    joint_space_reach: bool = False  # reach the pre-contact pose in joint space (Waypoint.joint_space)
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
     carry_free_axes = None  # ... and while carrying it along the joint
 
@@ -111,10 +114,12 @@ class ArticulationExpert(WaypointExpert):
         self._grip_rel = None
         reach_grip = FINGER_OPEN if self.grasp else FINGER_CLOSED
         plan = [
-            Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=0.03, rot_tol=0.2, max_steps=25,
-                     speed=self.reach_speed),
+            Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=self.pre_contact_tol, rot_tol=0.2,
+                     max_steps=25,
+                     speed=self.reach_speed, joint_space=self.joint_space_reach),
             Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012 if self.grasp else 0.02,
-                     rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6, speed=0.05),
+                     rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6,
+                     speed=self.contact_speed),
         ]
         if self.grasp:
             plan.append(
