@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import FORWARD, Waypoint, WaypointExpert, yaw_of, yawed
-from .kinematics import FINGER_CLOSED, FINGER_OPEN, Pose, rotation_about
+from .kinematics import (FINGER_CLOSED, FINGER_OPEN, Pose, free_rotation_projector, orientation_error,
+                         rotation_about)
 from .scene import Scene
 
 
@@ -53,6 +54,10 @@ class ArticulationExpert(WaypointExpert):
     carry_speed: float = 0.07  # lead (m per step) while moving the part
     joint_space_reach: bool = False  # reach the pre-contact pose in joint space (Waypoint.joint_space)
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
+    # alternatives to ``free_axes``, tried first in order at the start of an episode: the first
+    # whose contact pose the arm can reach (IK from the current configuration, see
+    # ``reachable``) is used for the reach; ``free_axes`` when none can
+    prefer_free_axes: tuple = ()
     carry_free_axes = None  # ... and while carrying it along the joint
 
     def __init__(self, goal=None):
@@ -103,6 +108,27 @@ class ArticulationExpert(WaypointExpert):
         delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
         return jf.carry(attached, delta)
 
+    def reachable(self, scene: Scene, target: Pose, axes, pos_tol: float = 0.005, rot_tol: float = 0.05) -> bool:
+        """Whether IK (from the current arm configuration, in a scratch copy of the state) puts
+        the end effector at ``target`` with the rotation axes ``axes`` left free."""
+        mj = scene._mj
+        axes = axes(target) if callable(axes) else (None if axes is None else np.asarray(axes, dtype=float))
+        q = scene.kin.solve_ik(scene.data, target, iterations=150, free_axes=axes)
+        scratch = mj.MjData(scene.model)
+        scratch.qpos[:] = scene.data.qpos
+        scratch.qpos[scene.kin.arm_qpos] = q
+        mj.mj_kinematics(scene.model, scratch)
+        ee = scene.kin.ee_pose(scratch)
+        rot_err = free_rotation_projector(axes) @ orientation_error(ee.rot, target.rot)
+        return bool(np.linalg.norm(ee.pos - target.pos) < pos_tol and np.linalg.norm(rot_err) < rot_tol)
+
+    def _reach_axes(self, scene: Scene):
+        contact = self.contact_pose(scene)
+        for axes in self.prefer_free_axes:
+            if self.reachable(scene, contact, axes):
+                return axes
+        return self.free_axes
+
     # -- plan ----------------------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
         task = self.env_task
@@ -129,7 +155,8 @@ class ArticulationExpert(WaypointExpert):
         plan[-1].on_exit = self._remember_grip
         plan.append(Waypoint("carry", self.carried_pose, self.hold_gripper, until=lambda s: False, max_steps=10**6,
                              speed=self.carry_speed))
+        reach_axes = self._reach_axes(scene)
         for wp in plan:
-            axes = self.carry_free_axes if wp.name == "carry" else self.free_axes
+            axes = self.carry_free_axes if wp.name == "carry" else reach_axes
             wp.free_axes = axes if (axes is None or callable(axes)) else np.asarray(axes, dtype=float)
         return plan

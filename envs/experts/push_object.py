@@ -38,6 +38,7 @@ class PushObjectExpert(WaypointExpert):
     steer_gain: float = 0.15  # sideways contact shift per radian of heading error (m/rad)
     max_steer: float = 0.05
     hand_rot: np.ndarray = FORWARD
+    free_axes = None  # world rotation axes of the hand left free (see ArmKinematics.solve_ik)
 
     def goal_position(self) -> np.ndarray:
         g = self.goal if self.goal is not None else np.asarray(self.default_goal, dtype=float)
@@ -87,9 +88,12 @@ class PushObjectExpert(WaypointExpert):
         d = self.goal_position() - self._body0
         d[2] = 0.0
         self._dir0 = d / max(np.linalg.norm(d), 1e-9)
+        axes = None if self.free_axes is None else np.asarray(self.free_axes, dtype=float)
         return [
-            Waypoint("behind", self._behind, FINGER_CLOSED, pos_tol=0.025, rot_tol=0.3, max_steps=25, speed=0.12),
-            Waypoint("touch", self._touch, FINGER_CLOSED, pos_tol=0.015, rot_tol=0.3, max_steps=6, speed=0.05),
+            Waypoint("behind", self._behind, FINGER_CLOSED, pos_tol=0.025, rot_tol=0.3, max_steps=25, speed=0.12,
+                     free_axes=axes),
+            Waypoint("touch", self._touch, FINGER_CLOSED, pos_tol=0.015, rot_tol=0.3, max_steps=6, speed=0.05,
+                     free_axes=axes),
             Waypoint("push", self._pushed, FINGER_CLOSED, until=lambda s: False, max_steps=10**6,
-                     speed=self.push_speed),
+                     speed=self.push_speed, free_axes=axes),
         ]
