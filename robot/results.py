@@ -84,7 +84,16 @@ def _mean_std(values: list[float]) -> str:
 
 
 def find_results(root: str | Path) -> list[Path]:
-    return sorted(Path(root).rglob("results.json"))
+    """Every ``results.json`` under ``root`` (symlinked run directories included; the
+    ``eval/`` re-evaluations written by eval_bc are not training runs and are skipped)."""
+    import os
+
+    found = []
+    for d, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(x for x in dirs if x not in ("eval", "wandb", "checkpoints", "videos"))
+        if "results.json" in files:
+            found.append(Path(d) / "results.json")
+    return sorted(found)
 
 
 def load_results(paths: Iterable[Path]) -> list[dict]:

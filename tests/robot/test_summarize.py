@@ -78,3 +78,15 @@ def test_foreign_json_is_rejected(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match=f"not a BC results file.*{RESULTS_FORMAT}"):
         load_results([tmp_path / "results.json"])
+
+
+def test_find_results_follows_symlinks_and_skips_reevaluations(tmp_path):
+    from robot.results import find_results
+
+    runs = _write_sweep(tmp_path / "sweep")
+    (tmp_path / "sweep" / "job0" / "eval" / "0002000").mkdir(parents=True)
+    runs[0].save(tmp_path / "sweep" / "job0" / "eval" / "0002000" / "results.json")  # eval_bc output
+    (tmp_path / "picked").mkdir()
+    (tmp_path / "picked" / "a").symlink_to(tmp_path / "sweep" / "job1", target_is_directory=True)
+    assert len(find_results(tmp_path / "sweep")) == 5
+    assert find_results(tmp_path / "picked") == [tmp_path / "picked" / "a" / "results.json"]
