@@ -52,7 +52,6 @@ class ArticulationExpert(WaypointExpert):
     pre_contact_tol: float = 0.03  # how close to the pre-contact pose before moving in (m)
     contact_speed: float = 0.05  # lead (m per step) while moving in to the contact
     carry_speed: float = 0.07  # lead (m per step) while moving the part
-    joint_space_reach: bool = False  # reach the pre-contact pose in joint space (Waypoint.joint_space)
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
     # alternatives to ``free_axes``, tried first in order at the start of an episode: the first
     # whose contact pose the arm can reach (IK from the current configuration, see
@@ -142,7 +141,7 @@ class ArticulationExpert(WaypointExpert):
         plan = [
             Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=self.pre_contact_tol, rot_tol=0.2,
                      max_steps=25,
-                     speed=self.reach_speed, joint_space=self.joint_space_reach),
+                     speed=self.reach_speed),
             Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012 if self.grasp else 0.02,
                      rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6,
                      speed=self.contact_speed),

@@ -79,10 +79,6 @@ class Waypoint:
     on_exit: Callable[[Scene], None] | None = None
     # world rotation axes left free (see solve_ik): an array, or a function of the target pose
     free_axes: np.ndarray | Callable[[Pose], np.ndarray] | None = None
-    # solve IK for the target itself (not a pose ``speed`` ahead) and drive every joint straight
-    # toward that solution: all joints move at once at up to the servo's speed cap, the fastest
-    # free-space reach (the hand's path is then not a straight line)
-    joint_space: bool = False
 
     def axes(self, target: Pose) -> np.ndarray | None:
         return self.free_axes(target) if callable(self.free_axes) else self.free_axes
@@ -124,7 +120,6 @@ class WaypointExpert:
 
     task: str = ""
     ik_iterations: int = 12  # DLS iterations per control step (converges in 6-12)
-    joint_space_iterations: int = 40  # ... for a joint-space waypoint (a whole reach)
     # multiplies the joint error sent to the env's overdamped position servos, which close
     # about half of a small error per step; 2.5 was the fastest setting without overshoot
     servo_gain: float = 2.5
@@ -177,13 +172,8 @@ class WaypointExpert:
             st.steps_in_waypoint = 0
         wp = self.plan[st.index]
         target = wp.target(scene)
-        if wp.joint_space:
-            q_arm = scene.kin.solve_ik(scene.data, target, iterations=self.joint_space_iterations,
-                                       free_axes=wp.axes(target))
-        else:
-            command = self._lead(scene.ee(), target, wp.speed, wp.rot_speed)
-            q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations,
-                                       free_axes=wp.axes(target))
+        command = self._lead(scene.ee(), target, wp.speed, wp.rot_speed)
+        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.axes(target))
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1

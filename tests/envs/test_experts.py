@@ -12,14 +12,11 @@ from envs.experts.kinematics import ArmKinematics, Pose, orientation_error, rota
 # Regression seeds: for each task, the first two seeds the expert solved in the measured
 # evaluation (`python -m envs.experts.evaluate --tasks all --seeds 100`; success rates are in
 # envs/experts/README.md). The rate itself is measured by that command, not by this test.
+# hinge_cabinet (the right door) is solved in 14/100 seeds only (README): two of those
+HINGE_SEEDS = (0, 6)
 SOLVED_SEEDS = {
-    "bottom_burner": (0, 1), "kettle": (1, 3), "knob": (0, 2), "light_switch": (0, 1),
-    "microwave": (2, 4), "slide_cabinet": (0, 1), "top_burner": (0, 1),
-}
-UNSOLVED = {
-    # envs' hinge_cabinet is the LEFT door (classic goal -1.25 rad): its handle lies ~1.0 m from
-    # the shoulder, beyond the arm's ~0.95 m reach for most kitchen offsets (0/100 seeds).
-    "hinge_cabinet": "left-door handle beyond the Franka's reach in this model",
+    "bottom_burner": (0, 1), "hinge_cabinet": HINGE_SEEDS, "kettle": (0, 1), "knob": (0, 1),
+    "light_switch": (0, 1), "microwave": (0, 1), "slide_cabinet": (0, 1), "top_burner": (0, 1),
 }
 
 
@@ -97,8 +94,21 @@ def test_expert_requires_reset():
         make_expert("knob").act()
 
 
-def test_every_task_has_regression_seeds_or_a_reason():
-    assert set(SOLVED_SEEDS) | set(UNSOLVED) == set(list_experts())
+def test_every_task_has_regression_seeds():
+    assert set(SOLVED_SEEDS) == set(list_experts())
+
+
+def test_reachability_check(kitchen):
+    """``reachable`` (used to pick the microwave's reach posture) accepts the hand's own pose
+    and rejects one 2 m away, without touching the simulation."""
+    expert = make_expert("microwave")
+    kitchen.reset(seed=0)
+    expert.reset(kitchen)
+    state = kitchen.unwrapped.get_sim_state().copy()
+    here = expert.scene.ee()
+    assert expert.reachable(expert.scene, here, None)
+    assert not expert.reachable(expert.scene, Pose(here.pos + np.array([0.0, 2.0, 0.0]), here.rot), None)
+    np.testing.assert_array_equal(kitchen.unwrapped.get_sim_state(), state)
 
 
 @pytest.mark.parametrize("task", sorted(SOLVED_SEEDS))
@@ -110,19 +120,6 @@ def test_expert_solves_task(task):
     assert not failed, f"{task} expert failed on (seed, final task distance) {failed}"
     for r in results:
         assert r.first_solved_step is not None and r.solved_steps > 5
-
-
-@pytest.mark.parametrize("task", sorted(UNSOLVED))
-def test_unsolved_task_still_runs_and_moves_its_joint(task):
-    """The expert for an unreachable goal still acts sensibly: it reaches for the handle and
-    never drives the task joint the wrong way."""
-    from envs.experts.evaluate import run_episode
-
-    result = run_episode(task, seed=0)
-    assert not result.success
-    start = envs.make(f"kitchen/{task}", camera=None)
-    start.reset(seed=0)
-    assert result.final_distance <= start.unwrapped.task_distance() + 1e-6
 
 
 def test_evaluate_cli_prints_table_and_json(tmp_path, capsys):
