@@ -53,6 +53,20 @@ def _fix_hint() -> str:
     )
 
 
+def preload_triton() -> None:
+    """Import Triton (if installed) before the first OpenGL context exists.
+
+    Mesa's software renderer (llvmpipe, used by EGL and OSMesa without a GPU) loads its own LLVM
+    into the process; loading Triton's LLVM after it crashes the interpreter (seen with torch
+    2.14 + Mesa 22: a segfault in Triton's module init, reached through any lazy
+    ``torch._dynamo`` import such as ``torchvision.ops``). Loaded first, both coexist.
+    """
+    try:
+        import triton  # noqa: F401
+    except Exception:  # not installed, or a CPU-only torch without it: nothing to protect
+        pass
+
+
 def ensure_gl_backend() -> str:
     """Choose ``MUJOCO_GL`` (egl, then osmesa) if unset; return the backend in use.
 
@@ -60,6 +74,7 @@ def ensure_gl_backend() -> str:
     already imported with ``MUJOCO_GL`` unset, the backend cannot change any more: the error says
     so instead of rendering black frames later.
     """
+    preload_triton()
     chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
     if chosen:
         platform = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
@@ -96,6 +111,7 @@ def ensure_gl_backend() -> str:
 
 def check_gl_context(width: int, height: int):
     """Create a MuJoCo GL context for the current backend or raise :class:`GLBackendError`."""
+    preload_triton()
     import mujoco
 
     backend = os.environ.get("MUJOCO_GL", "<unset>")
