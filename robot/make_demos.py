@@ -101,13 +101,42 @@ def default_out(task: str, cameras: Sequence[str], num_demos: int, image_size: i
     return os.path.join("demos", f"{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}.hdf5")
 
 
+EXPERT_SOURCE_DIR = Path(__file__).resolve().parents[1] / "envs" / "experts"
+_NOT_EXPERT_CODE = {"evaluate.py"}  # the success-rate script; it does not change what an expert does
+
+
+def definition_fingerprint(task: str) -> dict:
+    """What the demos of ``task`` depend on besides the request, as short hashes.
+
+    ``task``: sha256 of the task definition (every :class:`envs.kitchen_tasks.KitchenTask` field:
+    joints, goal, threshold, site, ...); ``expert``: sha256 of the expert sources (every ``.py``
+    in ``envs/experts`` but the evaluation script). A cached demo file whose fingerprint differs
+    was made by another expert or for another goal and must not be reused.
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    from envs.kitchen_tasks import get_task
+
+    fields = dataclasses.asdict(get_task(task))
+    task_hash = hashlib.sha256(json.dumps(fields, sort_keys=True, default=repr).encode()).hexdigest()
+    h = hashlib.sha256()
+    for src in sorted(EXPERT_SOURCE_DIR.glob("*.py")):
+        if src.name in _NOT_EXPERT_CODE:
+            continue
+        h.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    return {"task": task_hash[:16], "expert": h.hexdigest()[:16]}
+
+
 def demo_env_args(task: str, cameras: Sequence[str], image_size: int, seed: int, horizon: int) -> dict:
     """The ``env_args`` record of a generated file (robomimic keys + what produced the demos)."""
     from robot.demos import kitchen_env_args
 
     args = kitchen_env_args(f"{ENV_FAMILY}/{task}", list(cameras), image_size, horizon=horizon)
     args["generator"] = {"kind": "scripted_expert", "expert": task, "first_seed": int(seed),
-                         "keeps": "successful episodes only, in seed order"}
+                         "keeps": "successful episodes only, in seed order",
+                         "fingerprint": definition_fingerprint(task)}
     return args
 
 
@@ -120,7 +149,13 @@ def _request_key(env_args: dict) -> dict:
         "horizon": env_args.get("env_kwargs", {}).get("horizon"),
         "generator": gen.get("kind"),
         "first_seed": gen.get("first_seed"),
+        "fingerprint": gen.get("fingerprint"),  # task definition + expert code (None: an older file)
     }
+
+
+class StaleDemosError(ValueError):
+    """An existing demo file matches the request but was made by another expert version or for
+    another task definition (goal, threshold, ...)."""
 
 
 def reusable(out: str | os.PathLike, env_args: dict, num_demos: int) -> bool:
@@ -137,6 +172,15 @@ def reusable(out: str | os.PathLike, env_args: dict, num_demos: int) -> bool:
     have = read_env_args(out)
     want_key, have_key = _request_key(env_args), _request_key(have)
     diff = {k: (have_key[k], want_key[k]) for k in want_key if have_key[k] != want_key[k]}
+    if list(diff) == ["fingerprint"]:
+        have_fp, want_fp = diff["fingerprint"]
+        what = ("has no task/expert fingerprint (made before fingerprints were recorded)" if not have_fp else
+                "was made " + " and ".join(
+                    {"task": "for another task definition (goal/threshold/joints in envs/kitchen_tasks.py)",
+                     "expert": "by another version of the expert code (envs/experts)"}[k]
+                    for k in ("task", "expert") if have_fp.get(k) != want_fp.get(k)))
+        raise StaleDemosError(f"{out} is stale: it {what}; file fingerprint {have_fp!r}, current {want_fp!r}. "
+                              "Regenerate it with overwrite=true (or choose another out)")
     if diff:
         lines = ", ".join(f"{k}: file has {a!r}, requested {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"{out} exists but was generated for a different request ({lines}); "
@@ -299,12 +343,15 @@ def summary_table(stats: DemoStats) -> str:
 def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size: int = 224,
                    seed: int = 0, workers: int = 1, out: str | os.PathLike | None = None,
                    max_attempts: int | None = None, horizon: int = 50, overwrite: bool = False,
-                   progress: bool = True, return_stats: bool = False):
+                   progress: bool = True, return_stats: bool = False, regenerate_stale: bool = False):
     """Generate ``num_demos`` successful expert demos of ``task`` into ``out``; return its path.
 
     ``cameras`` may be empty (state-only demos: no rendering). An existing ``out`` generated for
     the same request (task, cameras, image size, horizon, first seed) with at least ``num_demos``
-    demos is reused as is. Raises RuntimeError when ``max_attempts`` episodes (default
+    demos is reused as is, provided its task definition and expert code fingerprint
+    (:func:`definition_fingerprint`) matches the current one; a stale file raises
+    :class:`StaleDemosError`, or is regenerated in place with ``regenerate_stale=True`` (the demo
+    cache of the BC scripts). Raises RuntimeError when ``max_attempts`` episodes (default
     ``4 * num_demos + 20``) do not give enough successes; nothing is written then.
     """
     from robot.demos import DemoWriter
@@ -314,9 +361,15 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
     out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed))
     env_args = demo_env_args(task, cameras, image_size, seed, horizon)
     stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
-    if out.exists() and not overwrite and reusable(out, env_args, num_demos):
-        stats.kept, stats.reused = _count_demos(out), True
-        return (out, stats) if return_stats else out
+    if out.exists() and not overwrite:
+        try:
+            if reusable(out, env_args, num_demos):
+                stats.kept, stats.reused = _count_demos(out), True
+                return (out, stats) if return_stats else out
+        except StaleDemosError as exc:
+            if not regenerate_stale:
+                raise
+            print(f"make_demos: {exc}; regenerating it", file=sys.stderr)
     limit = max_attempts if max_attempts is not None else 4 * num_demos + 20
     if limit < num_demos:
         raise ValueError(f"max_attempts={limit} is below num_demos={num_demos}")

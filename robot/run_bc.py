@@ -98,7 +98,7 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
         f"{cfg.env.image_size}px, seed {cfg.demos.seed}) -> {out}")
     path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
                           image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
-                          horizon=cfg.env.horizon)
+                          horizon=cfg.env.horizon, regenerate_stale=True)
     return Path(path)
 
 

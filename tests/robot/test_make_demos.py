@@ -151,3 +151,45 @@ def test_hydra_cli(tmp_path):
     cam = subprocess.run([sys.executable, str(script), f"task={TASK}", "camera=top", f"out={out}x"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert cam.returncode == 2 and "unknown camera 'top'" in cam.stderr
+
+
+def test_changed_task_or_expert_makes_the_cache_stale(tmp_path, monkeypatch):
+    import dataclasses
+
+    import envs.kitchen_tasks as kt
+    import robot.make_demos as md
+
+    out = tmp_path / "cache.hdf5"
+    generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False)
+    fp = read_env_args(out)["generator"]["fingerprint"]
+    assert set(fp) == {"task", "expert"} and fp == md.definition_fingerprint(TASK)
+    mtime = out.stat().st_mtime_ns
+    assert generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False) == out
+    assert out.stat().st_mtime_ns == mtime  # unchanged definition: reused
+
+    # another threshold in the task definition changes the fingerprint: refused, or regenerated
+    changed = dataclasses.replace(kt.TASKS[TASK], threshold=kt.TASKS[TASK].threshold * 0.5)
+    monkeypatch.setitem(kt.TASKS, TASK, changed)
+    new_fp = md.definition_fingerprint(TASK)
+    assert new_fp["task"] != fp["task"] and new_fp["expert"] == fp["expert"]
+    with pytest.raises(md.StaleDemosError, match="stale: it was made for another task definition"):
+        generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False)
+    assert out.stat().st_mtime_ns == mtime
+    generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False, regenerate_stale=True)
+    assert read_env_args(out)["generator"]["fingerprint"] == new_fp
+    monkeypatch.undo()
+
+    # edited expert code: another expert hash
+    src = tmp_path / "experts"
+    src.mkdir()
+    for f in md.EXPERT_SOURCE_DIR.glob("*.py"):
+        (src / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(md, "EXPERT_SOURCE_DIR", src)
+    assert md.definition_fingerprint(TASK) == fp
+    (src / "evaluate.py").write_text("# not expert code\n")
+    assert md.definition_fingerprint(TASK) == fp
+    with open(src / "base.py", "a") as fh:
+        fh.write("\n# a changed expert\n")
+    assert md.definition_fingerprint(TASK)["expert"] != fp["expert"]
+    with pytest.raises(ValueError, match="by another version of the expert code"):
+        generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False)
