@@ -4,12 +4,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.egohod-installed
-export MUJOCO_GL ?= egl
-export PYOPENGL_PLATFORM ?= $(MUJOCO_GL)
 export WANDB_MODE ?= offline
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-all demo bench clean-venv
+.PHONY: venv test test-all demo clean-venv
 
 venv: $(STAMP)
 
@@ -26,8 +24,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
+# A short Franka Kitchen BC cell (microwave, left camera): the privileged `state` encoder and a
+# random-weight egovideo_tiny, 10 generated demos, 2000 steps, 10 evaluation episodes every 500.
+DEMO_DIR ?= outputs/demo
 demo: $(STAMP)
-	$(PY) -m egohod.demo
+	$(PY) robot/train_bc.py --multirun encoder=state,egovideo_tiny demos.num=10 train.steps=2000 \
+		eval.every=500 eval.episodes=10 eval.videos=1 resume=false hydra.sweep.dir=$(DEMO_DIR)
+	$(PY) robot/summarize.py $(DEMO_DIR)
 
 clean-venv:
 	rm -rf $(VENV)
