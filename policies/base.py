@@ -43,6 +43,9 @@ class Policy(nn.Module):
         self.register_buffer("input_mean", torch.zeros(d))
         self.register_buffer("input_std", torch.ones(d))
         self.register_buffer("input_scale", torch.ones(d))
+        # action standardisation (heads that regress actions, e.g. the MLP, learn (a - mean) / std)
+        self.register_buffer("action_mean", torch.zeros(action_dim))
+        self.register_buffer("action_std", torch.ones(action_dim))
 
     # --- normalisation -------------------------------------------------------------------
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, min_std: float = 1e-3) -> None:
@@ -54,6 +57,18 @@ class Policy(nn.Module):
         self.input_mean.copy_(mean)
         self.input_std.copy_(std)
         self.input_scale.copy_(torch.where(std >= min_std, 1.0 / std.clamp_min(min_std), torch.zeros_like(std)))
+
+    def set_action_normalization(self, mean: torch.Tensor, std: torch.Tensor, min_std: float = 1e-3) -> None:
+        """Per-dimension statistics of the training actions. A head that regresses actions
+        (``mlp``) fits ``(a - mean) / std`` so that every action dimension weighs the same in
+        its loss: the finger velocities of the kitchen experts are ~10x smaller than the arm's,
+        and with raw MSE their small errors integrate into a drifting gripper. ``std`` is
+        floored at ``min_std`` (a constant action dimension is then predicted as its mean)."""
+        if mean.shape != (self.action_dim,) or std.shape != (self.action_dim,):
+            raise ValueError(f"action stats must have shape ({self.action_dim},), got "
+                             f"{tuple(mean.shape)}/{tuple(std.shape)}")
+        self.action_mean.copy_(mean)
+        self.action_std.copy_(std.clamp_min(min_std))
 
     def normalized_input(self, features: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         x = torch.cat([features, proprio], dim=-1) if self.proprio_dim else features

@@ -49,6 +49,11 @@ class BCData:
         x = torch.cat([self.features, self.proprio], dim=1).double()
         return x.mean(0).float(), x.std(0, unbiased=False).float()
 
+    def action_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std over all steps of the actions."""
+        a = self.actions.double()
+        return a.mean(0).float(), a.std(0, unbiased=False).float()
+
     def window_starts(self, seq_len: int) -> torch.Tensor:
         """Global indices where a window of ``seq_len`` steps inside one episode can start
         (episodes shorter than ``seq_len`` contribute one window, padded by their last step)."""

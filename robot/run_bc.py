@@ -260,6 +260,8 @@ def train_bc(cfg, out_dir: str | Path) -> dict:
                            policy_cfg).to(device)
     mean, std = data.input_stats()
     policy.set_normalization(mean.to(device), std.to(device))
+    a_mean, a_std = data.action_stats()
+    policy.set_action_normalization(a_mean.to(device), a_std.to(device))
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     results = RunResults(results_header(cfg, prep, policy))

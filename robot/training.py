@@ -90,6 +90,10 @@ def build_policy_from_checkpoint(ckpt: dict):
 
     d = ckpt["policy"]
     policy = create_policy(d["name"], d["feature_dim"], d["proprio_dim"], d["action_dim"], d["options"])
-    policy.load_state_dict(ckpt["state_dict"])
+    state = dict(ckpt["state_dict"])
+    # checkpoints from before action standardisation: identity statistics (raw actions)
+    for key in ("action_mean", "action_std"):
+        state.setdefault(key, getattr(policy, key))
+    policy.load_state_dict(state)
     policy.eval()
     return policy

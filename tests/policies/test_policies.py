@@ -87,7 +87,8 @@ def test_describe_round_trip_restores_weights_and_normalisation():
     p.set_normalization(torch.arange(15.0), torch.full((15,), 2.0))
     d = p.describe()
     assert d == {"name": "mlp", "feature_dim": 6, "proprio_dim": 9, "action_dim": 9,
-                 "options": {"hidden": [64, 64], "batchnorm": True, "dropout": 0.0, "action_limit": 1.0}}
+                 "options": {"hidden": [64, 64], "batchnorm": True, "dropout": 0.0, "action_limit": 1.0,
+                             "normalize_actions": True}}
     q = create_policy(d["name"], d["feature_dim"], d["proprio_dim"], d["action_dim"], d["options"])
     q.load_state_dict(p.state_dict())
     assert torch.equal(q.input_mean, torch.arange(15.0))
@@ -101,3 +102,32 @@ def test_describe_round_trip_restores_weights_and_normalisation():
     assert p.normalized_input(x, torch.zeros(1, 9))[0, 0] == 0
     with pytest.raises(ValueError, match=r"shape \(15,\)"):
         p.set_normalization(torch.zeros(3), torch.ones(3))
+
+
+def test_mlp_regresses_standardised_actions():
+    """With action statistics set, the MLP's loss is the MSE of standardised actions (every
+    dimension weighs the same, however small its scale) and its outputs are in env units."""
+    torch.manual_seed(0)
+    p = create_policy("mlp", 6, 9, 3, SMALL["mlp"])
+    mean, std = torch.tensor([0.5, -0.2, 0.0]), torch.tensor([0.5, 0.05, 0.001])
+    p.set_action_normalization(mean, std)
+    p.eval()
+    f, q = torch.randn(5, 6), torch.randn(5, 9)
+    raw = p.net(p.normalized_input(f, q))
+    torch.testing.assert_close(p(f, q), raw * std + mean)
+    target = torch.randn(5, 3) * std + mean
+    torch.testing.assert_close(p.loss(f, q, target), torch.nn.functional.mse_loss(raw, (target - mean) / std))
+    # the statistics travel in the state dict; a constant dimension's std is floored, not 0
+    r = create_policy("mlp", 6, 9, 3, SMALL["mlp"])
+    r.load_state_dict(p.state_dict())
+    r.eval()
+    torch.testing.assert_close(r(f, q), p(f, q))
+    p.set_action_normalization(mean, torch.tensor([0.5, 0.05, 0.0]))
+    assert p.action_std[2] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match=r"action stats must have shape \(3,\)"):
+        p.set_action_normalization(torch.zeros(9), torch.ones(9))
+    # normalize_actions=false: raw actions, the statistics are ignored
+    raw_p = create_policy("mlp", 6, 9, 3, dict(SMALL["mlp"], normalize_actions=False))
+    raw_p.set_action_normalization(mean, std)
+    raw_p.eval()
+    torch.testing.assert_close(raw_p(f, q), raw_p.net(raw_p.normalized_input(f, q)))
