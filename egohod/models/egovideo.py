@@ -50,7 +50,6 @@ the released configs).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Literal, Sequence
 
@@ -60,6 +59,7 @@ from torch import nn
 
 from .layers import Transformer
 from .spec import InputSpec
+from .towers import VideoTextTowers
 
 SlowGrad = Literal["no_grad", "frozen"]
 
@@ -259,17 +259,11 @@ class TextTransformer(nn.Module):
 TRAIN_STAGES = ("contrastive", "cotrain", "adapter")
 
 
-class EgoVideo(nn.Module):
+class EgoVideo(VideoTextTowers):
     """Video + text towers in a 512-d joint space (see the module docstring for the contract)."""
 
     def __init__(self, cfg: EgoVideoConfig, input_spec: InputSpec | None = None, name: str = "egovideo"):
-        super().__init__()
-        self.cfg, self.name = cfg, name
-        self.embed_dim = cfg.embed_dim
-        self.input_spec = input_spec or InputSpec(cfg.image_size, cfg.num_frames, cfg.embed_dim)
-        self.visual = VideoVisionTransformer(cfg)
-        self.textual = TextTransformer(cfg)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)), requires_grad=False)
+        super().__init__(cfg, input_spec, name, VideoVisionTransformer(cfg), TextTransformer(cfg))
         if cfg.adapter:
             self.slowfast_projection = nn.Parameter(torch.empty(2 * cfg.embed_dim, cfg.embed_dim))
             nn.init.trunc_normal_(self.slowfast_projection, std=(2 * cfg.embed_dim) ** -0.5)
@@ -277,16 +271,6 @@ class EgoVideo(nn.Module):
             self.slowfast_projection = None
 
     # -- encoders ------------------------------------------------------------------------------
-    def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """``[B, 3, T, H, W]`` CLIP-normalised float video -> ``[B, E]`` (backbone, no adapter)."""
-        z = self.visual(video)
-        return F.normalize(z, dim=-1) if normalize else z
-
-    def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """``[B, L]`` token ids (CLIP BPE, ``egohod.get_tokenizer``) -> ``[B, E]``."""
-        z = self.textual(tokens)
-        return F.normalize(z, dim=-1) if normalize else z
-
     def encode_video_dual(self, clip_fast: torch.Tensor, clip_slow: torch.Tensor, normalize: bool = False,
                           slow_grad: SlowGrad = "frozen") -> torch.Tensor:
         """Co-training forward: ``concat(slow(adapter), fast(backbone)) @ slowfast_projection``.
@@ -304,21 +288,6 @@ class EgoVideo(nn.Module):
         fast = self.visual(clip_fast)
         z = torch.cat([slow, fast], dim=-1) @ self.slowfast_projection
         return F.normalize(z, dim=-1) if normalize else z
-
-    def forward(self, video: torch.Tensor, tokens: torch.Tensor, video_slow: torch.Tensor | None = None) -> dict:
-        """Normalised embeddings for the contrastive loss.
-
-        With ``video_slow`` the video embedding comes from the dual path.
-        """
-        if video_slow is None:
-            v = self.encode_video(video, normalize=True)
-        else:
-            v = self.encode_video_dual(video, video_slow, normalize=True)
-        return {"video": v, "text": self.encode_text(tokens, normalize=True), "logit_scale": self.logit_scale.exp()}
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.visual.set_grad_checkpointing(enable)
-        self.textual.set_grad_checkpointing(enable)
 
     # -- what trains ---------------------------------------------------------------------------
     def stage_trainable(self, stage: str) -> list[str]:

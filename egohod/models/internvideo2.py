@@ -27,7 +27,6 @@ has no motion adapter, so ``encode_video_dual`` raises.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .spec import InputSpec
+from .towers import VideoTextTowers
 
 
 @dataclass(frozen=True)
@@ -337,37 +337,12 @@ class BertTextEncoder(nn.Module):
         return self.forward_features(ids)[:, 0] @ self.text_projection
 
 
-class EgoVideoG(nn.Module):
+class EgoVideoG(VideoTextTowers):
     """EgoVideo-G: same API as ``EgoVideo`` (no motion adapter)."""
 
     def __init__(self, cfg: EgoVideoGConfig, input_spec: InputSpec | None = None, name: str = "egovideo_g"):
-        super().__init__()
-        self.cfg, self.name = cfg, name
-        self.embed_dim = cfg.embed_dim
-        self.input_spec = input_spec or InputSpec(cfg.image_size, cfg.num_frames, cfg.embed_dim)
-        self.visual = InternVideo2Vision(cfg)
-        self.textual = BertTextEncoder(cfg)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)), requires_grad=False)
+        super().__init__(cfg, input_spec, name, InternVideo2Vision(cfg), BertTextEncoder(cfg))
         self.slowfast_projection = None
-
-    def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        z = self.visual(video)
-        return F.normalize(z, dim=-1) if normalize else z
-
-    def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        z = self.textual(tokens)
-        return F.normalize(z, dim=-1) if normalize else z
-
-    def encode_video_dual(self, clip_fast, clip_slow, normalize: bool = False, slow_grad: str = "no_grad"):
-        raise NotImplementedError("egovideo_g has no motion adapter; use encode_video")
-
-    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> dict:
-        return {"video": self.encode_video(video, normalize=True), "text": self.encode_text(tokens, normalize=True),
-                "logit_scale": self.logit_scale.exp()}
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.visual.set_grad_checkpointing(enable)
-        self.textual.set_grad_checkpointing(enable)
 
 
 # -- official G checkpoint layout ---------------------------------------------------------------
