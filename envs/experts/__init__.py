@@ -38,7 +38,7 @@ def register_expert(task: str):
 
 
 def _load_builtin() -> None:
-    from . import tasks  # noqa: F401  (registers the experts)
+    from . import hinge_cabinet, tasks  # noqa: F401  (register the experts)
 
 
 def list_experts() -> list[str]:
