@@ -1,20 +1,36 @@
 """Clip-loading throughput per CPU core: 4-frame clips from 15-second h264 chunks, as JSON.
 
-    python bench/dataloader.py                                   # generated 320p corpus, 1 and N processes
-    python bench/dataloader.py --procs 1 2 4 8 16 --seconds 20
-    python bench/dataloader.py --root /data/ego4d_chunks --csv hod.csv    # your own corpus
-    python bench/dataloader.py --slow-frames 16 --transform              # the full training sample
+    python bench/dataloader.py                                    # x264-default corpus (GOP 250), loader vs baseline
+    python bench/dataloader.py --layout train                     # the layout `egohod.data.prepare` writes
+    python bench/dataloader.py --layout train --slow-frames 16 --transform   # the full training sample
+    python bench/dataloader.py --gop 30 --bframes 0 --tune fastdecode        # any other encoding
+    python bench/dataloader.py --root /data/ego4d_chunks --csv hod.csv       # your own corpus
 
 Every process loops over random clips (1-3 s windows at random times, so some span two chunks)
 and reads them with :func:`egohod.data.video.read_chunked_clips` -- segment-based random
-sampling, decord with resize at decode time -- optionally followed by the training transform
-(RandomResizedCrop to 224 + normalisation). Each process is pinned to one thread; the result is
-clips/s per process and in total (wall clock), and clips per CPU-second of the processes
-(``clips_per_cpu_second``: the per-core rate, robust to other load on a shared machine).
+sampling, short side 320 -- optionally followed by the training transform (one
+RandomResizedCrop to 224 + flip for all frames, CLIP normalisation). Nothing is cached between
+clips except what a training worker would also keep (imported modules, one swscale context):
+each clip opens its chunk files again, as on a corpus far larger than any cache.
 
-The generated corpus is textured, moving 320p video at 30 fps encoded with libx264 and a
-keyframe interval of ``--gop`` frames (250 = ffmpeg's default, what re-encoded Ego4D chunks
-have); pass ``--gop 30`` to see what shorter GOPs buy.
+Two methods run on the same corpus and windows, one after the other in the same processes:
+
+* ``loader``: the current code (PyAV random access, ``backend="pyav"``; uint8 transform);
+* ``baseline``: the previous method (decord ``VideoReader`` + ``get_batch`` per file, PyAV probe
+  cached per file; the float32 transform that converted whole frames before cropping).
+
+Each process is pinned to one thread. Reported per method and process count: clips/s (wall),
+and ``clips_per_cpu_second`` = clips / CPU-seconds of the processes -- the per-core rate, robust
+to other load on a shared machine (load average in the output).
+
+Generated corpora: textured 320x568 video at 30 fps with smooth camera motion (``--layout``):
+
+* ``x264-default``: what ``ffmpeg -c:v libx264`` writes without options -- keyframe every 250
+  frames, 3 B-frames with pyramid (some B-frames are references), no tune;
+* ``train``: :data:`egohod.data.prepare.TRAIN_LAYOUT` -- short keyframe interval, non-reference
+  B-frames, ``fastdecode``.
+
+``--gop/--bframes/--b-pyramid/--tune/--crf`` override the preset.
 """
 from __future__ import annotations
 
@@ -31,34 +47,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+LAYOUTS = {
+    "x264-default": {"gop": 250, "bframes": 3, "b_pyramid": "normal", "tune": "", "crf": 23},
+}
+
+
+def layout_preset(name: str) -> dict:
+    if name == "train":
+        from egohod.data.prepare import TRAIN_LAYOUT
+
+        return {"gop": TRAIN_LAYOUT.gop, "bframes": TRAIN_LAYOUT.bframes, "b_pyramid": TRAIN_LAYOUT.b_pyramid,
+                "tune": TRAIN_LAYOUT.tune, "crf": TRAIN_LAYOUT.crf}
+    return dict(LAYOUTS[name])
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=None, help="chunked corpus {root}/{video_id}/{chunk:04d}.mp4 (default: generate one)")
     p.add_argument("--csv", default=None, help="HOD CSV of the corpus (default: random windows over the generated videos)")
     p.add_argument("--workdir", default="/tmp/egohod_bench_loader", help="where the generated corpus is cached")
+    p.add_argument("--layout", default="x264-default", choices=["x264-default", "train"])
+    p.add_argument("--gop", type=int, default=None)
+    p.add_argument("--bframes", type=int, default=None)
+    p.add_argument("--b-pyramid", default=None, choices=["none", "strict", "normal"])
+    p.add_argument("--tune", default=None, help="x264 tune, e.g. fastdecode ('' for none)")
+    p.add_argument("--crf", type=int, default=None)
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--video-seconds", type=float, default=30.0)
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--width", type=int, default=568)
     p.add_argument("--fps", type=int, default=30)
-    p.add_argument("--gop", type=int, default=250)
-    p.add_argument("--tune", default="", help="x264 tune of the generated corpus, e.g. fastdecode")
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--slow-frames", type=int, default=0)
     p.add_argument("--resize-short", type=int, default=320)
     p.add_argument("--transform", action="store_true", help="also apply the training transform (224 px)")
-    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument("--methods", nargs="+", default=["loader", "baseline"], choices=["loader", "baseline"])
     p.add_argument("--procs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    p.add_argument("--seconds", type=float, default=10.0, help="measuring time per process count")
-    return p.parse_args(argv)
+    p.add_argument("--seconds", type=float, default=10.0, help="measuring time per method and process count")
+    args = p.parse_args(argv)
+    enc = layout_preset(args.layout)
+    for k in enc:
+        if getattr(args, k) is not None:
+            enc[k] = getattr(args, k)
+    args.encoding = enc
+    return args
+
+
+def encoding_name(enc: dict) -> str:
+    return (f"gop{enc['gop']}_bf{enc['bframes']}{'_' + enc['b_pyramid'] if enc['bframes'] else ''}"
+            f"{'_' + enc['tune'] if enc['tune'] else ''}_crf{enc['crf']}")
 
 
 def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
     """Textured moving video in 15-s chunks (cached); returns root and (video_id, duration) pairs."""
     from egohod.data.video import chunk_path, write_video
 
-    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps_gop{args.gop}{'_' + args.tune if args.tune else ''}"
+    enc = args.encoding
+    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps_{encoding_name(enc)}"
     per_chunk = 15 * args.fps
     total = int(args.video_seconds * args.fps)
     rng = np.random.default_rng(0)
@@ -77,34 +122,56 @@ def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
                 t = s + k
                 dy, dx = int(100 + 90 * np.sin(t / 40)), int(100 + 90 * np.cos(t / 55))  # camera motion
                 frames[k] = big[dy:dy + args.height, dx:dx + args.width]
-            write_video(chunk_path(root, vid, c), frames, args.fps, gop_size=args.gop, tune=args.tune or None)
+            write_video(chunk_path(root, vid, c), frames, args.fps, gop_size=enc["gop"], crf=enc["crf"],
+                        tune=enc["tune"] or None, bframes=enc["bframes"], b_pyramid=enc["b_pyramid"])
         (root / vid / "done").write_text("ok")
     return root, videos
 
 
-def _worker(args, root, windows, seconds, q):
+def legacy_train_transform(frames: np.ndarray, short_side: int, size: int, generator):
+    """The previous training transform, kept here as the baseline: whole frames to float32, resize
+    the short side (bicubic, antialiased), RandomResizedCrop on the float frames, resize the crop."""
+    import torch
+    import torch.nn.functional as F
+
+    from egohod.data.transforms import normalize, random_resized_crop_params, resize_short_side
+    from egohod.models.spec import CLIP_MEAN, CLIP_STD
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    x = resize_short_side(x, short_side)
+    top, left, ch, cw = random_resized_crop_params(x.shape[-2], x.shape[-1], (0.5, 1.0), generator=generator)
+    x = F.interpolate(x[..., top: top + ch, left: left + cw], size=(size, size), mode="bicubic",
+                      align_corners=False, antialias=True)
+    if float(torch.rand(1, generator=generator)) < 0.5:
+        x = x.flip(-1)
+    return normalize(x, CLIP_MEAN, CLIP_STD).permute(1, 0, 2, 3).contiguous()
+
+
+def _worker(args, method, root, windows, seconds, q):
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
+    from egohod.data.datasets import concat_clips
+    from egohod.data.transforms import VideoTransform
     from egohod.data.video import read_chunked_clips
+    from egohod.models.spec import CLIP_MEAN, CLIP_STD
 
-    tf = None
-    if args.transform:
-        from egohod.data.transforms import VideoTransform
-        from egohod.models.spec import CLIP_MEAN, CLIP_STD
-
-        tf = VideoTransform(224, CLIP_MEAN, CLIP_STD, train=True, train_short_side=args.resize_short)
+    backend = "pyav" if method == "loader" else "decord"
+    tf = VideoTransform(224, CLIP_MEAN, CLIP_STD, train=True, train_short_side=args.resize_short)
     rng = np.random.default_rng(os.getpid())
     counts = [args.frames] + ([args.slow_frames] if args.slow_frames else [])
     n = 0
     t0, c0 = time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         vid, start, end = windows[int(rng.integers(len(windows)))]
-        clips = read_chunked_clips(root, vid, start, end, counts, 15.0, "random", args.resize_short, rng,
-                                   args.backend, 1)
-        if tf is not None:
-            tf(np.concatenate(clips), generator=torch.Generator().manual_seed(n))
+        clips = read_chunked_clips(root, vid, start, end, counts, 15.0, "random", args.resize_short, rng, backend, 1)
+        if args.transform:
+            g = torch.Generator().manual_seed(n)
+            if method == "loader":
+                tf(concat_clips(clips), generator=g)
+            else:
+                legacy_train_transform(np.concatenate(clips), args.resize_short, 224, g)
         n += 1
     q.put((n, time.perf_counter() - t0, time.process_time() - c0))
 
@@ -124,6 +191,35 @@ def windows_from(args, root, videos) -> list[tuple[str, float, float]]:
     return out
 
 
+def measure(args, method, procs, root, windows) -> dict:
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    ps = [ctx.Process(target=_worker, args=(args, method, root, windows, args.seconds, q)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [q.get() for _ in ps]
+    for p in ps:
+        p.join()
+    clips, cpu = sum(n for n, _, _ in got), sum(c for _, _, c in got)
+    total = sum(n / dt for n, dt, _ in got)
+    return {"method": method, "processes": procs, "clips": clips, "clips_per_s": round(total, 2),
+            "clips_per_s_per_process": round(total / procs, 2), "clips_per_cpu_second": round(clips / cpu, 2),
+            "ms_cpu_per_clip": round(1000 * cpu / clips, 2)}
+
+
+def corpus_stats(root: Path) -> dict:
+    files = sorted(root.glob("*/*.mp4"))
+    if not files:
+        return {}
+    from egohod.data.video import probe_video
+
+    info = probe_video(files[0])
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    secs = sum(probe_video(f).duration for f in files)
+    return {"files": len(files), "size": f"{info.width}x{info.height}", "fps": info.fps,
+            "mb_per_hour": round(mb / secs * 3600, 1)}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.root:
@@ -136,30 +232,23 @@ def main(argv=None) -> dict:
         root, videos = make_corpus(args)
         print(f"corpus ready in {time.perf_counter() - t:.1f}s: {root}", file=sys.stderr)
     windows = windows_from(args, root, videos)
-    ctx = mp.get_context("fork")
-    results = []
-    for procs in args.procs:
-        q = ctx.Queue()
-        ps = [ctx.Process(target=_worker, args=(args, root, windows, args.seconds, q)) for _ in range(procs)]
-        for p in ps:
-            p.start()
-        got = [q.get() for _ in ps]
-        for p in ps:
-            p.join()
-        total = sum(n / dt for n, dt, _ in got)
-        clips, cpu = sum(n for n, _, _ in got), sum(c for _, _, c in got)
-        results.append({"processes": procs, "clips": clips, "clips_per_s": total,
-                        "clips_per_s_per_process": total / procs,
-                        "clips_per_cpu_second": clips / cpu, "ms_cpu_per_clip": 1000 * cpu / clips})
+    load_before = os.getloadavg()[0]
+    results = [measure(args, m, procs, root, windows) for procs in args.procs for m in args.methods]
+    enc = args.encoding
     out = {
         "benchmark": "dataloader",
         "what": f"{args.frames}{'+' + str(args.slow_frames) if args.slow_frames else ''}-frame clips, random segment "
-                f"sampling, 1-3 s windows over 15-s chunks, decode resize to short side {args.resize_short}"
-                + (", + RandomResizedCrop 224 + normalise" if args.transform else ""),
-        "corpus": str(root), "video": (f"{args.height}x{args.width} {args.fps} fps h264 gop {args.gop}"
-                  f"{' tune ' + args.tune if args.tune else ''}") if videos else "user",
-        "backend": args.backend, "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "load_avg_1min": os.getloadavg()[0], "results": results,
+                f"sampling, 1-3 s windows over 15-s chunks, short side {args.resize_short}"
+                + (", + RandomResizedCrop 224 + flip + normalise" if args.transform else ""),
+        "corpus": str(root),
+        "layout": ("user corpus" if not videos else
+                   {"preset": args.layout, "h264": f"{args.height}x{args.width} {args.fps} fps", **enc,
+                    **corpus_stats(root)}),
+        "methods": {"loader": "PyAV random access (egohod.data.video.PyAVReader), uint8 transform",
+                    "baseline": "previous method: decord VideoReader.get_batch per file, float32 transform"},
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                    "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)},
+        "results": results,
     }
     print(json.dumps(out, indent=2))
     return out

@@ -1,7 +1,7 @@
 """Cut full-length videos into the chunked training layout ``{out}/{video_id}/{chunk:04d}.mp4``.
 
     python -m egohod.data.chunking src=/data/ego4d/v2/full_scale out=/data/ego4d_chunks \
-        [chunk_seconds=15 short_side=320 fps=30 gop=15 tune=fastdecode crf=23]
+        [chunk_seconds=15 short_side=320 fps=30 gop=8 bframes=3 b_pyramid=none tune=fastdecode crf=23]
 
 Each source video is decoded once (PyAV), resampled to a constant ``fps`` by timestamps (the
 source frame shown at each output instant; ``fps=0`` keeps the source's average rate), resized
@@ -10,8 +10,11 @@ to ``short_side`` (even sizes, aspect kept) and re-encoded with libx264 into chu
 ``c * chunk_seconds`` seconds -- what :func:`egohod.data.video.read_chunked_clip` assumes.
 
 Random access decides loading speed: a clip needs decoding from the keyframe before it, so a
-short keyframe interval (``gop``) and x264's ``fastdecode`` tuning trade disk space for clips
-per second (see ``bench/dataloader.py``). A finished video gets a ``.done`` record; re-running
+short keyframe interval (``gop``), B-frames that are never references (``bframes``,
+``b_pyramid=none``: the reader skips them on the way to a wanted frame) and x264's
+``fastdecode`` tuning trade disk space for clips per second. The defaults are
+:data:`egohod.data.prepare.TRAIN_LAYOUT` (measured by ``bench/dataloader.py --layout train``);
+``python -m egohod.data.prepare`` re-encodes an already chunked corpus into it. A finished video gets a ``.done`` record; re-running
 skips finished videos, so an interrupted run resumes. Failing sources are listed at the end and
 make the command exit non-zero; they never stop the other videos.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .prepare import TRAIN_LAYOUT
 from .video import VideoReadError, VideoWriter, chunk_path, resized_shape
 
 __all__ = ["ChunkConfig", "chunk_video", "main"]
@@ -39,9 +43,11 @@ class ChunkConfig:
     chunk_seconds: float = 15.0
     short_side: int = 320  # 0 keeps the source size
     fps: float = 0.0  # 0 keeps the source's average frame rate
-    gop: int = 15  # keyframe interval in frames
-    tune: str = "fastdecode"  # x264 tune; "" for none
-    crf: int = 23
+    gop: int = TRAIN_LAYOUT.gop  # keyframe interval in frames
+    bframes: int = TRAIN_LAYOUT.bframes
+    b_pyramid: str = TRAIN_LAYOUT.b_pyramid  # "none": B-frames are never references
+    tune: str = TRAIN_LAYOUT.tune  # x264 tune; "" for none
+    crf: int = TRAIN_LAYOUT.crf
     overwrite: bool = False
 
 
@@ -86,7 +92,8 @@ def chunk_video(src: str | os.PathLike, out_root: str | os.PathLike, video_id: s
                 if writer is not None:
                     writer.__exit__(None, None, None)
                 writer = VideoWriter(chunk_path(out_root, video_id, c), fps, h, w, gop_size=cfg.gop, crf=cfg.crf,
-                                     tune=cfg.tune or None).__enter__()
+                                     tune=cfg.tune or None, bframes=cfg.bframes,
+                                     b_pyramid=cfg.b_pyramid).__enter__()
             writer.write(frame)
             j += 1
 
@@ -116,7 +123,8 @@ def chunk_video(src: str | os.PathLike, out_root: str | os.PathLike, video_id: s
             if writer is not None:  # failed midway: drop the partial chunk
                 writer.__exit__(RuntimeError, None, None)
     record = {"src": src, "frames": j, "fps": fps, "chunks": (j + per_chunk - 1) // per_chunk,
-              "chunk_seconds": cfg.chunk_seconds, "height": h, "width": w, "gop": cfg.gop, "tune": cfg.tune}
+              "chunk_seconds": cfg.chunk_seconds, "height": h, "width": w, "gop": cfg.gop, "bframes": cfg.bframes,
+              "b_pyramid": cfg.b_pyramid, "tune": cfg.tune}
     done = Path(out_root) / video_id / ".done"
     tmp = done.with_name(".done.tmp")
     tmp.write_text(json.dumps(record))

@@ -35,7 +35,26 @@ __all__ = [
     "TooManyBadSamples",
     "VideoTextDataset",
     "collate_video_text",
+    "concat_clips",
 ]
+
+
+def concat_clips(clips: Sequence[np.ndarray]) -> np.ndarray:
+    """The clips joined along time; a view without copying when they lie one after the other in
+    one array (as the video readers return them), else ``np.concatenate``."""
+    first = clips[0]
+    if len(clips) == 1:
+        return first
+    tail, owner = first.shape[1:], first.base
+    if owner is not None and len(first) and all(
+            c.base is owner and c.dtype == first.dtype and c.shape[1:] == tail and len(c) and c.flags.c_contiguous
+            for c in clips):
+        addr = [c.__array_interface__["data"][0] for c in clips]
+        if all(addr[i] + clips[i].nbytes == addr[i + 1] for i in range(len(clips) - 1)):
+            row = first[0]
+            return np.lib.stride_tricks.as_strided(first, shape=(sum(len(c) for c in clips),) + tail,
+                                                   strides=(row.nbytes,) + row.strides)
+    return np.concatenate(clips, axis=0)
 
 
 @dataclass(frozen=True)
@@ -140,7 +159,7 @@ class VideoTextDataset(Dataset):
         out = {"index": index, "text": text}
         if self.transform is not None:
             g = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-            both = self.transform(np.concatenate(clips, axis=0), generator=g)  # one crop/flip for both
+            both = self.transform(concat_clips(clips), generator=g)  # one crop/flip for both
             out["video"] = both[:, : self.num_frames]
             if self.slow_frames:
                 out["video_slow"] = both[:, self.num_frames:]

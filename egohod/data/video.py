@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "PyAVReader",
     "VideoInfo",
     "VideoReadError",
     "chunk_path",
@@ -172,32 +173,63 @@ def _file_key(path: str) -> tuple[str, int, int]:
     return path, int(st.st_mtime_ns), int(st.st_size)
 
 
-@functools.lru_cache(maxsize=4096)
-def _probe_cached(key: tuple[str, int, int]) -> VideoInfo:
-    path = key[0]
+# find_stream_info decodes frames to guess codec parameters (for h264 up to ~7 when B-frames may
+# occur): 3-7 ms per open. Letting it decode only keyframes gives the same stream parameters
+# (size, rate, frame count come from the container) in ~0.5 ms.
+_OPEN_OPTIONS = {"skip_frame": "nonkey"}
+
+
+def _open_container(path: str, fast: bool = True):
     import av
 
     try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoReadError(path, "no video stream in file")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            if not rate:
-                raise VideoReadError(path, "video stream has no frame rate")
-            fps = float(rate)
-            n = int(stream.frames or 0)
-            if n <= 0:
-                # Containers without a frame count: count packets of the stream (no decoding).
-                n = sum(1 for p in container.demux(stream) if p.size > 0)
-            width, height = stream.codec_context.width, stream.codec_context.height
-    except VideoReadError:
-        raise
+        return av.open(path, options=_OPEN_OPTIONS if fast else None)
     except Exception as e:  # av raises many error types (InvalidDataError, EOFError, ...)
         raise VideoReadError(path, f"cannot open video ({type(e).__name__}: {e})") from None
+
+
+def _open_with_info(path: str):
+    """``(container, VideoInfo)``; codecs whose frame size only the decoder knows (e.g. MPEG-4
+    part 2 in mp4) are opened again with full stream probing."""
+    container = _open_container(path)
+    try:
+        vs = container.streams.video
+        if vs and (vs[0].codec_context.width <= 0 or vs[0].codec_context.height <= 0):
+            container.close()
+            container = _open_container(path, fast=False)
+        return container, _info_of(container, path)
+    except BaseException:
+        container.close()
+        raise
+
+
+def _info_of(container, path: str) -> VideoInfo:
+    if not container.streams.video:
+        raise VideoReadError(path, "no video stream in file")
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise VideoReadError(path, "video stream has no frame rate")
+    fps = float(rate)
+    n = int(stream.frames or 0)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if n <= 0:
+        # Containers without a frame count: count packets of the stream (no decoding), then rewind.
+        try:
+            n = sum(1 for p in container.demux(stream) if p.size > 0)
+            container.seek(0, stream=stream, backward=True, any_frame=False)
+        except Exception as e:
+            raise VideoReadError(path, f"cannot read packets ({type(e).__name__}: {e})") from None
     if n <= 0 or width <= 0 or height <= 0:
         raise VideoReadError(path, f"video stream is empty (frames={n}, size={width}x{height})")
     return VideoInfo(num_frames=n, fps=fps, width=width, height=height)
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe_cached(key: tuple[str, int, int]) -> VideoInfo:
+    container, info = _open_with_info(key[0])
+    container.close()
+    return info
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -210,7 +242,8 @@ def video_duration(path: str | os.PathLike) -> float:
     return probe_video(path).duration
 
 
-def _read_decord(path: str, indices: np.ndarray, size: tuple[int, int] | None, num_threads: int) -> np.ndarray:
+def _read_decord(path: str, indices: np.ndarray, size: tuple[int, int] | None,
+                 num_threads: int) -> dict[int, np.ndarray]:
     import decord
 
     kwargs = {"num_threads": num_threads}
@@ -220,41 +253,225 @@ def _read_decord(path: str, indices: np.ndarray, size: tuple[int, int] | None, n
     n = len(vr)
     if indices.max() >= n:
         raise VideoReadError(path, f"frame {int(indices.max())} requested but decord sees {n} frames")
-    uniq, inverse = np.unique(indices, return_inverse=True)
+    uniq = np.unique(indices)
     frames = vr.get_batch(uniq.tolist()).asnumpy()
-    return frames[inverse]
+    return {int(i): f for i, f in zip(uniq, frames)}
 
 
-def _read_pyav(path: str, indices: np.ndarray, size: tuple[int, int] | None, fps: float) -> np.ndarray:
-    import av
+_REFORMATTER = None
 
-    wanted = set(int(i) for i in indices)
-    first, last = min(wanted), max(wanted)
-    got: dict[int, np.ndarray] = {}
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = float(stream.time_base)
-        t0 = stream.start_time or 0
-        if first > 0:
-            container.seek(int(t0 + (first / fps) / tb), stream=stream, backward=True, any_frame=False)
-        count = None  # frame counter used when packets carry no timestamps
-        for frame in container.decode(stream):
-            if frame.pts is not None:
-                idx = int(round((frame.pts - t0) * tb * fps))
-            else:
-                count = 0 if count is None else count + 1
-                idx = count
-            if idx in wanted and idx not in got:
-                if size is not None:
-                    frame = frame.reformat(width=size[1], height=size[0], format="rgb24")
-                got[idx] = np.array(frame.to_ndarray(format="rgb24"))  # copy: PyAV reuses reformat buffers
-            if idx >= last:
+
+def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """RGB24 pixels of a decoded frame, resized to ``size`` (h, w) if given. One swscale context
+    per process, single-threaded: a fresh one per frame (PyAV's ``to_ndarray``) costs 3-5x more."""
+    global _REFORMATTER
+    if _REFORMATTER is None:
+        from av.video.reformatter import VideoReformatter
+
+        _REFORMATTER = VideoReformatter()
+    h, w = (None, None) if size is None else size
+    return _REFORMATTER.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR",
+                                 threads=1).to_ndarray()
+
+
+class _NeedsSequential(Exception):
+    """Timestamps missing or inconsistent: random access is not safe for this file."""
+
+
+class PyAVReader:
+    """Random access to the frames of one video with PyAV (one open file; use as a context manager).
+
+    For each wanted frame (in display order) the decoder continues from where it is when no
+    keyframe lies between its position and the frame, and otherwise seeks to the keyframe before
+    the frame (found in the container's index, no packets read). Frames that are only decoded on
+    the way are not converted to RGB, and non-reference frames (e.g. x264's B-frames without
+    pyramid) that are not wanted are skipped by the decoder. Files without an index or timestamps
+    are decoded from the start. ``info`` holds the container metadata; ``frames_decoded`` counts
+    the frames the decoder produced (wanted or not) over this reader's reads.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+        self.path = str(path)
+        _file_key(self.path)  # missing / empty file -> clear error
+        self.container, self.info = _open_with_info(self.path)
+        self.frames_decoded = 0
+        try:
+            self.stream = self.container.streams.video[0]
+            ctx = self.stream.codec_context
+            ctx.thread_count = max(1, int(num_threads))
+            ctx.thread_type = "SLICE"  # frame threading would delay output and defeat per-packet skipping
+            self._tb = float(self.stream.time_base)
+            self._t0 = self.stream.start_time or 0
+            entries = self.stream.index_entries
+            self._entries = entries if len(entries) == self.info.num_frames else None
+        except BaseException:
+            self.container.close()
+            raise
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "PyAVReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _index(self, pts) -> int:
+        if pts is None:
+            raise _NeedsSequential("frame without timestamp")
+        return int(round((pts - self._t0) * self._tb * self.info.fps))
+
+    def _keyframe_at_or_before(self, i: int) -> int:
+        """Decode position of the last keyframe at or before decode position ``i`` (closed GOPs:
+        equal to the keyframe's display index)."""
+        e = self._entries
+        for k in range(min(i, len(e) - 1), -1, -1):
+            if e[k].is_keyframe:
+                return k
+        raise _NeedsSequential("no keyframe before the frame in the index")
+
+    def read(self, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
+        """``{index: uint8 [H, W, 3]}`` for the unique ``indices`` (resized to ``size`` = (h, w))."""
+        wanted = np.unique(np.asarray(indices, dtype=np.int64))
+        if wanted.size == 0:
+            return {}
+        if wanted[0] < 0 or wanted[-1] >= self.info.num_frames:
+            raise VideoReadError(self.path, f"frame indices {int(wanted[0])}..{int(wanted[-1])} outside the video's "
+                                            f"{self.info.num_frames} frames")
+        try:
+            if self._entries is None:
+                raise _NeedsSequential("no index")
+            return self._read_random_access(wanted, size)
+        except _NeedsSequential:
+            return self._read_sequential(wanted, size)
+
+    def _read_random_access(self, wanted: np.ndarray, size) -> dict[int, np.ndarray]:
+        ctx, stream, container = self.stream.codec_context, self.stream, self.container
+        want = set(int(i) for i in wanted)
+        got: dict[int, np.ndarray] = {}
+        pos = -1  # display index of the last frame the decoder returned
+        packets = None
+        skip = None
+        for t in wanted:
+            t = int(t)
+            if t in got:
+                continue
+            k = self._keyframe_at_or_before(t)
+            for _attempt in range(3):
+                if packets is None or k > pos:
+                    # the demuxer seeks on presentation time: the keyframe's, as its display index is k
+                    ts = self._t0 + int((k + 0.5) / self.info.fps / self._tb)  # half a frame late: robust to rounding
+                    container.seek(ts, stream=stream, backward=True, any_frame=False)
+                    ctx.flush_buffers()
+                    packets = container.demux(stream)
+                    pos, first = -1, None
+                else:
+                    first = -1  # continuing: no keyframe check
+                for packet in packets:
+                    if packet.pts is not None:
+                        s = "DEFAULT" if self._index(packet.pts) in want else "NONREF"
+                        if s != skip:
+                            ctx.skip_frame = skip = s
+                    for frame in ctx.decode(packet):
+                        self.frames_decoded += 1
+                        pos = self._index(frame.pts)
+                        if first is None:
+                            first = pos
+                        if pos in want and pos not in got:
+                            got[pos] = _to_rgb(frame, size)
+                    if t in got or pos > t:
+                        break
+                else:
+                    packets = None  # end of file reached: the next read seeks again
+                if t in got:
+                    break
+                if first is not None and first > t and k > 0:
+                    # open GOP: the frame is displayed before this keyframe; start one GOP earlier
+                    k = self._keyframe_at_or_before(k - 1)
+                    packets = None
+                    continue
+                raise _NeedsSequential(f"frame {t} not found after seeking to keyframe {k}")
+        if skip != "DEFAULT":
+            ctx.skip_frame = "DEFAULT"
+        return got
+
+    def _read_sequential(self, wanted: np.ndarray, size) -> dict[int, np.ndarray]:
+        """Decode from the first frame, counting frames (files without index or timestamps)."""
+        ctx = self.stream.codec_context
+        ctx.skip_frame = "DEFAULT"
+        self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        ctx.flush_buffers()
+        want = set(int(i) for i in wanted)
+        last = int(wanted[-1])
+        got: dict[int, np.ndarray] = {}
+        for i, frame in enumerate(self.container.decode(self.stream)):
+            self.frames_decoded += 1
+            if i in want:
+                got[i] = _to_rgb(frame, size)
+            if i >= last:
                 break
-    missing = sorted(wanted - set(got))
+        missing = sorted(want - set(got))
+        if missing:
+            raise VideoReadError(self.path, f"could not decode frames {missing[:5]}{'...' if len(missing) > 5 else ''} "
+                                            f"(the stream ended after {len(got) and i + 1} frames)")
+        return got
+
+
+def _gather(path: str, indices: np.ndarray, frames: dict[int, np.ndarray], out: np.ndarray | None = None,
+            rows: np.ndarray | None = None) -> np.ndarray:
+    """Frames ``indices`` from ``frames`` stacked into a new array, or into ``out[rows]``."""
+    missing = sorted(set(int(i) for i in indices) - set(frames))
     if missing:
         raise VideoReadError(path, f"could not decode frames {missing[:5]}{'...' if len(missing) > 5 else ''}")
-    return np.stack([got[int(i)] for i in indices])
+    if out is None:
+        out = np.empty((len(indices),) + frames[int(indices[0])].shape, np.uint8)
+        rows = np.arange(len(indices))
+    for j, i in zip(rows, indices):
+        out[j] = frames[int(i)]
+    return out
+
+
+def _decode_size(info: VideoInfo, resize_short: int | None) -> tuple[int, int] | None:
+    size = None if resize_short is None else resized_shape(info.height, info.width, resize_short)
+    # already at the requested size: a no-op resize still costs time
+    return None if size == (info.height, info.width) else size
+
+
+def _read_with(path: str, idx: np.ndarray, resize_short: int | None, backend: str, num_threads: int,
+               reader: PyAVReader | None = None) -> dict[int, np.ndarray]:
+    """``{index: frame}`` for the frames ``idx`` of ``path`` with ``backend`` (``reader``: an open
+    PyAV reader of ``path``)."""
+    if backend not in ("auto", "decord", "pyav"):
+        raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    errors = []
+    if backend in ("auto", "pyav"):
+        own = reader is None
+        if own:
+            reader = PyAVReader(path, num_threads)  # open errors are raised as they are
+        try:
+            frames = reader.read(idx, _decode_size(reader.info, resize_short))
+            missing = set(int(i) for i in idx) - set(frames)
+            if missing:
+                raise VideoReadError(path, f"could not decode frames {sorted(missing)[:5]}")
+            return frames
+        except VideoReadError as e:
+            errors.append(f"pyav: {e.reason}")
+        except Exception as e:  # av raises many error types on bad streams
+            errors.append(f"pyav: {type(e).__name__}: {e}")
+        finally:
+            if own:
+                reader.close()
+        if backend == "pyav" or not _have_decord():
+            raise VideoReadError(path, "cannot decode (" + "; ".join(errors) + ")")
+    info = reader.info if reader is not None else probe_video(path)
+    try:
+        return _read_decord(path, idx, _decode_size(info, resize_short), num_threads)
+    except VideoReadError as e:
+        errors.append(f"decord: {e.reason}")
+    except Exception as e:  # decord raises DECORDError / RuntimeError on bad streams
+        errors.append(f"decord: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    raise VideoReadError(path, "cannot decode (" + "; ".join(errors) + ")")
 
 
 def read_frames(
@@ -266,39 +483,28 @@ def read_frames(
 ) -> np.ndarray:
     """Decode the frames at ``indices`` (any order, repeats allowed) -> uint8 ``[T, H, W, 3]``.
 
-    ``backend``: ``"decord"``, ``"pyav"`` or ``"auto"`` (decord if installed; PyAV if decord
-    fails on the file). With ``resize_short`` the short side is resized to it while decoding.
+    ``backend``: ``"pyav"`` (:class:`PyAVReader`: seeks only where a keyframe helps, skips
+    unneeded non-reference frames, converts only the wanted frames), ``"decord"``, or ``"auto"``
+    (PyAV, then decord if installed when PyAV fails on the file). With ``resize_short`` the short
+    side is resized to it while decoding.
     """
     path = str(path)
-    info = probe_video(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size == 0:
         raise ValueError("read_frames needs at least one index")
-    if idx.min() < 0 or idx.max() >= info.num_frames:
-        raise VideoReadError(path, f"frame indices {int(idx.min())}..{int(idx.max())} outside the video's "
-                                   f"{info.num_frames} frames")
-    size = None if resize_short is None else resized_shape(info.height, info.width, resize_short)
-    if size == (info.height, info.width):
-        size = None  # already at the requested size: a no-op resize filter still costs ~40% of the decode
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
-    errors = []
-    if backend in ("auto", "decord") and (backend == "decord" or _have_decord()):
-        try:
-            return _read_decord(path, idx, size, num_threads)
-        except VideoReadError as e:
-            errors.append(f"decord: {e.reason}")
-        except Exception as e:  # decord raises DECORDError / RuntimeError on bad streams
-            errors.append(f"decord: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        if backend == "decord":
-            raise VideoReadError(path, "; ".join(errors))
-    try:
-        return _read_pyav(path, idx, size, info.fps)
-    except VideoReadError as e:
-        errors.append(f"pyav: {e.reason}")
-    except Exception as e:
-        errors.append(f"pyav: {type(e).__name__}: {e}")
-    raise VideoReadError(path, "cannot decode (" + "; ".join(errors) + ")")
+    if backend == "decord":
+        info = probe_video(path)
+        if idx.min() < 0 or idx.max() >= info.num_frames:
+            raise VideoReadError(path, f"frame indices {int(idx.min())}..{int(idx.max())} outside the video's "
+                                       f"{info.num_frames} frames")
+        return _gather(path, idx, _read_with(path, idx, resize_short, backend, num_threads))
+    with PyAVReader(path, num_threads) as reader:
+        if idx.min() < 0 or idx.max() >= reader.info.num_frames:
+            raise VideoReadError(path, f"frame indices {int(idx.min())}..{int(idx.max())} outside the video's "
+                                       f"{reader.info.num_frames} frames")
+        return _gather(path, idx, _read_with(path, idx, resize_short, backend, num_threads, reader))
 
 
 # ----------------------------------------------------------------------------- plain layout
@@ -321,11 +527,37 @@ def read_clips(
 ) -> list[np.ndarray]:
     """Several clips of the same segment (e.g. 4 and 16 frames), decoded in one pass."""
     path = str(path)
-    info = probe_video(path)
-    first, last = clip_frame_range(start_sec, end_sec, info.fps, info.num_frames, path)
-    per_clip = [sample_segment_indices(first, last, n, mode, rng) for n in _as_list(num_frames)]
-    frames = read_frames(path, np.concatenate(per_clip), resize_short, backend, num_threads)
+    with _Source(path, backend, num_threads) as src:
+        first, last = clip_frame_range(start_sec, end_sec, src.info.fps, src.info.num_frames, path)
+        per_clip = [sample_segment_indices(first, last, n, mode, rng) for n in _as_list(num_frames)]
+        idx = np.concatenate(per_clip)
+        frames = _gather(path, idx, src.read(idx, resize_short))
     return _split(frames, per_clip)
+
+
+class _Source:
+    """One video file opened for reading: an open :class:`PyAVReader` (backends pyav/auto) or
+    the probed metadata (decord opens the file itself)."""
+
+    def __init__(self, path: str, backend: str, num_threads: int):
+        if backend not in ("auto", "decord", "pyav"):
+            raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+        self.path, self.backend, self.num_threads = path, backend, num_threads
+        self.reader = None if backend == "decord" else PyAVReader(path, num_threads)
+        self.info = probe_video(path) if self.reader is None else self.reader.info
+
+    def read(self, idx: np.ndarray, resize_short: int | None) -> dict[int, np.ndarray]:
+        return _read_with(self.path, idx, resize_short, self.backend, self.num_threads, self.reader)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    def __enter__(self) -> "_Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_clip(
@@ -394,39 +626,46 @@ def read_chunked_clips(
         else:
             detail = f"video has chunks {have[0]}..{have[-1]} but not this one"
         raise VideoReadError(p0, f"chunk missing: clip [{start:.3f}s, {end:.3f}s) starts in chunk {c_first} ({detail})")
-    info0 = probe_video(p0)
-    fps = info0.fps
-    per_chunk = int(round(chunk_seconds * fps))
-    # Frames available per chunk; a chunk after the video's last one ends the video there.
-    lengths: dict[int, int] = {c_first: info0.num_frames}
-    for c in range(c_first + 1, c_last + 1):
-        p = chunk_path(root, video_id, c, ext)
-        if not p.exists():
-            break
-        lengths[c] = probe_video(p).num_frames
-    total = max(lengths) * per_chunk + lengths[max(lengths)]
-    first, last = clip_frame_range(start, end, fps, total, p0)
-    per_clip = [sample_segment_indices(first, last, n, mode, rng) for n in _as_list(num_frames)]
-    glob_idx = np.concatenate(per_clip)
-    chunk_of = glob_idx // per_chunk
-    local = glob_idx - chunk_of * per_chunk
-    frames: list[np.ndarray | None] = [None] * len(glob_idx)
-    for c in np.unique(chunk_of):
-        c = int(c)
-        sel = np.nonzero(chunk_of == c)[0]
-        n_c = lengths[c]
-        # A chunk a frame or two shorter than chunk_seconds (encoder rounding): use its last frame.
-        loc = np.minimum(local[sel], n_c - 1)
-        if (local[sel] - loc).max(initial=0) > max(2, int(0.1 * fps)) and c != max(lengths):
-            raise VideoReadError(chunk_path(root, video_id, c, ext),
-                                 f"chunk has {n_c} frames, expected about {per_chunk} ({chunk_seconds}s at {fps:g} fps)")
-        got = read_frames(chunk_path(root, video_id, c, ext), loc, resize_short, backend, num_threads)
-        for j, i in enumerate(sel):
-            frames[i] = got[j]
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise VideoReadError(where, f"chunks of one video decode to different frame sizes {sorted(shapes)}")
-    return _split(np.stack(frames), per_clip)
+    sources: dict[int, _Source] = {}
+    try:
+        sources[c_first] = _Source(str(p0), backend, num_threads)
+        fps = sources[c_first].info.fps
+        per_chunk = int(round(chunk_seconds * fps))
+        # Frames available per chunk; a chunk after the video's last one ends the video there.
+        for c in range(c_first + 1, c_last + 1):
+            p = chunk_path(root, video_id, c, ext)
+            if not p.exists():
+                break
+            sources[c] = _Source(str(p), backend, num_threads)
+        lengths = {c: src.info.num_frames for c, src in sources.items()}
+        total = max(lengths) * per_chunk + lengths[max(lengths)]
+        first, last = clip_frame_range(start, end, fps, total, p0)
+        per_clip = [sample_segment_indices(first, last, n, mode, rng) for n in _as_list(num_frames)]
+        glob_idx = np.concatenate(per_clip)
+        chunk_of = glob_idx // per_chunk
+        local = glob_idx - chunk_of * per_chunk
+        out = None
+        for c in np.unique(chunk_of):
+            c = int(c)
+            sel = np.nonzero(chunk_of == c)[0]
+            n_c = lengths[c]
+            # A chunk a frame or two shorter than chunk_seconds (encoder rounding): use its last frame.
+            loc = np.minimum(local[sel], n_c - 1)
+            if (local[sel] - loc).max(initial=0) > max(2, int(0.1 * fps)) and c != max(lengths):
+                raise VideoReadError(chunk_path(root, video_id, c, ext),
+                                     f"chunk has {n_c} frames, expected about {per_chunk} ({chunk_seconds}s at {fps:g} fps)")
+            got = sources[c].read(loc, resize_short)
+            shape = next(iter(got.values())).shape
+            if out is None:
+                out = np.empty((len(glob_idx),) + shape, np.uint8)
+            elif shape != out.shape[1:]:
+                raise VideoReadError(where, f"chunks of one video decode to different frame sizes "
+                                            f"{sorted({shape, out.shape[1:]})}")
+            _gather(str(chunk_path(root, video_id, c, ext)), loc, got, out, sel)
+    finally:
+        for src in sources.values():
+            src.close()
+    return _split(out, per_clip)
 
 
 def read_chunked_clip(
@@ -462,11 +701,15 @@ class VideoWriter:
     when the writer closes without error (temp file + rename).
     ``codec``: ``"h264"`` (libx264, yuv420p: H and W must be even) or ``"mpeg4"``.
     ``gop_size`` sets the keyframe interval (default: one per second); ``tune`` is passed to
-    x264 (``"fastdecode"`` makes random access cheaper at a larger file size).
+    x264 (``"fastdecode"`` makes random access cheaper at a larger file size). ``bframes``: B-frames
+    between reference frames (h264 only; 0 = none). ``b_pyramid="none"`` keeps every B-frame a
+    non-reference frame, which :class:`PyAVReader` skips when it only decodes through to a later
+    frame; ``"normal"`` is x264's default.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int, codec: str = "h264",
-                 gop_size: int | None = None, crf: int = 23, preset: str = "veryfast", tune: str | None = None):
+                 gop_size: int | None = None, crf: int = 23, preset: str = "veryfast", tune: str | None = None,
+                 bframes: int = 0, b_pyramid: str = "none"):
         if height % 2 or width % 2:
             raise ValueError(f"frame size {height}x{width} must be even for yuv420p encoding")
         if codec not in ("h264", "mpeg4"):
@@ -474,7 +717,12 @@ class VideoWriter:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.path, self.fps, self.height, self.width = Path(path), fps, height, width
+        if bframes < 0 or (bframes and codec != "h264"):
+            raise ValueError(f"bframes must be >= 0 and needs codec h264, got {bframes} with {codec!r}")
+        if b_pyramid not in ("none", "strict", "normal"):
+            raise ValueError(f"b_pyramid must be 'none', 'strict' or 'normal', got {b_pyramid!r}")
         self.codec, self.gop_size, self.crf, self.preset, self.tune = codec, gop_size, crf, preset, tune
+        self.bframes, self.b_pyramid = int(bframes), b_pyramid
         self.count = 0
         self._container = None
 
@@ -489,7 +737,9 @@ class VideoWriter:
         st.width, st.height, st.pix_fmt = self.width, self.height, "yuv420p"
         st.codec_context.gop_size = int(self.gop_size or max(1, round(self.fps)))
         if self.codec == "h264":
-            opts = {"crf": str(self.crf), "preset": self.preset, "bf": "0"}
+            opts = {"crf": str(self.crf), "preset": self.preset, "bf": str(self.bframes)}
+            if self.bframes:
+                opts["b-pyramid"] = self.b_pyramid
             if self.tune:
                 opts["tune"] = self.tune
             st.options = opts
@@ -529,16 +779,18 @@ class VideoWriter:
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str = "h264",
-                gop_size: int | None = None, crf: int = 23, tune: str | None = None) -> Path:
+                gop_size: int | None = None, crf: int = 23, tune: str | None = None, bframes: int = 0,
+                b_pyramid: str = "none") -> Path:
     """Write uint8 RGB frames ``[T, H, W, 3]`` to an mp4 with PyAV; atomic (temp file + rename).
 
-    See :class:`VideoWriter` for ``codec``, ``gop_size`` and ``tune``.
+    See :class:`VideoWriter` for ``codec``, ``gop_size``, ``tune``, ``bframes`` and ``b_pyramid``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_video needs uint8 [T, H, W, 3] frames, got {frames.dtype} {frames.shape}")
     if frames.shape[0] == 0:
         raise ValueError("write_video needs at least one frame")
-    with VideoWriter(path, fps, frames.shape[1], frames.shape[2], codec, gop_size, crf, tune=tune) as w:
+    with VideoWriter(path, fps, frames.shape[1], frames.shape[2], codec, gop_size, crf, tune=tune, bframes=bframes,
+                     b_pyramid=b_pyramid) as w:
         w.write(frames)
     return Path(path)
