@@ -1,20 +1,151 @@
 """Expert for ``hinge_cabinet``: swing the hinged cabinet door (the env task's joint) open."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import register_expert
-from .articulated import ArticulationExpert
+from .base import FORWARD, Waypoint, WaypointExpert
+from .kinematics import FINGER_OPEN, Pose, rotation_about
+from .rate_ik import solve_ik_rate_limited
+from .scene import Scene
 from .tasks import VERTICAL_BAR
 
 
+def _unit_xy(v: np.ndarray) -> np.ndarray:
+    v = np.array([v[0], v[1], 0.0])
+    return v / max(np.linalg.norm(v), 1e-9)
+
+
 @register_expert("hinge_cabinet")
-class HingeCabinetExpert(ArticulationExpert):
-    """Grasp the hinged door's handle and swing it open (the door is the env task's joint:
-    ``envs`` uses the right door, see envs/kitchen_tasks.py)."""
+class HingeCabinetExpert(WaypointExpert):
+    """Fork push (prototype)."""
 
     joint, site, default_goal = "right_hinge_cabinet", "hinge_site2", 1.45
-    free_axes = carry_free_axes = VERTICAL_BAR
-    # a shorter approach (7 cm, default 10) and a carry that leads further (0.3 rad) and aims
-    # past the goal (+0.2 rad): the handle is at the edge of reach and the grasp comes late
-    # (step 17-40), so the steps saved decide success; on held-out seeds 20-79: 23% vs 10%
-    approach = (0.0, -0.07, 0.0)
-    lead, overshoot = 0.3, 0.2
+    overshoot = 0.2
+    lead = 0.08
+    finger_gap = 0.018  # finger inner face (0.04 from the EE) minus the bar radius (0.022)
+    press = 0.025
+    depth = 0.0
+    contact_height = 0.1  # EE height above the bar's lower end while pushing (m)
+    below = 0.03            # EE height below the bar's lower end while lining up (m)
+    align_in, align_out = 0.01, 0.04  # horizontal EE-bar distance: rise fully / not at all
+    min_door_yaw = 0.2
+    step_bound = np.full(7, 0.064)
+    rate_lead = 0.3
+    rate_iterations = 20
+    rate_damping = 0.03
+
+    def __init__(self, goal=None):
+        super().__init__(goal)
+        self._yaw_locked = False
+
+    @property
+    def target_value(self) -> float:
+        return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
+
+    # -- geometry -------------------------------------------------------------------------
+    def _bar(self, scene: Scene):
+        """(centre, lower end height) of the handle bar."""
+        c = scene.site(self.site).pos
+        return c, c[2] - self._bar_half
+
+    def _find_bar_half_length(self, scene: Scene) -> float:
+        mj = scene._mj
+        model, data = scene.model, scene.data
+        j = scene._id(mj.mjtObj.mjOBJ_JOINT, self.joint)
+        body = model.jnt_bodyid[j]
+        site = scene.site(self.site).pos
+        best, half = np.inf, None
+        for g in range(model.ngeom):
+            if model.geom_bodyid[g] == body and model.geom_type[g] == mj.mjtGeom.mjGEOM_CYLINDER:
+                d = np.linalg.norm(data.geom_xpos[g] - site)
+                if d < best:
+                    best, half = d, float(model.geom_size[g][1])
+        if half is None:
+            raise ValueError(f"no cylinder handle on the body of joint {self.joint!r}")
+        return half
+
+    def align_pose(self, scene: Scene) -> Pose:
+        """Under the bar's lower end, rising onto it as the hand lines up with it (funnel)."""
+        c, end = self._bar(scene)
+        ee = scene.ee()
+        point = _unit_xy(ee.rot[:, 2])
+        slot = c - point * self.depth
+        off = np.hypot(*(ee.pos[:2] - slot[:2]))
+        rise = float(np.clip((self.align_out - off) / (self.align_out - self.align_in), 0.0, 1.0))
+        z = end - self.below + rise * (self.below + self.contact_height)
+        return Pose(np.array([slot[0], slot[1], z]), FORWARD)
+
+    def engaged(self, scene: Scene) -> bool:
+        c, end = self._bar(scene)
+        ee = scene.ee()
+        slot = c - _unit_xy(ee.rot[:, 2]) * self.depth
+        return bool(np.hypot(*(ee.pos[:2] - slot[:2])) < self.align_in + 0.008 and ee.pos[2] > end + 0.005)
+
+    def push_pose(self, scene: Scene) -> Pose:
+        """Fork push: the bar point carried ``lead`` ahead along the door's arc, with the hand
+        displaced along its (horizontal) closing axis so that the trailing finger presses the bar
+        by ``press`` metres, and ``depth`` behind the bar along its pointing axis."""
+        jf = scene.joint(self.joint)
+        c, end = self._bar(scene)
+        bar = np.array([c[0], c[1], end + self.contact_height])
+        aim = self.target_value + self.overshoot
+        delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
+        ahead = jf.carry(Pose(bar, np.eye(3)), delta).pos
+        ee = scene.ee()
+        close = _unit_xy(ee.rot[:, 1])
+        point = _unit_xy(ee.rot[:, 2])
+        tangent = np.cross(jf.axis, bar - jf.anchor)
+        if close @ tangent < 0:
+            close = -close
+        pos = ahead + close * (self.finger_gap + self.press) - point * self.depth
+        # keep the hand's heading, unless it points less than min_door_yaw into the door (then
+        # its body would touch the door face): turn it back to that angle
+        self._yaw_locked = False
+        heading = np.arctan2(point[1], point[0])
+        rel = (heading - jf.value + np.pi) % (2 * np.pi) - np.pi
+        if rel < self.min_door_yaw:
+            heading += self.min_door_yaw - rel
+            self._yaw_locked = True
+        rot = rotation_about([0.0, 0.0, 1.0], heading - np.pi / 2) @ FORWARD
+        return Pose(pos, rot)
+
+    def _push_axes(self, target: Pose) -> np.ndarray:
+        if self._yaw_locked:
+            return target.rot[:, 1][None]
+        return VERTICAL_BAR(target)
+
+    # -- plan -----------------------------------------------------------------------------
+    def waypoints(self, scene: Scene) -> list[Waypoint]:
+        task = self.env_task
+        if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
+            self.joint, self.site = task.joints[0], task.site
+        self._bar_half = self._find_bar_half_length(scene)
+        return [
+            Waypoint("align", self.align_pose, FINGER_OPEN, until=self.engaged, max_steps=45,
+                     free_axes=VERTICAL_BAR),
+            Waypoint("push", self.push_pose, FINGER_OPEN, until=lambda s: False, max_steps=10**6,
+                     free_axes=self._push_axes),
+        ]
+
+    def act(self, env=None) -> np.ndarray:
+        if self.scene is None:
+            if env is None:
+                raise RuntimeError("call expert.reset(env) before expert.act()")
+            self.reset(env)
+        scene, st = self.scene, self.state
+        while st.index < len(self.plan) - 1 and self.plan[st.index].done(scene, st.steps_in_waypoint):
+            st.log.append((self.plan[st.index].name, st.steps_in_waypoint))
+            st.index += 1
+            st.steps_in_waypoint = 0
+        wp = self.plan[st.index]
+        target = wp.target(scene)
+        command = self._lead(scene.ee(), target, self.rate_lead, 1.0)
+        q_arm = solve_ik_rate_limited(scene.kin, scene.data, command, self.step_bound, iterations=self.rate_iterations,
+                                      free_axes=wp.axes(target), damping=self.rate_damping)
+        action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
+        st.steps_in_waypoint += 1
+        st.steps += 1
+        return action
+
+    __call__ = act
