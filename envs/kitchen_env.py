@@ -33,6 +33,8 @@ positions, control law).
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any
 
 import gymnasium as gym
@@ -173,6 +175,13 @@ class KitchenTaskEnv(gym.Env):
     def task_qpos(self) -> np.ndarray:
         return self.data.qpos[self._task_idx].copy()
 
+    @property
+    def task_state_index(self) -> tuple[int, ...]:
+        """Indices of ``object_state`` that concern this env's task: the task joints' positions,
+        then end effector, task site and their difference (``object_state[21:30]``). The other
+        objects' joints only carry the episode's reset noise."""
+        return tuple(int(i) - N_ROBOT for i in self._task_idx) + tuple(range(21, OBJECT_STATE_DIM))
+
     def task_distance(self) -> float:
         return float(np.linalg.norm(self.task_qpos() - self.goal()))
 
@@ -275,3 +284,16 @@ class KitchenTaskEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+@functools.lru_cache(maxsize=None)
+def task_state_index(task: str) -> tuple[int, ...]:
+    """:attr:`KitchenEnv.task_state_index` of ``task`` (``"microwave"`` or ``"kitchen/microwave"``)
+    without keeping an environment around."""
+    import envs
+
+    env = envs.make(task if "/" in task else f"kitchen/{task}", camera=None)
+    try:
+        return env.unwrapped.task_state_index
+    finally:
+        env.close()

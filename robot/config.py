@@ -18,6 +18,7 @@ class EncoderConfig:
     name: str = MISSING               # a registered encoder (egohod.list_encoders()) or "state"
     checkpoint: Optional[str] = None  # weights file; null = random weights (labelled RANDOM WEIGHTS)
     frames: int = 1                   # 1: the current frame (repeated to the encoder's clip length); k>1: last k frames
+    object_state: str = "task"        # encoder=state only: "task" (task joint, end effector, site) or "all" 30 entries
 
 
 @dataclass
@@ -118,6 +119,9 @@ def validate(cfg) -> None:
             raise ConfigError(msg)
 
     need(cfg.encoder.frames >= 1, f"encoder.frames must be >= 1, got {cfg.encoder.frames}")
+    need(cfg.encoder.object_state in ("task", "all"),
+         f"encoder.object_state={cfg.encoder.object_state!r}: expected 'task' (the task's joint, end effector and "
+         "site) or 'all' (every object joint too)")
     need(cfg.demos.num >= 1, f"demos.num must be >= 1, got {cfg.demos.num}")
     need(cfg.train.steps >= 1, f"train.steps must be >= 1, got {cfg.train.steps}")
     need(cfg.train.batch_size >= 1, f"train.batch_size must be >= 1, got {cfg.train.batch_size}")

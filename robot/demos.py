@@ -16,9 +16,11 @@ robomimic layout written and read here::
 
 ``obs[t]`` is the observation before ``actions[t]`` (robomimic convention).
 
-Writing is atomic: :class:`DemoWriter` writes ``<path>.partial`` and renames it to ``path`` only
-on a successful ``close()``; an exception inside ``with DemoWriter(...)`` deletes the partial
-file, and a killed process leaves only ``<path>.partial``, never a half-written ``path``.
+Writing is atomic: :class:`DemoWriter` writes ``<path>.partial-<pid>`` and renames it to ``path``
+only on a successful ``close()``; an exception inside ``with DemoWriter(...)`` deletes the partial
+file, and a killed process leaves only its partial file, never a half-written ``path`` (the next
+writer of ``path`` removes partial files whose process is gone). Two processes writing the same
+``path`` at once do not collide: each has its own partial file and the last rename wins.
 
 Readers for demos users already have (D4RL, Minari, R3M pickles) live in
 :mod:`robot.demo_sources` and are re-exported here (``robot.demos.read_d4rl_kitchen`` etc.).
@@ -123,6 +125,34 @@ def _attr_value(value):
     return value
 
 
+def partial_path(path: str | os.PathLike, pid: int | None = None) -> Path:
+    """Where the process ``pid`` (default: this one) writes ``path`` before renaming it."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.partial-{os.getpid() if pid is None else pid}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Delete partial files of ``path`` left by processes that no longer run; returns them."""
+    path = Path(path)
+    removed = []
+    for p in path.parent.glob(f"{path.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 class DemoWriter:
     """Append episodes to a robomimic HDF5 file that appears at ``path`` only when complete.
 
@@ -131,7 +161,7 @@ class DemoWriter:
         with DemoWriter(path, env_args) as writer:
             for episode in episodes:
                 writer.append(episode)
-        # path now exists; on an exception nothing is left at path or path.partial
+        # path now exists; on an exception nothing is left at path or in a partial file
     """
 
     def __init__(self, path: str | os.PathLike, env_args: dict[str, Any],
@@ -143,8 +173,9 @@ class DemoWriter:
         except TypeError as exc:
             raise ValueError(f"env_args must be JSON serialisable: {exc}") from exc
         self.path = Path(path)
-        self.partial_path = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.path)
+        self.partial_path = partial_path(self.path)
         self.compression = compression
         self.next_obs = next_obs
         self._file = _h5py().File(self.partial_path, "w")

@@ -19,6 +19,7 @@ Library use (the BC scripts call this to generate-and-cache demos)::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -311,6 +312,20 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextlib.contextmanager
+def exclusive_lock(out: Path):
+    """Hold an exclusive lock on ``<out>.lock`` (POSIX ``flock``; released when the process dies)."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # ------------------------------------------------------------------------------ the job
 @dataclass
 class DemoStats:
@@ -359,54 +374,55 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
     cameras = resolve_cameras(None, cameras)
     check_request(task, cameras, num_demos, image_size, workers, horizon)
     out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed))
-    env_args = demo_env_args(task, cameras, image_size, seed, horizon)
-    stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
-    if out.exists() and not overwrite:
+    with exclusive_lock(out):  # a second process asking for the same file waits, then reuses it
+        env_args = demo_env_args(task, cameras, image_size, seed, horizon)
+        stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
+        if out.exists() and not overwrite:
+            try:
+                if reusable(out, env_args, num_demos):
+                    stats.kept, stats.reused = _count_demos(out), True
+                    return (out, stats) if return_stats else out
+            except StaleDemosError as exc:
+                if not regenerate_stale:
+                    raise
+                print(f"make_demos: {exc}; regenerating it", file=sys.stderr)
+        limit = max_attempts if max_attempts is not None else 4 * num_demos + 20
+        if limit < num_demos:
+            raise ValueError(f"max_attempts={limit} is below num_demos={num_demos}")
+
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=num_demos, desc=f"{task} demos", unit="demo", file=sys.stderr)
+        t0 = time.time()
+        attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon)
         try:
-            if reusable(out, env_args, num_demos):
-                stats.kept, stats.reused = _count_demos(out), True
-                return (out, stats) if return_stats else out
-        except StaleDemosError as exc:
-            if not regenerate_stale:
-                raise
-            print(f"make_demos: {exc}; regenerating it", file=sys.stderr)
-    limit = max_attempts if max_attempts is not None else 4 * num_demos + 20
-    if limit < num_demos:
-        raise ValueError(f"max_attempts={limit} is below num_demos={num_demos}")
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=num_demos, desc=f"{task} demos", unit="demo", file=sys.stderr)
-    t0 = time.time()
-    attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon)
-    try:
-        with DemoWriter(out, env_args) as writer:
-            for s, episode in attempts:
-                stats.attempts += 1
-                if episode is None:
-                    stats.failed_seeds.append(s)
-                else:
-                    writer.append(episode)
-                    stats.kept += 1
+            with DemoWriter(out, env_args) as writer:
+                for s, episode in attempts:
+                    stats.attempts += 1
+                    if episode is None:
+                        stats.failed_seeds.append(s)
+                    else:
+                        writer.append(episode)
+                        stats.kept += 1
+                        if bar is not None:
+                            bar.update(1)
                     if bar is not None:
-                        bar.update(1)
-                if bar is not None:
-                    bar.set_postfix(attempts=stats.attempts, success=f"{stats.kept / stats.attempts:.0%}")
-                if stats.kept >= num_demos:
-                    break
-                if stats.attempts >= limit:
-                    raise RuntimeError(
-                        f"only {stats.kept}/{num_demos} successful {task} episodes in {stats.attempts} "
-                        f"attempts (seeds {seed}..{s}); the expert fails too often. Raise max_attempts "
-                        f"or check the expert with `python -m envs.experts.evaluate --tasks {task}`")
-    finally:
-        attempts.close()
-        if bar is not None:
-            bar.close()
-    stats.seconds = time.time() - t0
-    return (out, stats) if return_stats else out
+                        bar.set_postfix(attempts=stats.attempts, success=f"{stats.kept / stats.attempts:.0%}")
+                    if stats.kept >= num_demos:
+                        break
+                    if stats.attempts >= limit:
+                        raise RuntimeError(
+                            f"only {stats.kept}/{num_demos} successful {task} episodes in {stats.attempts} "
+                            f"attempts (seeds {seed}..{s}); the expert fails too often. Raise max_attempts "
+                            f"or check the expert with `python -m envs.experts.evaluate --tasks {task}`")
+        finally:
+            attempts.close()
+            if bar is not None:
+                bar.close()
+        stats.seconds = time.time() - t0
+        return (out, stats) if return_stats else out
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -47,6 +47,7 @@ class EncoderInfo:
     clip_len: int         # frames per encoder call
     embed_dim: int
     input_spec: dict | None
+    state_index: list | None = None  # state encoder: the object_state entries it keeps (None: all)
 
     @property
     def random_weights(self) -> bool:
@@ -146,17 +147,39 @@ class VisionObsEncoder(ObsEncoder):
 
 class StateObsEncoder(ObsEncoder):
     """Privileged object state (no vision). Features: the last ``frames`` ``object_state``
-    vectors concatenated."""
+    vectors concatenated, each reduced to the entries in ``index`` (all when ``None``).
+
+    ``index`` is normally the task's entries (``envs.kitchen_env.task_state_index``: the task
+    joint, end effector, task site and their difference). The other objects' joints are constant
+    within an episode and differ between episodes only by reset noise, so with 25 demos they
+    act as an episode fingerprint a policy can overfit to (measured on microwave, see
+    robot/README.md).
+    """
 
     needs_rgb = False
     OBJECT_STATE_KEY = "object_state"
 
-    def __init__(self, object_state_dim: int, frames: int = 1, device: str = "cpu"):
+    def __init__(self, object_state_dim: int, frames: int = 1, device: str = "cpu",
+                 index: tuple[int, ...] | list[int] | None = None):
         if frames < 1:
             raise ValueError(f"encoder.frames must be >= 1, got {frames}")
+        if index is not None:
+            index = [int(i) for i in index]
+            bad = [i for i in index if not 0 <= i < object_state_dim]
+            if bad or not index:
+                raise ValueError(f"state encoder index {index} does not fit a {object_state_dim}-d object_state")
+        self.index = None if index is None else np.asarray(index)
+        self.object_state_dim = int(object_state_dim)
+        dim = object_state_dim if index is None else len(index)
         self.device = torch.device(device)
         self.info = EncoderInfo(name=STATE_ENCODER, weights="none", checkpoint=None, frames=frames, clip_len=frames,
-                                embed_dim=object_state_dim * frames, input_spec=None)
+                                embed_dim=dim * frames, input_spec=None, state_index=index)
+
+    def _select(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape[-1] != self.object_state_dim:
+            raise ValueError(f"state encoder expects {self.object_state_dim}-d object_state, got shape {obs.shape}")
+        return obs if self.index is None else obs[..., self.index]
 
     def obs_key(self, camera: str) -> str:
         return self.OBJECT_STATE_KEY
@@ -166,11 +189,11 @@ class StateObsEncoder(ObsEncoder):
         return self
 
     def encode_history(self, history: np.ndarray) -> torch.Tensor:
-        h = np.asarray(history, dtype=np.float32)
-        return torch.from_numpy(h.reshape(h.shape[0], -1)).to(self.device)
+        h = self._select(history)
+        return torch.from_numpy(np.ascontiguousarray(h.reshape(h.shape[0], -1))).to(self.device)
 
     def encode_episode(self, obs: np.ndarray, batch: int = 32, progress=None) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
+        obs = self._select(obs)
         out = obs[history_index(len(obs), self.info.frames)].reshape(len(obs), -1)
         if progress is not None:
             progress.update(len(obs))
@@ -178,13 +201,13 @@ class StateObsEncoder(ObsEncoder):
 
 
 def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: str = "cpu",
-                      object_state_dim: int = 30) -> ObsEncoder:
+                      object_state_dim: int = 30, state_index=None) -> ObsEncoder:
     """The encoder named in the config, with clear errors for unknown names and checkpoints
     that do not fit."""
     if name == STATE_ENCODER:
         if checkpoint is not None:
             raise ValueError(f"encoder 'state' has no weights; got encoder.checkpoint={checkpoint!r} (set it to null)")
-        return StateObsEncoder(object_state_dim, frames, device)
+        return StateObsEncoder(object_state_dim, frames, device, state_index)
     import egohod
 
     known = egohod.list_encoders()
@@ -209,6 +232,7 @@ def cache_identity(info: EncoderInfo, obs_key: str, obs_shape, dataset_sha256: s
         "frames": info.frames,
         "clip_len": info.clip_len,
         "input_spec": info.input_spec,
+        **({"state_index": list(info.state_index)} if info.state_index is not None else {}),
         "obs_key": obs_key,
         "obs_shape": [int(s) for s in obs_shape],
         "dataset_sha256": dataset_sha256,

@@ -18,7 +18,7 @@ from .bc_data import BCData
 from .config import ConfigError, validate
 from .evaluation import EvalEnvs, evaluate, run_episodes, write_video
 from .features import FeatureCache, atomic_write_bytes, cached_features, file_sha256
-from .obs_encoders import ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
+from .obs_encoders import STATE_ENCODER, ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
 from .results import RunResults, plot_success_curve, summary_table
 from .training import (build_policy_from_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                        train_step)
@@ -145,6 +145,16 @@ class Prepared:
     feature_seconds: float
 
 
+def state_index(cfg) -> list[int] | None:
+    """The ``object_state`` entries the ``state`` encoder keeps (``encoder.object_state``)."""
+    choice = cfg.encoder.get("object_state", "task")
+    if cfg.encoder.name != STATE_ENCODER or choice == "all":
+        return None
+    from envs.kitchen_env import task_state_index
+
+    return list(task_state_index(env_id(cfg.env)))
+
+
 def prepare(cfg, device: torch.device, log=print) -> Prepared:
     """Everything before the first update, in the order that fails fastest."""
     from policies import policy_options
@@ -154,7 +164,8 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
     name = policy_cfg.pop("name")
     policy_options(name, policy_cfg)  # unknown policy / option -> error now
     check_env(cfg.env)
-    encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.frames, str(device))
+    encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.frames, str(device),
+                                state_index=state_index(cfg))
     if encoder.info.random_weights:
         log(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (no encoder.checkpoint given)")
     path = ensure_demos(cfg, encoder, log)
@@ -167,7 +178,8 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
 
     shape = demo_obs_keys(path)[2][key][1:]
     if isinstance(encoder, StateObsEncoder) and shape[0] * encoder.info.frames != encoder.info.embed_dim:
-        encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device))  # object_state of another size
+        encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device),  # object_state of another size
+                                  None if encoder.index is None else encoder.index.tolist())
     episodes_idx = list(range(cfg.demos.num))
     identity = cache_identity(encoder.info, key, shape, sha, episodes_idx)
     t0 = time.perf_counter()
@@ -402,9 +414,13 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
         if sha != enc["weights"]:
             raise ConfigError(f"encoder/checkpoint mismatch: {enc_ckpt} has sha256 {sha[:16]}..., the policy was "
                               f"trained on weights {enc['weights'][:16]}...")
+    index = enc.get("state_index")
+    if index is not None:
+        from envs.kitchen_env import OBJECT_STATE_DIM
     encoder = build_obs_encoder(enc["name"], enc_ckpt if enc["weights"] not in ("random", "none") else None,
                                 enc["frames"], str(device),
-                                object_state_dim=enc["embed_dim"] // enc["frames"])
+                                object_state_dim=OBJECT_STATE_DIM if index is not None else enc["embed_dim"] // enc["frames"],
+                                state_index=index)
     if encoder.info.embed_dim != ckpt["shapes"]["feature_dim"]:
         raise ConfigError(f"encoder {enc['name']} gives {encoder.info.embed_dim}-d features, the policy expects "
                           f"{ckpt['shapes']['feature_dim']}-d")

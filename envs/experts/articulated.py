@@ -51,6 +51,7 @@ class ArticulationExpert(WaypointExpert):
     reach_speed: float = 0.12  # lead (m per step) of the free-space reach
     pre_contact_tol: float = 0.03  # how close to the pre-contact pose before moving in (m)
     contact_speed: float = 0.05  # lead (m per step) while moving in to the contact
+    contact_tol: float | None = None  # how close to the contact before closing / carrying (m); None: 1.2 / 2 cm
     carry_speed: float = 0.07  # lead (m per step) while moving the part
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
     # alternatives to ``free_axes``, tried first in order at the start of an episode: the first
@@ -142,7 +143,7 @@ class ArticulationExpert(WaypointExpert):
             Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=self.pre_contact_tol, rot_tol=0.2,
                      max_steps=25,
                      speed=self.reach_speed),
-            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012 if self.grasp else 0.02,
+            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=self.contact_tol or (0.012 if self.grasp else 0.02),
                      rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6,
                      speed=self.contact_speed),
         ]

@@ -191,7 +191,18 @@ class ArmKinematics:
         bias = np.r_[data.qfrc_bias[self.arm_dof], data.qfrc_bias[self.finger_dof]] / self.servo_kp
         servo_target = q + gain * (q_des - q) + bias
         servo_target[7:] = q_des[7:]  # fingers: position target directly (contact stops them)
-        return np.clip((servo_target - base) / (ACTION_SCALE * dt), -1.0, 1.0)
+        action = np.clip((servo_target - base) / (ACTION_SCALE * dt), -1.0, 1.0)
+        # Fully open / closed fingers get the saturated command: the env clips the finger target
+        # to [0, 0.04], so the motion is the same, but the recorded action no longer depends on how
+        # far the fingers happen to be from the limit. A cloned policy then keeps open fingers open
+        # (a proportional label is ~0 there, and any small negative error it makes integrates into
+        # the fingers drifting shut) and squeezes a held handle at a constant command.
+        for k, target in zip((7, 8), q_des[7:]):
+            if target >= FINGER_OPEN:
+                action[k] = 1.0
+            elif target <= FINGER_CLOSED:
+                action[k] = -1.0
+        return action
 
 
 def _named_id(model, obj, name: str) -> int:

@@ -1,6 +1,7 @@
 """Demo files: robomimic HDF5 round trip, robomimic's own reader, crash safety, errors, and the
 D4RL / Minari / classic-pickle readers on small files written here in those formats."""
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_writer_is_atomic_and_crash_safe(tmp_path):
             writer.append(_episode(seed=0))
             assert writer.partial_path.exists() and not path.exists()
             raise RuntimeError("expert crashed")
-    assert not path.exists() and not (tmp_path / "out" / "demos.hdf5.partial").exists()
+    assert not path.exists() and not list((tmp_path / "out").glob("demos.hdf5.partial*"))
     # an existing complete file survives a failed rewrite untouched
     write_demos(path, [_episode(seed=0)], ENV_ARGS)
     before = path.read_bytes()
@@ -293,7 +294,8 @@ def test_minari_reader_replays_and_renders(tmp_path):
 
 
 def test_killed_writer_leaves_no_file_at_the_target(tmp_path):
-    """A process killed mid-write (no cleanup at all) leaves only <path>.partial; a rerun works."""
+    """A process killed mid-write (no cleanup at all) leaves only its partial file; the next
+    writer removes it."""
     import subprocess
     import sys
     import textwrap
@@ -311,6 +313,22 @@ def test_killed_writer_leaves_no_file_at_the_target(tmp_path):
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr
-    assert not path.exists() and (tmp_path / "demos.hdf5.partial").exists()
-    write_demos(path, [_episode()], ENV_ARGS)  # a rerun replaces the leftover partial file
-    assert len(read_demos(path)) == 1 and not (tmp_path / "demos.hdf5.partial").exists()
+    leftovers = list(tmp_path.glob("demos.hdf5.partial-*"))
+    assert not path.exists() and len(leftovers) == 1
+    write_demos(path, [_episode()], ENV_ARGS)  # a rerun removes the dead process' partial file
+    assert len(read_demos(path)) == 1 and not list(tmp_path.glob("demos.hdf5.partial*"))
+
+
+def test_writers_in_different_processes_use_their_own_partial_file(tmp_path):
+    """Parallel sweep jobs writing the same path do not share a partial file, and a writer
+    leaves the partial file of a process that still runs alone."""
+    from robot.demos import partial_path
+
+    path = tmp_path / "shared.hdf5"
+    assert partial_path(path, 11) != partial_path(path, 12)
+    other = partial_path(path, os.getppid())  # a live process' partial file
+    other.write_bytes(b"in progress elsewhere")
+    with DemoWriter(path, ENV_ARGS) as writer:
+        assert writer.partial_path == partial_path(path) != other
+        writer.append(_episode())
+    assert len(read_demos(path)) == 1 and other.exists()

@@ -101,3 +101,38 @@ def test_encoder_errors_are_clear(tmp_path):
     torch.save({"r3m": {"module.convnet.conv1.weight": torch.zeros(64, 3, 7, 7)}}, bad)
     with pytest.raises(ValueError, match=r"encoder/checkpoint mismatch: cannot load .*r3m.pt.* into encoder 'egovideo_tiny'"):
         build_obs_encoder("egovideo_tiny", str(bad), 1)
+
+
+def test_state_encoder_keeps_only_the_indexed_entries_in_training_and_evaluation():
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((6, 30)).astype(np.float32)
+    index = [13, 21, 22, 29]
+    enc = StateObsEncoder(30, frames=2, index=index)
+    assert enc.info.embed_dim == 8 and enc.info.state_index == index
+    train = enc.encode_episode(obs)
+    np.testing.assert_array_equal(train[3], np.concatenate([obs[2, index], obs[3, index]]))
+    hist = enc.new_history(obs[:1])
+    for t in range(1, 4):
+        hist = enc.push_history(hist, obs[t:t + 1])
+    np.testing.assert_array_equal(enc.encode_history(hist).numpy()[0], train[3])
+    # the selection is part of the feature-cache key
+    full = StateObsEncoder(30, frames=2)
+    key = lambda e: identity_key(cache_identity(e.info, "object_state", (30,), "a" * 64, [0]))  # noqa: E731
+    assert key(enc) != key(full)
+    with pytest.raises(ValueError, match="does not fit a 30-d object_state"):
+        StateObsEncoder(30, index=[3, 30])
+    with pytest.raises(ValueError, match="expects 30-d object_state"):
+        enc.encode_episode(obs[:, :20])
+
+
+def test_task_state_index_names_the_task_joint_and_the_hand_site_entries():
+    import envs
+    from envs.kitchen_env import task_state_index
+
+    env = envs.make("kitchen/microwave", camera=None, seed=0)
+    obs, _ = env.reset(seed=0)
+    index = task_state_index("microwave")
+    assert index == env.unwrapped.task_state_index and index[1:] == tuple(range(21, 30))
+    assert obs["object_state"][index[0]] == np.float32(env.unwrapped.task_qpos()[0])
+    assert len(task_state_index("kitchen/kettle")) == 7 + 9  # a free joint: 7 qpos
+    env.close()

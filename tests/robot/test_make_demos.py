@@ -40,7 +40,7 @@ def test_one_camera_end_to_end_and_robomimic_reader(tmp_path):
     out = tmp_path / "one.hdf5"
     path, stats = generate_demos(TASK, ["left"], num_demos=2, image_size=64, seed=0, workers=1,
                                  out=out, progress=False, return_stats=True)
-    assert Path(path) == out and out.exists() and not out.with_name(out.name + ".partial").exists()
+    assert Path(path) == out and out.exists() and not list(out.parent.glob(out.name + ".partial*"))
     eps = read_demos(out)
     assert len(eps) == 2 and [e.seed for e in eps] == sorted(e.seed for e in eps)
     for ep in eps:
@@ -114,21 +114,20 @@ def test_too_many_failures_write_nothing(tmp_path):
     # three control steps cannot solve the task: every attempt fails
     with pytest.raises(RuntimeError, match="only 0/1 successful light_switch episodes in 2 attempts"):
         generate_demos(TASK, [], 1, horizon=3, max_attempts=2, out=out, progress=False)
-    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+    assert not out.exists() and not list(out.parent.glob(out.name + ".partial*"))
 
 
 def test_killed_run_leaves_no_file(tmp_path):
     out = tmp_path / "killed.hdf5"
-    partial = out.with_name(out.name + ".partial")
     code = (f"from robot.make_demos import generate_demos; "
             f"generate_demos({TASK!r}, [], 200, out={str(out)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
         deadline = time.time() + 120
-        while not partial.exists() and time.time() < deadline and proc.poll() is None:
+        while not list(tmp_path.glob(out.name + ".partial-*")) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        assert partial.exists(), "the generator never started writing"
+        assert list(tmp_path.glob(out.name + ".partial-*")), "the generator never started writing"
         time.sleep(1.0)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -193,3 +192,18 @@ def test_changed_task_or_expert_makes_the_cache_stale(tmp_path, monkeypatch):
     assert md.definition_fingerprint(TASK)["expert"] != fp["expert"]
     with pytest.raises(ValueError, match="by another version of the expert code"):
         generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False)
+
+
+def test_two_processes_asking_for_one_file_generate_it_once(tmp_path):
+    """Parallel sweep jobs sharing the demo cache: the second waits for the first and reuses its file."""
+    out = tmp_path / "shared.hdf5"
+    code = (f"from robot.make_demos import generate_demos; "
+            f"_, st = generate_demos({TASK!r}, [], 2, out={str(out)!r}, progress=False, return_stats=True); "
+            f"print('REUSED' if st.reused else 'GENERATED')")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    assert sorted(o[0].strip() for o in outs) == ["GENERATED", "REUSED"]
+    assert len(read_demos(out)) == 2 and not list(tmp_path.glob("shared.hdf5.partial*"))
