@@ -23,7 +23,12 @@ Each process is pinned to one thread. Reported per method and process count: cli
 and ``clips_per_cpu_second`` = clips / CPU-seconds of the processes -- the per-core rate, robust
 to other load on a shared machine (load average in the output).
 
-Generated corpora: textured 320x568 video at 30 fps with smooth camera motion (``--layout``):
+Generated corpora: 320x568 video at 30 fps with smooth camera motion over a texture
+(``--content``): ``noise`` (default; 4x4-pixel random blocks -- nearly incompressible keyframes
+of ~90 KB, so a harsh case for short keyframe intervals, and pure translation, an easy case for
+long ones) or ``natural`` (a multi-scale texture with a 1/f-like spectrum, as natural images
+have, seen through a slowly zooming and panning camera, predicted frames
+with real residuals). Encodings (``--layout``):
 
 * ``x264-default``: what ``ffmpeg -c:v libx264`` writes without options -- keyframe every 250
   frames, 3 B-frames with pyramid (some B-frames are references), no tune;
@@ -72,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--b-pyramid", default=None, choices=["none", "strict", "normal"])
     p.add_argument("--tune", default=None, help="x264 tune, e.g. fastdecode ('' for none)")
     p.add_argument("--crf", type=int, default=None)
+    p.add_argument("--content", default="noise", choices=["noise", "natural"])
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--video-seconds", type=float, default=30.0)
     p.add_argument("--height", type=int, default=320)
@@ -103,7 +109,8 @@ def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
     from egohod.data.video import chunk_path, write_video
 
     enc = args.encoding
-    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps_{encoding_name(enc)}"
+    content = "" if args.content == "noise" else f"_{args.content}"
+    root = Path(args.workdir) / f"{args.height}x{args.width}_{args.fps}fps{content}_{encoding_name(enc)}"
     per_chunk = 15 * args.fps
     total = int(args.video_seconds * args.fps)
     rng = np.random.default_rng(0)
@@ -113,19 +120,60 @@ def make_corpus(args) -> tuple[Path, list[tuple[str, float]]]:
         videos.append((vid, args.video_seconds))
         if (root / vid / "done").exists():
             continue
-        big = rng.integers(0, 256, (args.height // 4 + 64, args.width // 4 + 64, 3), dtype=np.uint8)
-        big = big.repeat(4, 0).repeat(4, 1)  # 4x4-pixel texture: compresses like real footage, not like flat colour
+        if args.content == "noise":
+            big = rng.integers(0, 256, (args.height // 4 + 64, args.width // 4 + 64, 3), dtype=np.uint8)
+            big = big.repeat(4, 0).repeat(4, 1)  # 4x4-pixel texture
+        else:
+            big = natural_texture(args.height + 256, args.width + 256, rng)
         for c, s in enumerate(range(0, total, per_chunk)):
             n = min(per_chunk, total - s)
             frames = np.empty((n, args.height, args.width, 3), np.uint8)
             for k in range(n):
                 t = s + k
                 dy, dx = int(100 + 90 * np.sin(t / 40)), int(100 + 90 * np.cos(t / 55))  # camera motion
-                frames[k] = big[dy:dy + args.height, dx:dx + args.width]
+                if args.content == "noise":
+                    frames[k] = big[dy:dy + args.height, dx:dx + args.width]
+                else:
+                    frames[k] = zoomed_view(big, dy, dx, args.height, args.width, 1.15 + 0.15 * np.sin(t / 23))
             write_video(chunk_path(root, vid, c), frames, args.fps, gop_size=enc["gop"], crf=enc["crf"],
                         tune=enc["tune"] or None, bframes=enc["bframes"], b_pyramid=enc["b_pyramid"])
         (root / vid / "done").write_text("ok")
     return root, videos
+
+
+def natural_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [h, w, 3]: noise with equal amplitude per octave (a 1/f amplitude spectrum, as natural
+    images have) plus sharp-edged objects (ellipses of flat colour)."""
+    import torch
+    import torch.nn.functional as F
+
+    acc = torch.zeros(1, 3, h, w)
+    for octave in range(0, 7):
+        s = 2 ** octave
+        small = torch.from_numpy(rng.standard_normal((1, 3, h // s + 2, w // s + 2)).astype(np.float32))
+        small[:, 1:] = 0.4 * small[:, 1:] + 0.6 * small[:, :1]  # correlated colour channels
+        acc += F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False) if s > 1 else \
+            0.3 * small[..., :h, :w]  # less pixel-level grain: cameras and encoders remove most of it
+    acc = (acc - acc.mean()) / acc.std()
+    img = (128 + 40 * acc)[0].permute(1, 2, 0).numpy()
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(int(h * w / 4000)):
+        cy, cx, ry, rx = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 40), rng.uniform(5, 40)
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+        img[inside] = 0.3 * img[inside] + 0.7 * rng.uniform(0, 255, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def zoomed_view(big: np.ndarray, top: int, left: int, h: int, w: int, zoom: float) -> np.ndarray:
+    """The ``h x w`` window at (top, left) of ``big`` seen with magnification ``zoom`` (bilinear)."""
+    import torch
+    import torch.nn.functional as F
+
+    ch, cw = int(round(h / zoom)), int(round(w / zoom))
+    cy, cx = top + h // 2, left + w // 2
+    crop = torch.from_numpy(big[cy - ch // 2: cy - ch // 2 + ch, cx - cw // 2: cx - cw // 2 + cw])
+    out = F.interpolate(crop.permute(2, 0, 1)[None].float(), size=(h, w), mode="bilinear", align_corners=False)
+    return out[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def legacy_train_transform(frames: np.ndarray, short_side: int, size: int, generator):
@@ -220,6 +268,16 @@ def corpus_stats(root: Path) -> dict:
             "mb_per_hour": round(mb / secs * 3600, 1)}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.root:
@@ -234,7 +292,9 @@ def main(argv=None) -> dict:
     windows = windows_from(args, root, videos)
     load_before = os.getloadavg()[0]
     results = [measure(args, m, procs, root, windows) for procs in args.procs for m in args.methods]
-    enc = args.encoding
+    enc = dict(args.encoding)
+    if not enc["bframes"]:
+        enc.pop("b_pyramid")  # meaningless without B-frames
     out = {
         "benchmark": "dataloader",
         "what": f"{args.frames}{'+' + str(args.slow_frames) if args.slow_frames else ''}-frame clips, random segment "
@@ -242,11 +302,12 @@ def main(argv=None) -> dict:
                 + (", + RandomResizedCrop 224 + flip + normalise" if args.transform else ""),
         "corpus": str(root),
         "layout": ("user corpus" if not videos else
-                   {"preset": args.layout, "h264": f"{args.height}x{args.width} {args.fps} fps", **enc,
+                   {"preset": args.layout, "content": args.content,
+                    "h264": f"{args.height}x{args.width} {args.fps} fps", **enc,
                     **corpus_stats(root)}),
         "methods": {"loader": "PyAV random access (egohod.data.video.PyAVReader), uint8 transform",
                     "baseline": "previous method: decord VideoReader.get_batch per file, float32 transform"},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
                     "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)},
         "results": results,
     }

@@ -11,9 +11,15 @@ Two layouts are supported:
   ``[c * chunk_seconds, (c + 1) * chunk_seconds)`` of the video (Ego4D as EgoHOD stores it),
   read with :func:`read_chunked_clip`; a clip may span two (or more) chunks.
 
-Decoding uses decord (resizing at decode time) when it is installed, PyAV otherwise or when
-decord cannot read a file. Every failure -- missing file, undecodable file, clip outside the
-video -- raises :class:`VideoReadError` naming the path and the reason.
+Decoding (``backend="auto"``/``"pyav"``) uses :class:`PyAVReader`: one open file per clip and
+chunk, a seek only where a keyframe lies between the decoder's position and the next wanted
+frame, non-reference frames skipped unless wanted, and only wanted frames converted to RGB (and
+resized, if asked, at that step). ``backend="decord"`` reads with decord instead (which converts
+every decoded frame; 1.7-2.8x more CPU per clip in ``bench/dataloader.py``); ``"auto"`` falls back to
+decord when PyAV fails on a file. Random access costs what the encoding makes it cost: see
+:mod:`egohod.data.prepare` for the layout the loader reads fastest. Every failure -- missing
+file, undecodable file, clip outside the video -- raises :class:`VideoReadError` naming the path
+and the reason.
 
 All functions return ``uint8`` arrays shaped ``[T, H, W, 3]`` (RGB).
 """
