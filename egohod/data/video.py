@@ -195,15 +195,18 @@ def _open_container(path: str, fast: bool = True):
 
 
 def _open_with_info(path: str):
-    """``(container, VideoInfo)``; codecs whose frame size only the decoder knows (e.g. MPEG-4
-    part 2 in mp4) are opened again with full stream probing."""
+    """``(container, VideoInfo, start_time)``; codecs whose frame size only the decoder knows
+    (e.g. MPEG-4 part 2 in mp4) are opened again with full stream probing. ``start_time`` (stream
+    time base) is read before anything is demuxed: reading the whole file can change it."""
     container = _open_container(path)
     try:
         vs = container.streams.video
         if vs and (vs[0].codec_context.width <= 0 or vs[0].codec_context.height <= 0):
             container.close()
             container = _open_container(path, fast=False)
-        return container, _info_of(container, path)
+            vs = container.streams.video
+        start = (vs[0].start_time or 0) if vs else 0
+        return container, _info_of(container, path), start
     except BaseException:
         container.close()
         raise
@@ -233,7 +236,7 @@ def _info_of(container, path: str) -> VideoInfo:
 
 @functools.lru_cache(maxsize=4096)
 def _probe_cached(key: tuple[str, int, int]) -> VideoInfo:
-    container, info = _open_with_info(key[0])
+    container, info, _ = _open_with_info(key[0])
     container.close()
     return info
 
@@ -291,15 +294,17 @@ class PyAVReader:
     keyframe lies between its position and the frame, and otherwise seeks to the keyframe before
     the frame (found in the container's index, no packets read). Frames that are only decoded on
     the way are not converted to RGB, and non-reference frames (e.g. x264's B-frames without
-    pyramid) that are not wanted are skipped by the decoder. Files without an index or timestamps
-    are decoded from the start. ``info`` holds the container metadata; ``frames_decoded`` counts
-    the frames the decoder produced (wanted or not) over this reader's reads.
+    pyramid) that are not wanted are skipped by the decoder. Files without a per-frame index
+    are read by seeking to the first wanted frame's time and decoding forward; files whose
+    timestamps do not match their frame count are decoded from the start. ``info`` holds the
+    container metadata; ``frames_decoded`` counts the frames the decoder produced (wanted or
+    not) over this reader's reads.
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1):
         self.path = str(path)
         _file_key(self.path)  # missing / empty file -> clear error
-        self.container, self.info = _open_with_info(self.path)
+        self.container, self.info, self._t0 = _open_with_info(self.path)
         self.frames_decoded = 0
         try:
             self.stream = self.container.streams.video[0]
@@ -307,7 +312,6 @@ class PyAVReader:
             ctx.thread_count = max(1, int(num_threads))
             ctx.thread_type = "SLICE"  # frame threading would delay output and defeat per-packet skipping
             self._tb = float(self.stream.time_base)
-            self._t0 = self.stream.start_time or 0
             entries = self.stream.index_entries
             self._entries = entries if len(entries) == self.info.num_frames else None
         except BaseException:
@@ -346,8 +350,6 @@ class PyAVReader:
             raise VideoReadError(self.path, f"frame indices {int(wanted[0])}..{int(wanted[-1])} outside the video's "
                                             f"{self.info.num_frames} frames")
         try:
-            if self._entries is None:
-                raise _NeedsSequential("no index")
             return self._read_random_access(wanted, size)
         except _NeedsSequential:
             return self._read_sequential(wanted, size)
@@ -363,11 +365,14 @@ class PyAVReader:
             t = int(t)
             if t in got:
                 continue
-            k = self._keyframe_at_or_before(t)
+            # Without a full index (e.g. Matroska cues list keyframes only) the demuxer finds the
+            # keyframe: seek for the first wanted frame, then decode forward.
+            k = self._keyframe_at_or_before(t) if self._entries is not None else None
             for _attempt in range(3):
-                if packets is None or k > pos:
+                if packets is None or (k is not None and k > pos):
                     # the demuxer seeks on presentation time: the keyframe's, as its display index is k
-                    ts = self._t0 + int((k + 0.5) / self.info.fps / self._tb)  # half a frame late: robust to rounding
+                    at = t if k is None else k
+                    ts = self._t0 + int((at + 0.5) / self.info.fps / self._tb)  # half a frame late: robust to rounding
                     container.seek(ts, stream=stream, backward=True, any_frame=False)
                     ctx.flush_buffers()
                     packets = container.demux(stream)
@@ -392,7 +397,7 @@ class PyAVReader:
                     packets = None  # end of file reached: the next read seeks again
                 if t in got:
                     break
-                if first is not None and first > t and k > 0:
+                if first is not None and first > t and k is not None and k > 0:
                     # open GOP: the frame is displayed before this keyframe; start one GOP earlier
                     k = self._keyframe_at_or_before(k - 1)
                     packets = None

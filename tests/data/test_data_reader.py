@@ -81,13 +81,50 @@ def test_resize_at_decode(encoded):
     assert clip.shape == (2, 32, 48, 3) and clip.dtype == np.uint8
 
 
-def test_files_without_index_are_decoded_from_the_start(encoded):
+def test_files_without_a_frame_index_seek_by_time(encoded):
     path, full = encoded
     with PyAVReader(path) as reader:
-        reader._entries = None  # as for containers without a seek index
-        got = reader.read([70, 3, 70])
+        reader._entries = None  # as for containers whose index lists keyframes only (Matroska cues)
+        got = reader.read([100, 3, 100, 104])
+        assert reader.frames_decoded <= 105  # one pass from the keyframe before frame 3 to frame 104
+    for i in (3, 100, 104):
+        np.testing.assert_array_equal(got[i], full[i])
+    with PyAVReader(path) as reader:
+        reader._entries = None
+        reader.read([100])
+        late = reader.frames_decoded
+    if "intra" in path.name or "gop8" in path.name:
+        assert late <= 10, late  # seeked near frame 100
+
+
+def test_sequential_fallback_counts_frames_from_the_start(encoded):
+    path, full = encoded
+    with PyAVReader(path) as reader:
+        got = reader._read_sequential(np.array([3, 70]), None)
+        assert reader.frames_decoded == 71
     np.testing.assert_array_equal(got[70], full[70])
     np.testing.assert_array_equal(got[3], full[3])
+
+
+def test_matroska_reads_like_mp4(tmp_path):
+    import av
+
+    src = write_video(tmp_path / "v.mp4", _moving_texture(60), 10, gop_size=8, bframes=3)
+    mkv = tmp_path / "v.mkv"
+    with av.open(str(src)) as i, av.open(str(mkv), "w") as o:  # remux, no re-encoding
+        s_in = i.streams.video[0]
+        s_out = o.add_stream_from_template(s_in)
+        for packet in i.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            o.mux(packet)
+    idx = np.array([50, 7, 33])
+    np.testing.assert_array_equal(read_frames(mkv, idx, backend="pyav"), read_frames(src, idx, backend="pyav"))
+    np.testing.assert_array_equal(read_frames(src, idx, backend="pyav"), _full_decode(src)[idx])
+    with PyAVReader(mkv) as reader:  # cues list keyframes only: the demuxer's seek finds frame 48
+        reader.read([50])
+        assert reader._entries is None and reader.frames_decoded <= 6, reader.frames_decoded
 
 
 def test_non_reference_frames_are_skipped_on_the_way(tmp_path):
