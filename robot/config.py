@@ -37,6 +37,7 @@ class DemosConfig:
     num: int = 25                     # demos used for training (the first `num` of the file)
     path: Optional[str] = None        # existing demo file; null = generate with the scripted experts (cached)
     seed: int = 0                     # seed of the generated demos
+    action_noise: float = 0.1         # DART noise on the expert's executed actions (robot/make_demos.py)
     workers: int = 2                  # processes generating demos
     cache_dir: str = ".cache/egohod/demos"
 

@@ -35,6 +35,7 @@ import numpy as np
 from omegaconf import MISSING
 
 ENV_FAMILY = "kitchen"
+N_ACTION = 9  # 7 arm joint + 2 finger velocities
 
 
 # ------------------------------------------------------------------------------ config
@@ -50,6 +51,9 @@ class MakeDemosConfig:
     out: Optional[str] = None           # output HDF5; null = demos/<task>_<cams>_<n>demos_<size>px_seed<seed>.hdf5
     max_attempts: Optional[int] = None  # give up after this many episodes; null = 4 * num_demos + 20
     horizon: int = 50                   # control steps per episode
+    # DART: std of Gaussian noise added to the actions the expert executes (the recorded actions
+    # are the expert's own, so a cloned policy learns how the expert corrects small deviations)
+    action_noise: float = 0.1
     overwrite: bool = False             # replace an existing `out` written for a different request
 
 
@@ -79,7 +83,7 @@ def resolve_cameras(camera: Optional[str] = None, cameras: Sequence[str] | None 
 
 
 def check_request(task: str, cameras: Sequence[str], num_demos: int, image_size: int,
-                  workers: int, horizon: int = 50) -> None:
+                  workers: int, horizon: int = 50, action_noise: float = 0.0) -> None:
     """Raise a ValueError naming the bad value before any work starts."""
     from envs.experts import list_experts
 
@@ -95,11 +99,20 @@ def check_request(task: str, cameras: Sequence[str], num_demos: int, image_size:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if not 0.0 <= action_noise <= 1.0:
+        raise ValueError(f"action_noise must be in [0, 1] (std of the noise on [-1, 1] actions), got {action_noise}")
 
 
-def default_out(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int) -> str:
+def demo_file_name(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int,
+                   action_noise: float = 0.0) -> str:
     cams = "+".join(cameras) if cameras else "nocam"
-    return os.path.join("demos", f"{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}.hdf5")
+    noise = f"_noise{action_noise:g}" if action_noise else ""
+    return f"{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}{noise}.hdf5"
+
+
+def default_out(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int,
+                action_noise: float = 0.0) -> str:
+    return os.path.join("demos", demo_file_name(task, cameras, num_demos, image_size, seed, action_noise))
 
 
 EXPERT_SOURCE_DIR = Path(__file__).resolve().parents[1] / "envs" / "experts"
@@ -130,13 +143,15 @@ def definition_fingerprint(task: str) -> dict:
     return {"task": task_hash[:16], "expert": h.hexdigest()[:16]}
 
 
-def demo_env_args(task: str, cameras: Sequence[str], image_size: int, seed: int, horizon: int) -> dict:
+def demo_env_args(task: str, cameras: Sequence[str], image_size: int, seed: int, horizon: int,
+                  action_noise: float = 0.0) -> dict:
     """The ``env_args`` record of a generated file (robomimic keys + what produced the demos)."""
     from robot.demos import kitchen_env_args
 
     args = kitchen_env_args(f"{ENV_FAMILY}/{task}", list(cameras), image_size, horizon=horizon)
     args["generator"] = {"kind": "scripted_expert", "expert": task, "first_seed": int(seed),
                          "keeps": "successful episodes only, in seed order",
+                     "action_noise": float(action_noise),
                          "fingerprint": definition_fingerprint(task)}
     return args
 
@@ -150,6 +165,7 @@ def _request_key(env_args: dict) -> dict:
         "horizon": env_args.get("env_kwargs", {}).get("horizon"),
         "generator": gen.get("kind"),
         "first_seed": gen.get("first_seed"),
+        "action_noise": gen.get("action_noise", 0.0),
         "fingerprint": gen.get("fingerprint"),  # task definition + expert code (None: an older file)
     }
 
@@ -201,8 +217,12 @@ def _count_demos(path: Path) -> int:
 
 
 # ------------------------------------------------------------------------------ one episode
-def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int):
+def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int, action_noise: float = 0.0):
     """Run ``expert`` for one seeded episode, recording observations from ``cameras``.
+
+    With ``action_noise`` the env executes the expert's action plus Gaussian noise of that std
+    (drawn from the episode seed, so an episode stays reproducible) while the episode records
+    the expert's own action: DART-style demos that show how the expert corrects deviations.
 
     Returns ``(episode, success)`` where ``episode`` is a :class:`robot.demos.Episode`.
     """
@@ -210,6 +230,7 @@ def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int)
 
     obs, info = env.reset(seed=seed)
     expert.reset(env)
+    noise = np.random.default_rng([int(seed), 0xDA27]).normal(0.0, 1.0, (horizon, N_ACTION)) * action_noise
     frames = {c: [] for c in cameras}
     proprio, object_state, states, actions, rewards, dones = [], [], [], [], [], []
     for t in range(horizon):
@@ -219,7 +240,8 @@ def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int)
         object_state.append(obs["object_state"])
         states.append(obs["state"])
         action = np.asarray(expert.act(env), dtype=np.float32)
-        obs, reward, terminated, truncated, info = env.step(action)
+        executed = np.clip(action + noise[t], -1.0, 1.0).astype(np.float32) if action_noise else action
+        obs, reward, terminated, truncated, info = env.step(executed)
         actions.append(action)
         rewards.append(reward)
         last = terminated or truncated or t == horizon - 1
@@ -235,7 +257,7 @@ def record_episode(env, expert, seed: int, cameras: Sequence[str], horizon: int)
     return episode, bool(info["success"])
 
 
-def attempt(env, expert, seed: int, cameras: Sequence[str], horizon: int):
+def attempt(env, expert, seed: int, cameras: Sequence[str], horizon: int, action_noise: float = 0.0):
     """One seed: the recorded episode when the expert succeeds, else None.
 
     With cameras, the episode is first run without rendering (a fraction of the cost); only a
@@ -243,15 +265,15 @@ def attempt(env, expert, seed: int, cameras: Sequence[str], horizon: int):
     seed, so the rendered run repeats the probe exactly (checked).
     """
     if cameras:
-        probe, ok = record_episode(env, expert, seed, [], horizon)
+        probe, ok = record_episode(env, expert, seed, [], horizon, action_noise)
         if not ok:
             return None
-        episode, ok = record_episode(env, expert, seed, cameras, horizon)
+        episode, ok = record_episode(env, expert, seed, cameras, horizon, action_noise)
         if not ok or not np.array_equal(episode.actions, probe.actions):
             raise RuntimeError(f"seed {seed}: the rendered episode differs from the state-only probe; "
                                "the environment or expert is not deterministic")
         return episode
-    episode, ok = record_episode(env, expert, seed, [], horizon)
+    episode, ok = record_episode(env, expert, seed, [], horizon, action_noise)
     return episode if ok else None
 
 
@@ -265,21 +287,21 @@ def _make_env(task: str, image_size: int, horizon: int):
     return envs.make(f"{ENV_FAMILY}/{task}", camera=None, image_size=image_size, horizon=horizon)
 
 
-def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int) -> None:
+def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int, action_noise: float) -> None:
     from envs.experts import make_expert
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER.update(env=_make_env(task, image_size, horizon), expert=make_expert(task),
-                   cameras=cameras, horizon=horizon)
+                   cameras=cameras, horizon=horizon, action_noise=action_noise)
 
 
 def _worker_episode(seed: int):
     w = _WORKER
-    return seed, attempt(w["env"], w["expert"], seed, w["cameras"], w["horizon"])
+    return seed, attempt(w["env"], w["expert"], seed, w["cameras"], w["horizon"], w["action_noise"])
 
 
 def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int, workers: int,
-                  horizon: int = 50) -> Iterator[tuple[int, object]]:
+                  horizon: int = 50, action_noise: float = 0.0) -> Iterator[tuple[int, object]]:
     """Yield ``(seed, episode or None)`` for seeds ``seed, seed + 1, ...`` in seed order (None
     for a failed episode). With ``workers > 1`` episodes run in that many processes, each with
     its own env and renderer; the order of what is yielded does not depend on ``workers``."""
@@ -291,7 +313,7 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
         try:
             s = seed
             while True:
-                yield s, attempt(env, expert, s, cameras, horizon)
+                yield s, attempt(env, expert, s, cameras, horizon, action_noise)
                 s += 1
         finally:
             env.close()
@@ -299,7 +321,7 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(task, cameras, image_size, horizon))
+                               initargs=(task, cameras, image_size, horizon, action_noise))
     pending: deque = deque()
     next_seed = seed
     try:
@@ -357,12 +379,13 @@ def summary_table(stats: DemoStats) -> str:
 
 def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size: int = 224,
                    seed: int = 0, workers: int = 1, out: str | os.PathLike | None = None,
-                   max_attempts: int | None = None, horizon: int = 50, overwrite: bool = False,
+                   max_attempts: int | None = None, horizon: int = 50, action_noise: float = 0.0,
+                   overwrite: bool = False,
                    progress: bool = True, return_stats: bool = False, regenerate_stale: bool = False):
     """Generate ``num_demos`` successful expert demos of ``task`` into ``out``; return its path.
 
     ``cameras`` may be empty (state-only demos: no rendering). An existing ``out`` generated for
-    the same request (task, cameras, image size, horizon, first seed) with at least ``num_demos``
+    the same request (task, cameras, image size, horizon, first seed, action noise) with at least ``num_demos``
     demos is reused as is, provided its task definition and expert code fingerprint
     (:func:`definition_fingerprint`) matches the current one; a stale file raises
     :class:`StaleDemosError`, or is regenerated in place with ``regenerate_stale=True`` (the demo
@@ -372,10 +395,10 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
     from robot.demos import DemoWriter
 
     cameras = resolve_cameras(None, cameras)
-    check_request(task, cameras, num_demos, image_size, workers, horizon)
-    out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed))
+    check_request(task, cameras, num_demos, image_size, workers, horizon, action_noise)
+    out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed, action_noise))
     with exclusive_lock(out):  # a second process asking for the same file waits, then reuses it
-        env_args = demo_env_args(task, cameras, image_size, seed, horizon)
+        env_args = demo_env_args(task, cameras, image_size, seed, horizon, action_noise)
         stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
         if out.exists() and not overwrite:
             try:
@@ -396,7 +419,7 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
 
             bar = tqdm(total=num_demos, desc=f"{task} demos", unit="demo", file=sys.stderr)
         t0 = time.time()
-        attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon)
+        attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon, action_noise)
         try:
             with DemoWriter(out, env_args) as writer:
                 for s, episode in attempts:
@@ -432,7 +455,7 @@ def run(cfg) -> Path:
     path, stats = generate_demos(
         task=cfg.task, cameras=cameras, num_demos=cfg.num_demos, image_size=cfg.image_size,
         seed=cfg.seed, workers=cfg.workers, out=cfg.out, max_attempts=cfg.max_attempts,
-        horizon=cfg.horizon, overwrite=cfg.overwrite, return_stats=True)
+        horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True)
     print(summary_table(stats))
     return path
 

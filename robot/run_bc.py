@@ -76,9 +76,10 @@ def demo_obs_keys(path: str | Path) -> tuple[int, set[str], dict[str, tuple]]:
 
 
 def generated_demos_path(cfg, cameras: list[str]) -> Path:
-    cams = "+".join(cameras) if cameras else "nocam"
-    return Path(cfg.demos.cache_dir) / (f"{cfg.env.task}_{cams}_{cfg.demos.num}demos_{cfg.env.image_size}px_"
-                                        f"seed{cfg.demos.seed}.hdf5")
+    from robot.make_demos import demo_file_name
+
+    return Path(cfg.demos.cache_dir) / demo_file_name(cfg.env.task, cameras, cfg.demos.num, cfg.env.image_size,
+                                                      cfg.demos.seed, cfg.demos.action_noise)
 
 
 def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
@@ -95,10 +96,10 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
     cameras = [cfg.env.camera] if encoder.needs_rgb else []
     out = generated_demos_path(cfg, cameras)
     log(f"demos: {cfg.demos.num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
-        f"{cfg.env.image_size}px, seed {cfg.demos.seed}) -> {out}")
+        f"{cfg.env.image_size}px, seed {cfg.demos.seed}, action noise {cfg.demos.action_noise:g}) -> {out}")
     path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
                           image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
-                          horizon=cfg.env.horizon, regenerate_stale=True)
+                          horizon=cfg.env.horizon, action_noise=cfg.demos.action_noise, regenerate_stale=True)
     return Path(path)
 
 

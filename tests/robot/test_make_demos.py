@@ -207,3 +207,28 @@ def test_two_processes_asking_for_one_file_generate_it_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
     assert sorted(o[0].strip() for o in outs) == ["GENERATED", "REUSED"]
     assert len(read_demos(out)) == 2 and not list(tmp_path.glob("shared.hdf5.partial*"))
+
+
+def test_action_noise_records_the_expert_action_and_is_reproducible(tmp_path):
+    """DART demos: the env executes expert action + seeded noise, the file records the expert's
+    action (replaying recorded action + the seed's noise reproduces the recorded states)."""
+    import envs
+    from envs.experts import make_expert
+    from robot.make_demos import N_ACTION, record_episode
+
+    env, expert = envs.make(f"kitchen/{TASK}", camera=None), make_expert(TASK)
+    plain, _ = record_episode(env, expert, 3, [], 20)
+    noisy, _ = record_episode(env, expert, 3, [], 20, action_noise=0.1)
+    again, _ = record_episode(env, expert, 3, [], 20, action_noise=0.1)
+    np.testing.assert_array_equal(noisy.states, again.states)
+    assert np.abs(noisy.states[5:] - plain.states[5:]).max() > 1e-3  # the noise changed the trajectory
+    noise = np.random.default_rng([3, 0xDA27]).normal(0.0, 1.0, (20, N_ACTION)) * 0.1
+    env.reset(seed=3)
+    for t in range(20):
+        np.testing.assert_allclose(env.unwrapped.get_sim_state(), noisy.states[t], atol=1e-9)
+        env.step(np.clip(noisy.actions[t] + noise[t], -1, 1).astype(np.float32))
+    out = tmp_path / "noisy.hdf5"
+    generate_demos(TASK, [], 1, out=out, action_noise=0.1, progress=False)
+    assert read_env_args(out)["generator"]["action_noise"] == 0.1
+    with pytest.raises(Exception, match="action_noise|different request|overwrite"):
+        generate_demos(TASK, [], 1, out=out, action_noise=0.0, progress=False)
