@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -267,20 +268,20 @@ def _read_decord(path: str, indices: np.ndarray, size: tuple[int, int] | None,
     return {int(i): f for i, f in zip(uniq, frames)}
 
 
-_REFORMATTER = None
+_LOCAL = threading.local()
 
 
 def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     """RGB24 pixels of a decoded frame, resized to ``size`` (h, w) if given. One swscale context
-    per process, single-threaded: a fresh one per frame (PyAV's ``to_ndarray``) costs 3-5x more."""
-    global _REFORMATTER
-    if _REFORMATTER is None:
+    per thread, single-threaded: a fresh one per frame (PyAV's ``to_ndarray``) costs 3-5x more."""
+    reformatter = getattr(_LOCAL, "reformatter", None)
+    if reformatter is None:
         from av.video.reformatter import VideoReformatter
 
-        _REFORMATTER = VideoReformatter()
+        reformatter = _LOCAL.reformatter = VideoReformatter()
     h, w = (None, None) if size is None else size
-    return _REFORMATTER.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR",
-                                 threads=1).to_ndarray()
+    return reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR",
+                                threads=1).to_ndarray()
 
 
 class _NeedsSequential(Exception):

@@ -155,3 +155,17 @@ def test_reader_errors_name_the_file(tmp_path):
     assert e.value.path == str(path)
     with pytest.raises(VideoReadError, match="file not found"):
         PyAVReader(tmp_path / "missing.mp4")
+
+
+def test_concurrent_reads_from_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = write_video(tmp_path / "v.mp4", _moving_texture(60), 10, gop_size=8, bframes=3)
+    full = _full_decode(path)
+    jobs = [np.array([i, (i * 7) % 60, 59 - i]) for i in range(24)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda idx: read_frames(path, idx, resize_short=32, backend="pyav"), jobs))
+    alone = [read_frames(path, idx, resize_short=32, backend="pyav") for idx in jobs]
+    for got, want in zip(results, alone):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(read_frames(path, jobs[5], backend="pyav"), full[jobs[5]])
