@@ -28,7 +28,7 @@ class DataConfig:
     num_workers: int = 8
     prefetch_factor: int = 2
     pin_memory: bool = True
-    backend: str = "auto"  # decord | pyav | auto
+    backend: str = "auto"  # auto (the PyAV random-access reader, decord as fallback) | pyav | decord
     max_retries: int = 10  # replacements tried for one bad sample
     max_bad_fraction: float = 0.01  # stop when more than this share of samples failed ...
     bad_min_attempts: int = 256  # ... once at least this many were attempted (per rank)

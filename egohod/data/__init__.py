@@ -1,6 +1,7 @@
 """Video-text data: video reading (:mod:`.video`), clip metadata (:mod:`.metadata`), training
 datasets and samplers (:mod:`.datasets`), transforms (:mod:`.transforms`), chunking full videos
-into the training layout (:mod:`.chunking`) and a synthetic corpus (:mod:`.synthetic`).
+into the training layout (:mod:`.chunking`), re-encoding an existing chunked corpus into the
+fast-decoding training layout (:mod:`.prepare`) and a synthetic corpus (:mod:`.synthetic`).
 
 Submodules are imported on use, so ``import egohod`` stays light.
 """
