@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .prepare import TRAIN_LAYOUT
-from .video import VideoReadError, VideoWriter, chunk_path, resized_shape
+from .video import VideoReadError, VideoWriter, open_video_stream, chunk_path, resized_shape
 
 __all__ = ["ChunkConfig", "chunk_video", "main"]
 
@@ -57,18 +57,9 @@ def _even(x: int) -> int:
 
 def chunk_video(src: str | os.PathLike, out_root: str | os.PathLike, video_id: str, cfg: ChunkConfig) -> dict:
     """Chunk one video; returns its ``.done`` record (frames, fps, chunks, size)."""
-    import av
-
     src = str(src)
-    try:
-        container = av.open(src)
-    except Exception as e:
-        raise VideoReadError(src, f"cannot open video ({type(e).__name__}: {e})") from None
+    container, stream = open_video_stream(src)
     with container:
-        if not container.streams.video:
-            raise VideoReadError(src, "no video stream in file")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         src_rate = float(stream.average_rate or stream.guessed_rate or 0)
         fps = float(cfg.fps) or src_rate
         if fps <= 0:

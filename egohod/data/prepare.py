@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video import VideoReadError, VideoWriter, resized_shape
+from .video import VideoReadError, VideoWriter, open_video_stream, resized_shape
 
 __all__ = ["EncodeLayout", "PrepareConfig", "TRAIN_LAYOUT", "main", "prepare_file", "run"]
 
@@ -73,18 +73,9 @@ def _even(x: int) -> int:
 
 def prepare_file(src: str | os.PathLike, dst: str | os.PathLike, cfg: PrepareConfig) -> dict:
     """Re-encode one file (all frames, same rate); returns ``{"frames", "height", "width"}``."""
-    import av
-
     src, dst = str(src), Path(dst)
-    try:
-        container = av.open(src)
-    except Exception as e:
-        raise VideoReadError(src, f"cannot open video ({type(e).__name__}: {e})") from None
+    container, stream = open_video_stream(src)
     with container:
-        if not container.streams.video:
-            raise VideoReadError(src, "no video stream in file")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         if not rate:
             raise VideoReadError(src, "video stream has no frame rate")

@@ -52,6 +52,7 @@ __all__ = [
     "sample_segment_indices",
     "video_duration",
     "VideoWriter",
+    "open_video_stream",
     "write_video",
 ]
 
@@ -65,6 +66,23 @@ class VideoReadError(RuntimeError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def open_video_stream(path: str | os.PathLike):
+    """``(container, first video stream)`` of a file opened with PyAV for full decoding (threaded);
+    :class:`VideoReadError` when it cannot be opened or has no video. Close the container."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as e:
+        raise VideoReadError(path, f"cannot open video ({type(e).__name__}: {e})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(path, "no video stream in file")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
 
 
 @dataclass(frozen=True)
