@@ -22,18 +22,26 @@ class HingeCabinetExpert(WaypointExpert):
 
     joint, site, default_goal = "right_hinge_cabinet", "hinge_site2", 1.45
     overshoot = 0.2
-    lead = 0.08
+    lead = 0.15
     finger_gap = 0.018  # finger inner face (0.04 from the EE) minus the bar radius (0.022)
     press = 0.025
-    depth = 0.0
-    contact_height = 0.1  # EE height above the bar's lower end while pushing (m)
+    depth = 0.015
+    contact_height = 0.12  # EE height above the bar's lower end while pushing (m)
     below = 0.03            # EE height below the bar's lower end while lining up (m)
     align_in, align_out = 0.01, 0.04  # horizontal EE-bar distance: rise fully / not at all
     min_door_yaw = 0.2
+    max_door_yaw = np.pi / 2
     step_bound = np.full(7, 0.064)
     rate_lead = 0.3
     rate_iterations = 20
-    rate_damping = 0.03
+    rate_damping = 0.1
+    joint_weights = None
+    weight_phases = ("push",)
+    posture = None
+    align_yaw = None
+    max_depth_lead = 0.02
+    yaw_schedule = None
+    yaw_weight = 0.2
 
     def __init__(self, goal=None):
         super().__init__(goal)
@@ -74,7 +82,19 @@ class HingeCabinetExpert(WaypointExpert):
         off = np.hypot(*(ee.pos[:2] - slot[:2]))
         rise = float(np.clip((self.align_out - off) / (self.align_out - self.align_in), 0.0, 1.0))
         z = end - self.below + rise * (self.below + self.contact_height)
-        return Pose(np.array([slot[0], slot[1], z]), FORWARD)
+        # heading free, but not turned left of the door's normal (the push would lose its lever)
+        heading = np.arctan2(point[1], point[0])
+        jf = scene.joint(self.joint)
+        rel = (heading - jf.value + np.pi) % (2 * np.pi) - np.pi
+        self._align_locked = rel > self.max_door_yaw
+        yaw = self.max_door_yaw - rel + heading - np.pi / 2 if self._align_locked else heading - np.pi / 2
+        rot = rotation_about([0.0, 0.0, 1.0], yaw) @ FORWARD
+        return Pose(np.array([slot[0], slot[1], z]), rot)
+
+    def _align_axes(self, target: Pose) -> np.ndarray:
+        if getattr(self, "_align_locked", False):
+            return target.rot[:, 1][None]
+        return VERTICAL_BAR(target)
 
     def engaged(self, scene: Scene) -> bool:
         c, end = self._bar(scene)
@@ -98,7 +118,11 @@ class HingeCabinetExpert(WaypointExpert):
         tangent = np.cross(jf.axis, bar - jf.anchor)
         if close @ tangent < 0:
             close = -close
-        pos = ahead + close * (self.finger_gap + self.press) - point * self.depth
+        step = ahead - bar
+        along = float(step @ point)
+        if self.max_depth_lead is not None:
+            step = step - point * (along - float(np.clip(along, -self.max_depth_lead, self.max_depth_lead)))
+        pos = bar + step + close * (self.finger_gap + self.press) - point * self.depth
         # keep the hand's heading, unless it points less than min_door_yaw into the door (then
         # its body would touch the door face): turn it back to that angle
         self._yaw_locked = False
@@ -107,10 +131,18 @@ class HingeCabinetExpert(WaypointExpert):
         if rel < self.min_door_yaw:
             heading += self.min_door_yaw - rel
             self._yaw_locked = True
+        elif rel > self.max_door_yaw:
+            heading += self.max_door_yaw - rel
+            self._yaw_locked = True
+        if self.yaw_schedule is not None:
+            hold, alpha = self.yaw_schedule  # world heading held until the door passes `hold`, then
+            heading = np.pi / 2 + max(0.0, jf.value + delta - hold)  # turns with the door
         rot = rotation_about([0.0, 0.0, 1.0], heading - np.pi / 2) @ FORWARD
         return Pose(pos, rot)
 
     def _push_axes(self, target: Pose) -> np.ndarray:
+        if self.yaw_schedule is not None:
+            return None
         if self._yaw_locked:
             return target.rot[:, 1][None]
         return VERTICAL_BAR(target)
@@ -123,7 +155,7 @@ class HingeCabinetExpert(WaypointExpert):
         self._bar_half = self._find_bar_half_length(scene)
         return [
             Waypoint("align", self.align_pose, FINGER_OPEN, until=self.engaged, max_steps=45,
-                     free_axes=VERTICAL_BAR),
+                     free_axes=self._align_axes),
             Waypoint("push", self.push_pose, FINGER_OPEN, until=lambda s: False, max_steps=10**6,
                      free_axes=self._push_axes),
         ]
@@ -141,8 +173,19 @@ class HingeCabinetExpert(WaypointExpert):
         wp = self.plan[st.index]
         target = wp.target(scene)
         command = self._lead(scene.ee(), target, self.rate_lead, 1.0)
+        prefer = None
+        if self.posture is not None and self.posture.get(wp.name) is not None:
+            q = scene.data.qpos[scene.kin.arm_qpos]
+            d = self.posture[wp.name] - q
+            prefer = d / max(1.0, float(np.max(np.abs(d) / self.step_bound)))
+        soft = None
+        if wp.name == "push" and self.yaw_schedule is not None:
+            soft = np.array([[0.0, 0.0, 1.0], target.rot[:, 1]])
         q_arm = solve_ik_rate_limited(scene.kin, scene.data, command, self.step_bound, iterations=self.rate_iterations,
-                                      free_axes=wp.axes(target), damping=self.rate_damping)
+                                      free_axes=wp.axes(target), damping=self.rate_damping, prefer=prefer,
+                                      soft_axes=soft, soft_weight=self.yaw_weight,
+                                      joint_weights=None if self.joint_weights is None or wp.name not in self.weight_phases
+                                      else np.asarray(self.joint_weights, dtype=float))
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1

@@ -16,19 +16,21 @@ from .kinematics import ArmKinematics, Pose, free_rotation_projector, orientatio
 
 
 def bounded_dls_step(jac: np.ndarray, err: np.ndarray, lo: np.ndarray, hi: np.ndarray, damping: float,
-                     prefer: np.ndarray | None = None) -> np.ndarray:
+                     prefer: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
     """``dq`` minimising ``|jac dq - err|^2 + damping^2 |dq - prefer|^2`` subject to ``lo <= dq <= hi``
     (active set: joints whose unconstrained step leaves the box are fixed at the bound and the
     rest re-solve the remaining error)."""
     n = jac.shape[1]
     prefer = np.zeros(n) if prefer is None else prefer
+    weights = np.ones(n) if weights is None else weights
     dq = np.zeros(n)
     free = np.ones(n, dtype=bool)
     for _ in range(n + 1):
         fixed_part = jac[:, ~free] @ dq[~free]
         jf = jac[:, free]
         rhs = err - fixed_part
-        sol = (np.linalg.solve(jf.T @ jf + damping**2 * np.eye(int(free.sum())), jf.T @ rhs + damping**2 * prefer[free])
+        w = weights[free]
+        sol = (np.linalg.solve(jf.T @ jf + damping**2 * np.diag(w), jf.T @ rhs + damping**2 * w * prefer[free])
                if free.any() else np.zeros(0))
         dq[free] = sol
         over = free & ((dq < lo - 1e-12) | (dq > hi + 1e-12))
@@ -51,6 +53,9 @@ def solve_ik_rate_limited(
     free_axes=None,
     limit_margin: float = 0.05,
     prefer: np.ndarray | None = None,
+    joint_weights: np.ndarray | None = None,
+    soft_axes=None,
+    soft_weight: float = 0.0,
 ) -> np.ndarray:
     """Arm joint positions within ``step_bound`` (7,) radians of the current ones (and inside
     the joint limits less ``limit_margin``) that bring the end effector closest to ``target``."""
@@ -64,6 +69,10 @@ def solve_ik_rate_limited(
     box_hi = np.minimum(step_bound, np.maximum(hi_lim - q0, 0.0))
     weights = np.r_[np.ones(3), np.full(3, rot_weight)]
     project = free_rotation_projector(free_axes)
+    if soft_axes is not None:  # rotation about these axes is only weakly held (weight soft_weight)
+        for a in np.atleast_2d(np.asarray(soft_axes, dtype=float)):
+            a = a / np.linalg.norm(a)
+            project = project - (1.0 - soft_weight) * np.outer(a, a)
     x = np.zeros(7)
     jacp, jacr = np.zeros((3, kin.model.nv)), np.zeros((3, kin.model.nv))
     for _ in range(iterations):
@@ -77,7 +86,8 @@ def solve_ik_rate_limited(
             break
         mj.mj_jacSite(kin.model, s, jacp, jacr, kin.ee_site)
         jac = np.vstack([jacp[:, kin.arm_dof], project @ jacr[:, kin.arm_dof]]) * weights[:, None]
-        dx = bounded_dls_step(jac, err, box_lo - x, box_hi - x, damping, None if prefer is None else prefer - x)
+        dx = bounded_dls_step(jac, err, box_lo - x, box_hi - x, damping, None if prefer is None else prefer - x,
+                              joint_weights)
         x = x + dx
         if np.abs(dx).max() < 1e-6:
             break
