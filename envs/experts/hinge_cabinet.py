@@ -1,4 +1,29 @@
-"""Expert for ``hinge_cabinet``: swing the hinged cabinet door (the env task's joint) open."""
+"""Expert for ``hinge_cabinet``: swing the right door of the hinged cabinet open with a fork push.
+
+The handle bar of the closed door is 0.9-1.0 m from the shoulder, at the edge of the arm's
+reach, and from the kitchen's start posture the arm needs 17-33 of the 50 control steps just to
+get there (joint 1 turns 1.2-2.3 rad at ~0.87 rad/s). Grasping the bar then costs a close phase
+and the grasp slips (the pull runs along the fingers). This expert never closes the fingers:
+
+1. ``align``: the open hand (fingers level, heading free) goes under the bar's lower end and
+   rises onto it as soon as it is lined up with it (a funnel on the measured hand-to-bar
+   offset), so the bar comes between the open fingers (8 cm apart around a 4.4 cm bar) from
+   below, the direction the arm is already moving in.
+2. ``push``: once the bar is between the fingers, the hand is driven to the bar's point a little
+   ahead along the door's arc, displaced along its closing axis so that the trailing finger
+   presses the bar sideways. The handle stands 12.8 cm in front of the hinge axis, so a sideways
+   push on it opens the door from the closed position on, and the lever grows as the door opens
+   (the bar's path turns from "toward the robot" to "sideways"). Along the fingers the hand
+   follows the bar (at most 2 cm ahead), so the bar stays in the fork.
+
+The hand's heading is left to the IK except at two bounds measured from the door's current
+angle: not turned left of the door's normal (the push would lose its lever) and, late in the
+swing, not pointing along the door face (the hand's 20 cm wide body would hit the door).
+
+All decisions are functions of the current state (hand-to-bar offset, door angle); the only
+memory is the active phase. IK: :func:`.rate_ik.solve_ik_rate_limited`, which keeps each joint's
+step within what the servos can do in one control step.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,155 +37,150 @@ from .tasks import VERTICAL_BAR
 
 
 def _unit_xy(v: np.ndarray) -> np.ndarray:
+    """Horizontal part of ``v``, normalised."""
     v = np.array([v[0], v[1], 0.0])
     return v / max(np.linalg.norm(v), 1e-9)
 
 
+def _wrap(angle: float) -> float:
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
 @register_expert("hinge_cabinet")
 class HingeCabinetExpert(WaypointExpert):
-    """Fork push (prototype)."""
+    """Fork push on the hinged door's vertical handle bar (the door is the env task's joint:
+    ``envs`` uses the RIGHT door, ``right_hinge_cabinet``, see envs/kitchen_tasks.py).
+
+    Lengths in metres, angles in radians; "heading" is the direction of the hand's pointing
+    axis in the horizontal plane, measured relative to the door's +x axis (which points from the
+    free edge toward the hinge), so pi/2 points straight into the closed door.
+    """
 
     joint, site, default_goal = "right_hinge_cabinet", "hinge_site2", 1.45
-    overshoot = 0.2
-    lead = 0.15
-    finger_gap = 0.018  # finger inner face (0.04 from the EE) minus the bar radius (0.022)
-    press = 0.025
-    depth = 0.015
-    contact_height = 0.12  # EE height above the bar's lower end while pushing (m)
-    below = 0.03            # EE height below the bar's lower end while lining up (m)
-    align_in, align_out = 0.01, 0.04  # horizontal EE-bar distance: rise fully / not at all
-    min_door_yaw = 0.2
-    max_door_yaw = np.pi / 2
-    step_bound = np.full(7, 0.064)
-    rate_lead = 0.3
-    rate_iterations = 20
-    rate_damping = 0.1
-    joint_weights = None
-    weight_phases = ("push",)
-    posture = None
-    align_yaw = None
-    max_depth_lead = 0.02
-    yaw_schedule = None
-    yaw_weight = 0.2
+    overshoot = 0.2          # aim past the goal: the door stops where it is left
+    lead = 0.15              # door-angle lead of the pushed point along the arc
+    max_depth_lead = 0.02    # ... but at most this far ahead along the fingers
+    finger_gap = 0.018       # open finger's inner face (0.04 from the EE) minus the bar radius
+    press = 0.025            # how far the trailing finger is driven into the bar
+    depth = 0.02             # bar this far ahead of the EE site along the fingers (toward the tips)
+    contact_height = 0.12    # EE above the bar's lower end while pushing: between its mounts
+    below = 0.03             # EE below the bar's lower end while not lined up with it
+    align_in, align_out = 0.01, 0.04    # hand-to-bar offset: rise fully / not at all
+    engage_across, engage_along = 0.018, 0.03  # bar counted between the fingers
+    min_heading, max_heading = 0.2, np.pi / 2  # relative to the door's +x axis (see above)
+    step_bound = 0.064       # max joint step per control step asked of the IK (rad)
+    ik_lead = 0.3            # max distance of the commanded pose from the hand (m)
+    ik_damping = 0.1
 
     def __init__(self, goal=None):
         super().__init__(goal)
-        self._yaw_locked = False
+        self._bar_half = None
+        self._axes_locked = {"align": False, "push": False}
 
     @property
     def target_value(self) -> float:
         return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
 
     # -- geometry -------------------------------------------------------------------------
-    def _bar(self, scene: Scene):
-        """(centre, lower end height) of the handle bar."""
+    def _bar(self, scene: Scene) -> tuple[np.ndarray, float]:
+        """Centre of the handle bar and height of its lower end."""
         c = scene.site(self.site).pos
-        return c, c[2] - self._bar_half
+        return c, float(c[2] - self._bar_half)
 
-    def _find_bar_half_length(self, scene: Scene) -> float:
+    def _bar_half_length(self, scene: Scene) -> float:
+        """Half-length of the cylinder on the door's body nearest to the handle site."""
         mj = scene._mj
         model, data = scene.model, scene.data
-        j = scene._id(mj.mjtObj.mjOBJ_JOINT, self.joint)
-        body = model.jnt_bodyid[j]
+        body = model.jnt_bodyid[scene._id(mj.mjtObj.mjOBJ_JOINT, self.joint)]
         site = scene.site(self.site).pos
         best, half = np.inf, None
         for g in range(model.ngeom):
             if model.geom_bodyid[g] == body and model.geom_type[g] == mj.mjtGeom.mjGEOM_CYLINDER:
-                d = np.linalg.norm(data.geom_xpos[g] - site)
+                d = float(np.linalg.norm(data.geom_xpos[g] - site))
                 if d < best:
                     best, half = d, float(model.geom_size[g][1])
-        if half is None:
-            raise ValueError(f"no cylinder handle on the body of joint {self.joint!r}")
+        if half is None or best > 0.05:
+            raise ValueError(f"no cylindrical handle bar at site {self.site!r} on the body of joint {self.joint!r}")
         return half
 
-    def align_pose(self, scene: Scene) -> Pose:
-        """Under the bar's lower end, rising onto it as the hand lines up with it (funnel)."""
+    def _bar_in_hand(self, scene: Scene) -> tuple[float, float, float]:
+        """The bar's axis seen from the hand: (offset across the fingers, offset along them from
+        the slot ``depth`` ahead of the EE, height of the EE above the bar's lower end)."""
         c, end = self._bar(scene)
         ee = scene.ee()
-        point = _unit_xy(ee.rot[:, 2])
-        slot = c - point * self.depth
-        off = np.hypot(*(ee.pos[:2] - slot[:2]))
-        rise = float(np.clip((self.align_out - off) / (self.align_out - self.align_in), 0.0, 1.0))
+        point, close = _unit_xy(ee.rot[:, 2]), _unit_xy(ee.rot[:, 1])
+        d = c - (ee.pos + point * self.depth)
+        return float(d @ close), float(d @ point), float(ee.pos[2] - end)
+
+    def _bounded_heading(self, scene: Scene, lo: float, hi: float) -> tuple[np.ndarray, bool]:
+        """Level hand orientation with the current heading clipped to [lo, hi] (relative to the
+        door's +x axis), and whether it was clipped."""
+        point = _unit_xy(scene.ee().rot[:, 2])
+        door = scene.joint(self.joint).value
+        rel = _wrap(np.arctan2(point[1], point[0]) - door)
+        clipped = float(np.clip(rel, lo, hi))
+        rot = rotation_about([0.0, 0.0, 1.0], door + clipped - np.pi / 2) @ FORWARD  # FORWARD points along +y
+        return rot, clipped != rel
+
+    def align_pose(self, scene: Scene) -> Pose:
+        """Under the bar's lower end, rising onto it as the hand lines up with it."""
+        c, end = self._bar(scene)
+        slot = c - _unit_xy(scene.ee().rot[:, 2]) * self.depth
+        across, along, _ = self._bar_in_hand(scene)
+        rise = float(np.clip((self.align_out - np.hypot(across, along)) / (self.align_out - self.align_in), 0.0, 1.0))
         z = end - self.below + rise * (self.below + self.contact_height)
-        # heading free, but not turned left of the door's normal (the push would lose its lever)
-        heading = np.arctan2(point[1], point[0])
-        jf = scene.joint(self.joint)
-        rel = (heading - jf.value + np.pi) % (2 * np.pi) - np.pi
-        self._align_locked = rel > self.max_door_yaw
-        yaw = self.max_door_yaw - rel + heading - np.pi / 2 if self._align_locked else heading - np.pi / 2
-        rot = rotation_about([0.0, 0.0, 1.0], yaw) @ FORWARD
+        rot, self._axes_locked["align"] = self._bounded_heading(scene, -np.inf, self.max_heading)
         return Pose(np.array([slot[0], slot[1], z]), rot)
 
-    def _align_axes(self, target: Pose) -> np.ndarray:
-        if getattr(self, "_align_locked", False):
-            return target.rot[:, 1][None]
-        return VERTICAL_BAR(target)
-
     def engaged(self, scene: Scene) -> bool:
-        c, end = self._bar(scene)
-        ee = scene.ee()
-        slot = c - _unit_xy(ee.rot[:, 2]) * self.depth
-        return bool(np.hypot(*(ee.pos[:2] - slot[:2])) < self.align_in + 0.008 and ee.pos[2] > end + 0.005)
+        """The bar is between the open fingers and the hand is above its lower end."""
+        across, along, height = self._bar_in_hand(scene)
+        return bool(abs(across) < self.engage_across and abs(along) < self.engage_along and height > 0.005)
 
     def push_pose(self, scene: Scene) -> Pose:
-        """Fork push: the bar point carried ``lead`` ahead along the door's arc, with the hand
-        displaced along its (horizontal) closing axis so that the trailing finger presses the bar
-        by ``press`` metres, and ``depth`` behind the bar along its pointing axis."""
+        """The bar point ``lead`` ahead along the door's arc (at most ``max_depth_lead`` ahead
+        along the fingers), with the hand displaced along its closing axis, toward the side the
+        door opens to, so that the trailing finger presses the bar by ``press``."""
         jf = scene.joint(self.joint)
         c, end = self._bar(scene)
         bar = np.array([c[0], c[1], end + self.contact_height])
-        aim = self.target_value + self.overshoot
+        aim = self.target_value + self.overshoot * np.sign(self.target_value - self._start_value)
         delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
-        ahead = jf.carry(Pose(bar, np.eye(3)), delta).pos
+        step = jf.carry(Pose(bar, np.eye(3)), delta).pos - bar
         ee = scene.ee()
-        close = _unit_xy(ee.rot[:, 1])
-        point = _unit_xy(ee.rot[:, 2])
-        tangent = np.cross(jf.axis, bar - jf.anchor)
-        if close @ tangent < 0:
-            close = -close
-        step = ahead - bar
+        point, close = _unit_xy(ee.rot[:, 2]), _unit_xy(ee.rot[:, 1])
         along = float(step @ point)
-        if self.max_depth_lead is not None:
-            step = step - point * (along - float(np.clip(along, -self.max_depth_lead, self.max_depth_lead)))
+        step -= point * (along - float(np.clip(along, -self.max_depth_lead, self.max_depth_lead)))
+        if close @ np.cross(jf.axis, bar - jf.anchor) * np.sign(delta or 1.0) < 0:
+            close = -close
         pos = bar + step + close * (self.finger_gap + self.press) - point * self.depth
-        # keep the hand's heading, unless it points less than min_door_yaw into the door (then
-        # its body would touch the door face): turn it back to that angle
-        self._yaw_locked = False
-        heading = np.arctan2(point[1], point[0])
-        rel = (heading - jf.value + np.pi) % (2 * np.pi) - np.pi
-        if rel < self.min_door_yaw:
-            heading += self.min_door_yaw - rel
-            self._yaw_locked = True
-        elif rel > self.max_door_yaw:
-            heading += self.max_door_yaw - rel
-            self._yaw_locked = True
-        if self.yaw_schedule is not None:
-            hold, alpha = self.yaw_schedule  # world heading held until the door passes `hold`, then
-            heading = np.pi / 2 + max(0.0, jf.value + delta - hold)  # turns with the door
-        rot = rotation_about([0.0, 0.0, 1.0], heading - np.pi / 2) @ FORWARD
+        rot, self._axes_locked["push"] = self._bounded_heading(scene, self.min_heading, self.max_heading)
         return Pose(pos, rot)
 
-    def _push_axes(self, target: Pose) -> np.ndarray:
-        if self.yaw_schedule is not None:
-            return None
-        if self._yaw_locked:
-            return target.rot[:, 1][None]
-        return VERTICAL_BAR(target)
+    def _axes(self, phase: str):
+        """Free rotation axes: heading and tilt about the closing axis (a level fork around a
+        vertical bar), or only the tilt while the heading is held at one of its bounds."""
+        def axes(target: Pose) -> np.ndarray:
+            return target.rot[:, 1][None] if self._axes_locked[phase] else VERTICAL_BAR(target)
+        return axes
 
-    # -- plan -----------------------------------------------------------------------------
+    # -- plan and control -----------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
         task = self.env_task
         if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
-            self.joint, self.site = task.joints[0], task.site
-        self._bar_half = self._find_bar_half_length(scene)
+            self.joint, self.site = task.joints[0], task.site  # follow the env's task definition
+        self._bar_half = self._bar_half_length(scene)
+        self._start_value = scene.joint(self.joint).value
+        self._axes_locked = {"align": False, "push": False}
         return [
             Waypoint("align", self.align_pose, FINGER_OPEN, until=self.engaged, max_steps=45,
-                     free_axes=self._align_axes),
+                     free_axes=self._axes("align")),
             Waypoint("push", self.push_pose, FINGER_OPEN, until=lambda s: False, max_steps=10**6,
-                     free_axes=self._push_axes),
+                     free_axes=self._axes("push")),
         ]
 
     def act(self, env=None) -> np.ndarray:
+        """The next action: the base class' waypoint logic with the rate-limited IK."""
         if self.scene is None:
             if env is None:
                 raise RuntimeError("call expert.reset(env) before expert.act()")
@@ -172,20 +192,9 @@ class HingeCabinetExpert(WaypointExpert):
             st.steps_in_waypoint = 0
         wp = self.plan[st.index]
         target = wp.target(scene)
-        command = self._lead(scene.ee(), target, self.rate_lead, 1.0)
-        prefer = None
-        if self.posture is not None and self.posture.get(wp.name) is not None:
-            q = scene.data.qpos[scene.kin.arm_qpos]
-            d = self.posture[wp.name] - q
-            prefer = d / max(1.0, float(np.max(np.abs(d) / self.step_bound)))
-        soft = None
-        if wp.name == "push" and self.yaw_schedule is not None:
-            soft = np.array([[0.0, 0.0, 1.0], target.rot[:, 1]])
-        q_arm = solve_ik_rate_limited(scene.kin, scene.data, command, self.step_bound, iterations=self.rate_iterations,
-                                      free_axes=wp.axes(target), damping=self.rate_damping, prefer=prefer,
-                                      soft_axes=soft, soft_weight=self.yaw_weight,
-                                      joint_weights=None if self.joint_weights is None or wp.name not in self.weight_phases
-                                      else np.asarray(self.joint_weights, dtype=float))
+        command = self._lead(scene.ee(), target, self.ik_lead, 1.0)
+        q_arm = solve_ik_rate_limited(scene.kin, scene.data, command, self.step_bound,
+                                      free_axes=wp.axes(target), damping=self.ik_damping)
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1
