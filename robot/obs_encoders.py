@@ -4,10 +4,11 @@ Two kinds, one interface (:class:`ObsEncoder`):
 
 * :class:`VisionObsEncoder` wraps any ``egohod.load_encoder`` encoder (EgoVideo variants and the
   baselines r3m/clip/mvp/vc1/dinov2) and reads the demo/env RGB of one camera;
-* :class:`StateObsEncoder` (name ``state``) uses no pixels: its features are the env's
-  ``object_state`` (object joint positions, end-effector, task site and their difference; see
-  ``envs.kitchen_env``). The policy concatenates proprioception to every encoder's features, so
-  ``state`` sees object state + proprio: the classic privileged upper bound. It lives here, not
+* :class:`StateObsEncoder` (name ``state``) uses no pixels: its features are the task's part of
+  the env's ``object_state`` (task joint, end-effector, task site and their difference; see
+  ``envs.kitchen_env``; ``encoder.object_state=all`` keeps every object joint). The policy
+  concatenates proprioception to every encoder's features, so ``state`` sees object state +
+  proprio: the classic privileged upper bound. It lives here, not
   in the ``egohod`` encoder registry, because it reads simulator observations, not frames.
 
 Frame history (``frames``): with ``frames == 1`` the current frame is repeated to the
@@ -152,8 +153,8 @@ class StateObsEncoder(ObsEncoder):
     ``index`` is normally the task's entries (``envs.kitchen_env.task_state_index``: the task
     joint, end effector, task site and their difference). The other objects' joints are constant
     within an episode and differ between episodes only by reset noise, so with 25 demos they
-    act as an episode fingerprint a policy can overfit to (measured on microwave, see
-    robot/README.md).
+    act as an episode fingerprint a policy can overfit to (measured on microwave: README.md,
+    "Franka Kitchen behaviour cloning").
     """
 
     needs_rgb = False
