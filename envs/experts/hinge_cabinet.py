@@ -61,7 +61,7 @@ class HingeCabinetExpert(WaypointExpert):
     lead = 0.15              # door-angle lead of the pushed point along the arc
     max_depth_lead = 0.02    # ... but at most this far ahead along the fingers
     finger_gap = 0.018       # open finger's inner face (0.04 from the EE) minus the bar radius
-    press = 0.025            # how far the trailing finger is driven into the bar
+    press = 0.035            # how far the trailing finger is driven into the bar
     depth = 0.02             # bar this far ahead of the EE site along the fingers (toward the tips)
     contact_height = 0.12    # EE above the bar's lower end while pushing: between its mounts
     below = 0.03             # EE below the bar's lower end while not lined up with it
