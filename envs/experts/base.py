@@ -171,15 +171,20 @@ class WaypointExpert:
             st.index += 1
             st.steps_in_waypoint = 0
         wp = self.plan[st.index]
-        target = wp.target(scene)
-        command = self._lead(scene.ee(), target, wp.speed, wp.rot_speed)
-        q_arm = scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.axes(target))
+        q_arm = self.arm_target(scene, wp)
         action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
         st.steps_in_waypoint += 1
         st.steps += 1
         return action
 
     __call__ = act
+
+    def arm_target(self, scene: Scene, wp: Waypoint) -> np.ndarray:
+        """This step's arm joint target: a pose leading the hand toward the waypoint's target,
+        solved with damped least squares IK (experts may override the IK)."""
+        target = wp.target(scene)
+        command = self._lead(scene.ee(), target, wp.speed, wp.rot_speed)
+        return scene.kin.solve_ik(scene.data, command, iterations=self.ik_iterations, free_axes=wp.axes(target))
 
     @staticmethod
     def _lead(current: Pose, goal: Pose, speed: float, rot_speed: float) -> Pose:

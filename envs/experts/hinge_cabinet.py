@@ -183,26 +183,10 @@ class HingeCabinetExpert(WaypointExpert):
                      free_axes=self._axes("push")),
         ]
 
-    def act(self, env=None) -> np.ndarray:
-        """The next action: the base class' waypoint logic with the rate-limited IK."""
-        if self.scene is None:
-            if env is None:
-                raise RuntimeError("call expert.reset(env) before expert.act()")
-            self.reset(env)
-        scene, st = self.scene, self.state
-        while st.index < len(self.plan) - 1 and self.plan[st.index].done(scene, st.steps_in_waypoint):
-            st.log.append((self.plan[st.index].name, st.steps_in_waypoint))
-            st.index += 1
-            st.steps_in_waypoint = 0
-        wp = self.plan[st.index]
+    def arm_target(self, scene: Scene, wp: Waypoint) -> np.ndarray:
+        """The base class' step with the rate-limited IK."""
         target = wp.target(scene)
         command = self._lead(scene.ee(), target, self.ik_lead, 1.0)
         bound = self.push_step_bound if wp.name == "push" else self.step_bound
-        q_arm = solve_ik_rate_limited(scene.kin, scene.data, command, bound,
-                                      free_axes=wp.axes(target), damping=self.ik_damping)
-        action = scene.kin.joint_action(scene.data, q_arm, wp.gripper, dt=scene.dt, gain=self.servo_gain)
-        st.steps_in_waypoint += 1
-        st.steps += 1
-        return action
-
-    __call__ = act
+        return solve_ik_rate_limited(scene.kin, scene.data, command, bound,
+                                     free_axes=wp.axes(target), damping=self.ik_damping)
