@@ -6,7 +6,9 @@ Observation (a dict):
   then nothing is rendered and stepping runs at simulator speed);
 - ``proprio``: float32 ``[9]``, the 7 arm + 2 finger joint positions (the classic proprioception);
 - ``state``: float64 ``[59]``, the full simulator state ``[qpos (30), qvel (29)]``;
-- ``object_state``: float32 ``[30]``, the task-relevant object state for state-based baselines:
+- ``object_state``: float32 ``[30]``, the object state for state-based baselines
+  (``env.task_state_index`` / :func:`task_state_index` pick the entries of the env's task:
+  its joint(s) and 21:30):
 
   | slice   | content                                                                 |
   | ------- | ----------------------------------------------------------------------- |
