@@ -36,7 +36,6 @@ positions, control law).
 from __future__ import annotations
 
 import functools
-
 from typing import Any
 
 import gymnasium as gym

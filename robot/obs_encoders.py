@@ -8,8 +8,8 @@ Two kinds, one interface (:class:`ObsEncoder`):
   the env's ``object_state`` (task joint, end-effector, task site and their difference; see
   ``envs.kitchen_env``; ``encoder.object_state=all`` keeps every object joint). The policy
   concatenates proprioception to every encoder's features, so ``state`` sees object state +
-  proprio: the classic privileged upper bound. It lives here, not
-  in the ``egohod`` encoder registry, because it reads simulator observations, not frames.
+  proprio: the classic privileged upper bound. It lives here, not in the ``egohod`` encoder
+  registry, because it reads simulator observations, not frames.
 
 Frame history (``frames``): with ``frames == 1`` the current frame is repeated to the
 encoder's native clip length (``input_spec.num_frames``); with ``frames == k > 1`` the encoder

@@ -148,8 +148,7 @@ class Prepared:
 
 def state_index(cfg) -> list[int] | None:
     """The ``object_state`` entries the ``state`` encoder keeps (``encoder.object_state``)."""
-    choice = cfg.encoder.get("object_state", "task")
-    if cfg.encoder.name != STATE_ENCODER or choice == "all":
+    if cfg.encoder.name != STATE_ENCODER or cfg.encoder.object_state == "all":
         return None
     from envs.kitchen_env import task_state_index
 
@@ -178,9 +177,9 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
         return [np.asarray(e.obs[key]) for e in read_episodes(path, cfg.demos.num, [key])]
 
     shape = demo_obs_keys(path)[2][key][1:]
-    if isinstance(encoder, StateObsEncoder) and shape[0] * encoder.info.frames != encoder.info.embed_dim:
+    if isinstance(encoder, StateObsEncoder) and shape[0] != encoder.object_state_dim:
         encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device),  # object_state of another size
-                                  None if encoder.index is None else encoder.index.tolist())
+                                  encoder.info.state_index)
     episodes_idx = list(range(cfg.demos.num))
     identity = cache_identity(encoder.info, key, shape, sha, episodes_idx)
     t0 = time.perf_counter()
@@ -415,13 +414,13 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
         if sha != enc["weights"]:
             raise ConfigError(f"encoder/checkpoint mismatch: {enc_ckpt} has sha256 {sha[:16]}..., the policy was "
                               f"trained on weights {enc['weights'][:16]}...")
-    index = enc.get("state_index")
-    if index is not None:
-        from envs.kitchen_env import OBJECT_STATE_DIM
+    index = enc.get("state_index")  # absent in checkpoints of encoders that keep every entry
+    if index is None:
+        object_state_dim = enc["embed_dim"] // enc["frames"]
+    else:
+        from envs.kitchen_env import OBJECT_STATE_DIM as object_state_dim
     encoder = build_obs_encoder(enc["name"], enc_ckpt if enc["weights"] not in ("random", "none") else None,
-                                enc["frames"], str(device),
-                                object_state_dim=OBJECT_STATE_DIM if index is not None else enc["embed_dim"] // enc["frames"],
-                                state_index=index)
+                                enc["frames"], str(device), object_state_dim=object_state_dim, state_index=index)
     if encoder.info.embed_dim != ckpt["shapes"]["feature_dim"]:
         raise ConfigError(f"encoder {enc['name']} gives {encoder.info.embed_dim}-d features, the policy expects "
                           f"{ckpt['shapes']['feature_dim']}-d")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FORWARD, Waypoint, WaypointExpert, yaw_of, yawed
+from .base import FORWARD, JointTaskExpert, Waypoint, yaw_of, yawed
 from .kinematics import (FINGER_CLOSED, FINGER_OPEN, Pose, free_rotation_projector, orientation_error,
                          rotation_about)
 from .scene import Scene
@@ -17,7 +17,7 @@ def fingers_settled(scene: Scene) -> bool:
     return bool(np.abs(scene.data.qvel[scene.kin.finger_dof]).max() < 0.02)
 
 
-class ArticulationExpert(WaypointExpert):
+class ArticulationExpert(JointTaskExpert):
     """Drive one hinge/slide ``joint`` to ``goal`` through a contact near ``site``.
 
     Class attributes describe a task:
@@ -37,21 +37,15 @@ class ArticulationExpert(WaypointExpert):
       step (joint units).
     """
 
-    joint: str = ""
-    site: str = ""
-    default_goal: float = 0.0
     grasp: bool = True
     contact_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     approach: tuple[float, float, float] = (0.0, -0.10, 0.0)
     roll: float = 0.0
     tilt: tuple[float, float] = (0.0, 0.0)
-    overshoot: float = 0.05
-    lead: float = 0.15
     hold_gripper: float = FINGER_CLOSED
     reach_speed: float = 0.12  # lead (m per step) of the free-space reach
     pre_contact_tol: float = 0.03  # how close to the pre-contact pose before moving in (m)
     contact_speed: float = 0.05  # lead (m per step) while moving in to the contact
-    contact_tol: float | None = None  # how close to the contact before closing / carrying (m); None: 1.2 / 2 cm
     carry_speed: float = 0.07  # lead (m per step) while moving the part
     free_axes = None  # world rotation axes left free while reaching the contact (array or callable)
     # alternatives to ``free_axes``, tried first in order at the start of an episode: the first
@@ -64,10 +58,6 @@ class ArticulationExpert(WaypointExpert):
         super().__init__(goal)
         self._grip_rel: Pose | None = None  # contact pose in the moving body's frame
         self._heading: float = 0.0
-
-    @property
-    def target_value(self) -> float:
-        return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
 
     # -- geometry ------------------------------------------------------------------------
     def _part_frame(self, scene: Scene) -> np.ndarray:
@@ -103,10 +93,7 @@ class ArticulationExpert(WaypointExpert):
         body = self._moving_body(scene)
         rel = self._grip_rel
         attached = Pose(body.pos + body.rot @ rel.pos, body.rot @ rel.rot)
-        jf = scene.joint(self.joint)
-        aim = self.target_value + self.overshoot * np.sign(self.target_value - self._start_value)
-        delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
-        return jf.carry(attached, delta)
+        return scene.joint(self.joint).carry(attached, self.joint_delta(scene))
 
     def reachable(self, scene: Scene, target: Pose, axes, pos_tol: float = 0.005, rot_tol: float = 0.05) -> bool:
         """Whether IK (from the current arm configuration, in a scratch copy of the state) puts
@@ -131,19 +118,15 @@ class ArticulationExpert(WaypointExpert):
 
     # -- plan ----------------------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
-        task = self.env_task
-        if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
-            # follow the env's definition of the task (e.g. which cabinet door) over the defaults
-            self.joint, self.site = task.joints[0], task.site
+        self.start_joint_task(scene)
         self._heading = yaw_of(scene.site(self.site).rot)
-        self._start_value = scene.joint(self.joint).value
         self._grip_rel = None
         reach_grip = FINGER_OPEN if self.grasp else FINGER_CLOSED
         plan = [
             Waypoint("pre_contact", self.pre_contact_pose, reach_grip, pos_tol=self.pre_contact_tol, rot_tol=0.2,
                      max_steps=25,
                      speed=self.reach_speed),
-            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=self.contact_tol or (0.012 if self.grasp else 0.02),
+            Waypoint("contact", self.contact_pose, reach_grip, pos_tol=0.012 if self.grasp else 0.02,
                      rot_tol=0.1 if self.grasp else 0.2, max_steps=10 if self.grasp else 6,
                      speed=self.contact_speed),
         ]

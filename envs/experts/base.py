@@ -196,3 +196,38 @@ class WaypointExpert:
         angle = np.linalg.norm(rvec)
         rot = goal.rot if angle <= rot_speed else rotation_about(rvec / angle, rot_speed) @ current.rot
         return Pose(pos, rot)
+
+
+class JointTaskExpert(WaypointExpert):
+    """A waypoint expert that drives one object ``joint`` (handle ``site``) to the task's goal.
+
+    ``joint`` / ``site`` follow the env's task record when it names this task (e.g. which
+    cabinet door); ``default_goal`` is used only when the env states no goal. ``overshoot``:
+    how far past the goal the expert aims, in joint units, so that the joint settles inside the
+    success threshold; ``lead``: how far ahead of the joint's current value a carried contact
+    is placed each step.
+    """
+
+    joint: str = ""
+    site: str = ""
+    default_goal: float = 0.0
+    overshoot: float = 0.05
+    lead: float = 0.15
+
+    @property
+    def target_value(self) -> float:
+        return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
+
+    def start_joint_task(self, scene: Scene) -> None:
+        """Adopt the env's joint/site for this task and remember the joint's start value."""
+        task = self.env_task
+        if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
+            self.joint, self.site = task.joints[0], task.site
+        self._start_value = scene.joint(self.joint).value
+
+    def joint_delta(self, scene: Scene) -> float:
+        """How far to move the joint this step: toward the goal plus ``overshoot`` (in the
+        direction of travel from the start value), at most ``lead``."""
+        aim = self.target_value + self.overshoot * np.sign(self.target_value - self._start_value)
+        return float(np.clip(aim - scene.joint(self.joint).value, -self.lead, self.lead))
+

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_expert
-from .base import FORWARD, Waypoint, WaypointExpert
+from .base import FORWARD, JointTaskExpert, Waypoint
 from .kinematics import FINGER_OPEN, Pose, rotation_about
 from .rate_ik import solve_ik_rate_limited
 from .scene import Scene
@@ -47,7 +47,7 @@ def _wrap(angle: float) -> float:
 
 
 @register_expert("hinge_cabinet")
-class HingeCabinetExpert(WaypointExpert):
+class HingeCabinetExpert(JointTaskExpert):
     """Fork push on the hinged door's vertical handle bar (the door is the env task's joint:
     ``envs`` uses the RIGHT door, ``right_hinge_cabinet``, see envs/kitchen_tasks.py).
 
@@ -80,10 +80,6 @@ class HingeCabinetExpert(WaypointExpert):
         super().__init__(goal)
         self._bar_half = None
         self._axes_locked = {"align": False, "push": False}
-
-    @property
-    def target_value(self) -> float:
-        return float(self.goal[0]) if self.goal is not None else float(self.default_goal)
 
     # -- geometry -------------------------------------------------------------------------
     def _bar(self, scene: Scene) -> tuple[np.ndarray, float]:
@@ -148,8 +144,7 @@ class HingeCabinetExpert(WaypointExpert):
         jf = scene.joint(self.joint)
         c, end = self._bar(scene)
         bar = np.array([c[0], c[1], end + self.contact_height])
-        aim = self.target_value + self.overshoot * np.sign(self.target_value - self._start_value)
-        delta = float(np.clip(aim - jf.value, -self.lead, self.lead))
+        delta = self.joint_delta(scene)
         step = jf.carry(Pose(bar, np.eye(3)), delta).pos - bar
         ee = scene.ee()
         point, close = _unit_xy(ee.rot[:, 2]), _unit_xy(ee.rot[:, 1])
@@ -170,11 +165,8 @@ class HingeCabinetExpert(WaypointExpert):
 
     # -- plan and control -----------------------------------------------------------------
     def waypoints(self, scene: Scene) -> list[Waypoint]:
-        task = self.env_task
-        if task is not None and getattr(task, "name", None) == self.task and getattr(task, "joints", None):
-            self.joint, self.site = task.joints[0], task.site  # follow the env's task definition
+        self.start_joint_task(scene)
         self._bar_half = self._bar_half_length(scene)
-        self._start_value = scene.joint(self.joint).value
         self._axes_locked = {"align": False, "push": False}
         return [
             Waypoint("align", self.align_pose, FINGER_OPEN, until=self.engaged, max_steps=45,
