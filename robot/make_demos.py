@@ -19,7 +19,6 @@ Library use (the BC scripts call this to generate-and-cache demos)::
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -33,6 +32,8 @@ if __name__ == "__main__":
 
 import numpy as np
 from omegaconf import MISSING
+
+from egohod.fileio import file_lock
 
 ENV_FAMILY = "kitchen"
 N_ACTION = 9  # 7 arm joint + 2 finger velocities
@@ -334,20 +335,6 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextlib.contextmanager
-def exclusive_lock(out: Path):
-    """Hold an exclusive lock on ``<out>.lock`` (POSIX ``flock``; released when the process dies)."""
-    import fcntl
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 # ------------------------------------------------------------------------------ the job
 @dataclass
 class DemoStats:
@@ -397,7 +384,7 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
     cameras = resolve_cameras(None, cameras)
     check_request(task, cameras, num_demos, image_size, workers, horizon, action_noise)
     out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed, action_noise))
-    with exclusive_lock(out):  # a second process asking for the same file waits, then reuses it
+    with file_lock(out):  # a second process asking for the same file waits, then reuses it
         env_args = demo_env_args(task, cameras, image_size, seed, horizon, action_noise)
         stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
         if out.exists() and not overwrite:

@@ -29,23 +29,12 @@ from typing import Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..fileio import atomic_write_text
 from .clips import load_clips
 from .types import Clip
 
 
 # ----------------------------------------------------------------------------- io helpers
-def atomic_write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
 def read_jsonl(path: Path) -> list[dict]:
     out = []
     with Path(path).open(encoding="utf-8") as f:
