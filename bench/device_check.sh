@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one call, JSON into $OUT: install <= 200 s + checks <= 330 s
+# (their time limits add up to 530 s, under the 9 minutes a device session can spend on it).
+#
+#   bash bench/device_check.sh            # on the GPU machine; OUT defaults to ./device_check
+#
+# Each check runs under its own time limit and writes <name>.json (the bench's own JSON) and
+# <name>.log; a check that fails or times out is recorded in summary.json and the rest go on.
+# Installs the pinned stack first when the machine is bare (make venv), unless SKIP_INSTALL=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-device_check}
+mkdir -p "$OUT"
+export MUJOCO_GL=${MUJOCO_GL:-egl} WANDB_MODE=offline
+START=$(date +%s)
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+  timeout 200 make venv > "$OUT/install.log" 2>&1 || echo "install failed or timed out (see install.log)" >&2
+fi
+PY=${PY:-.venv/bin/python}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/nvidia_smi.csv" 2>&1 || true
+
+declare -a RESULTS=()
+check() {  # check NAME LIMIT_S CMD...
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s)
+  timeout "$limit" "$@" > "$OUT/$name.json.tmp" 2> "$OUT/$name.log"
+  local rc=$?
+  # the benches print one JSON document on stdout; keep it only when it parses
+  if "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/$name.json.tmp" 2>/dev/null; then
+    mv "$OUT/$name.json.tmp" "$OUT/$name.json"
+  else
+    mv "$OUT/$name.json.tmp" "$OUT/$name.stdout"
+  fi
+  RESULTS+=("{\"check\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - t0 ))}")
+}
+
+# 1. the gpu-marked tests (pretraining step on CUDA, 100DOH on CUDA)
+check gpu_tests 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml"
+# 2. encoders: frozen ViT-B inference, B/L training step (the 520 clips/s anchor), compile
+check encoder_b_infer 30 "$PY" bench/encoder_throughput.py --variant egovideo_b --batch 128 --frames 1 --dtype bf16 --device cuda
+check encoder_b_train 60 "$PY" bench/encoder_throughput.py --variant egovideo_b --batch 128 --dtype bf16 --backward --text --compile --device cuda
+check encoder_small_train 25 "$PY" bench/encoder_throughput.py --variant egovideo_small --batch 64 --dtype bf16 --backward --text --dual --device cuda
+# 3. one pretraining step as training runs it (AdamW included), B and dual path
+check pretrain_step_b 30 "$PY" bench/pretrain_step.py --model egovideo_b --batch 128 --device cuda --precision bf16
+check pretrain_step_b_dual 30 "$PY" bench/pretrain_step.py --model egovideo_b --batch 64 --slow-frames 16 --device cuda --precision bf16
+# 4. BC: cached features vs in-loop encoder, and kitchen rendering with NVIDIA EGL
+check bc_pipeline 30 "$PY" bench/bc_pipeline.py --encoder egovideo_b --steps 5000 --inloop-steps 100 --device cuda
+check kitchen_render 20 "$PY" bench/kitchen_render.py --steps 100
+# 5. HOD: 100DOH detector speed (random weights: timing only)
+check hod_100doh 15 "$PY" bench/hod_throughput.py --detector 100doh --random-weights --device cuda --fp16
+
+{
+  echo "{\"seconds\": $(( $(date +%s) - START )), \"host\": \"$(hostname)\", \"checks\": ["
+  (IFS=,; echo "${RESULTS[*]}")
+  echo "]}"
+} > "$OUT/summary.json"
+cat "$OUT/summary.json"
