@@ -74,7 +74,8 @@ def build_model(cfg: PretrainConfig, info: DistInfo):
 
     torch.manual_seed(cfg.train.seed)  # identical initialisation on every rank
     kw = {"adapter": True} if cfg.model.stage != "contrastive" else {}
-    model = egohod.create_model(cfg.model.name, checkpoint=cfg.model.checkpoint, num_frames=cfg.data.num_frames, **kw)
+    model = egohod.create_model(cfg.model.name, checkpoint=cfg.model.checkpoint, num_frames=cfg.data.num_frames,
+                                seed=cfg.train.seed, **kw)
     _bind_slow_grad(model, cfg.model.slow_grad)
     model.set_trainable(cfg.model.stage)
     if cfg.model.grad_checkpointing:

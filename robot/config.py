@@ -17,6 +17,7 @@ from omegaconf import MISSING
 class EncoderConfig:
     name: str = MISSING               # a registered encoder (egohod.list_encoders()) or "state"
     checkpoint: Optional[str] = None  # weights file; null = random weights (labelled RANDOM WEIGHTS)
+    seed: Optional[int] = None        # seed of random weights (egohod.load_encoder(..., seed=)); null: the run's `seed`
     frames: int = 1                   # 1: the current frame (repeated to the encoder's clip length); k>1: last k frames
     object_state: str = "task"        # encoder=state only: "task" (task joint, end effector, site) or "all" 30 entries
 
@@ -90,6 +91,7 @@ class TrainBCConfig:
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     out_dir: str = MISSING
     resume: bool = True               # continue from out_dir/checkpoints/last when it exists
+    overwrite: bool = False           # resume=false on a folder holding a previous run: replace it (else refused)
 
 
 @dataclass

@@ -281,7 +281,22 @@ def _open_hdf5(path: str | os.PathLike):
         raise FileNotFoundError(f"demo file not found: {path}")
     if not path.is_file() or not h5py.is_hdf5(path):
         raise DemoFileError(f"{path} is not an HDF5 file")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # e.g. "truncated file: eof = ..., stored_eof = ..."
+        raise DemoFileError(f"{path}: cannot open the HDF5 file, it is truncated or corrupt ({exc}); "
+                            "copy it again or regenerate it") from exc
+
+
+def read_dataset(group, key: str, path) -> np.ndarray:
+    """``group[key][()]`` with errors that name the file and the key (``data/demo_3/obs/rgb_left``)."""
+    name = f"{group.name.lstrip('/')}/{key}"
+    try:
+        return group[key][()]
+    except KeyError as exc:
+        raise DemoFileError(f"{path}: no dataset {name!r} (available: {sorted(group.keys())})") from exc
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise DemoFileError(f"{path}: cannot read {name!r}, the file is truncated or corrupt ({exc})") from exc
 
 
 def _sorted_demo_names(data_group, path) -> list[str]:
@@ -350,9 +365,9 @@ def read_demos(path: str | os.PathLike, obs_keys: Sequence[str] | None = None,
             seed = attrs.pop("seed", None)
             task = attrs.pop("task", None)
             episode = Episode(
-                obs={k: grp["obs"][k][()] for k in keys},
-                actions=grp["actions"][()], rewards=grp["rewards"][()],
-                dones=grp["dones"][()], states=grp["states"][()],
+                obs={k: read_dataset(grp["obs"], k, path) for k in keys},
+                actions=read_dataset(grp, "actions", path), rewards=read_dataset(grp, "rewards", path),
+                dones=read_dataset(grp, "dones", path), states=read_dataset(grp, "states", path),
                 seed=None if seed is None else int(seed), task=task, attrs=attrs,
             )
             if num_samples is not None and int(num_samples) != episode.num_samples:

@@ -42,7 +42,7 @@ class EncoderInfo:
     """Identity of an encoder: stored in results, checkpoints and the feature-cache key."""
 
     name: str
-    weights: str          # "random", sha256 of the weights file, or "none" (state)
+X
     checkpoint: str | None
     frames: int
     clip_len: int         # frames per encoder call
@@ -52,15 +52,28 @@ class EncoderInfo:
 
     @property
     def random_weights(self) -> bool:
-        return self.weights == "random"
+        from egohod.models import is_random_weights
+
+        return is_random_weights(self.weights)
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of random weights (``None`` for a checkpoint, the state encoder or an unseeded record)."""
+        from egohod.models import random_weights_seed
+
+        return random_weights_seed(self.weights)
 
     @property
     def label(self) -> str:
-        return f"{self.name} (RANDOM WEIGHTS)" if self.random_weights else self.name
+        if not self.random_weights:
+            return self.name
+        return f"{self.name} (RANDOM WEIGHTS, seed {self.seed})" if self.seed is not None else \
+            f"{self.name} (RANDOM WEIGHTS)"
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
         d["random_weights"] = self.random_weights
+        d["seed"] = self.seed
         return d
 
 
@@ -95,13 +108,15 @@ class ObsEncoder:
 class VisionObsEncoder(ObsEncoder):
     needs_rgb = True
 
-    def __init__(self, name: str, checkpoint: str | None = None, frames: int = 1, device: str = "cpu"):
+    def __init__(self, name: str, checkpoint: str | None = None, frames: int = 1, device: str = "cpu",
+                 seed: int = 0):
         import egohod
 
         if frames < 1:
             raise ValueError(f"encoder.frames must be >= 1, got {frames}")
         spec = egohod.get_input_spec(name)
-        self.model = egohod.load_encoder(name, checkpoint=checkpoint, num_frames=None if frames == 1 else frames)
+        self.model = egohod.load_encoder(name, checkpoint=checkpoint, num_frames=None if frames == 1 else frames,
+                                         seed=seed)
         self.model.to(device)
         self.device = torch.device(device)
         clip_len = int(self.model.num_frames)
@@ -202,9 +217,10 @@ class StateObsEncoder(ObsEncoder):
 
 
 def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: str = "cpu",
-                      object_state_dim: int = 30, state_index=None) -> ObsEncoder:
+                      object_state_dim: int = 30, state_index=None, seed: int = 0) -> ObsEncoder:
     """The encoder named in the config, with clear errors for unknown names and checkpoints
-    that do not fit."""
+    that do not fit. Without a checkpoint a vision encoder has the random weights of
+    ``egohod.load_encoder(name, seed=seed)`` (``info.weights == "random:seed=<seed>"``)."""
     if name == STATE_ENCODER:
         if checkpoint is not None:
             raise ValueError(f"encoder 'state' has no weights; got encoder.checkpoint={checkpoint!r} (set it to null)")
@@ -217,7 +233,7 @@ def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: st
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"encoder.checkpoint={checkpoint!r}: file not found (encoder {name})")
     try:
-        return VisionObsEncoder(name, checkpoint, frames, device)
+        return VisionObsEncoder(name, checkpoint, frames, device, seed=seed)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
         if checkpoint is None:
             raise
@@ -225,7 +241,8 @@ def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: st
 
 
 def cache_identity(info: EncoderInfo, obs_key: str, obs_shape, dataset_sha256: str, episodes: list[int]) -> dict:
-    """Everything the frozen features of a dataset depend on."""
+    """Everything the frozen features of a dataset depend on (``weights`` carries the seed of
+    random weights: "random:seed=N")."""
     return {
         "format": 1,
         "encoder": info.name,

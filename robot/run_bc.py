@@ -3,7 +3,15 @@ periodic success-rate evaluations -> results, checkpoints, plot, videos.
 
 ``robot/train_bc.py`` (Hydra) composes the config and calls :func:`train_bc`; tests and
 benchmarks call the same functions. Everything that can be wrong with the inputs (demo file,
-camera, encoder checkpoint, policy options) is checked in :func:`prepare` before any training.
+its recorded task, cameras and image size, encoder checkpoint, policy options, the state of
+``out_dir``) is checked before anything is written to ``out_dir``.
+
+A run owns its folder: :func:`train_bc` holds an exclusive :class:`egohod.fileio.FolderLock` on
+``out_dir`` (a second run there fails at once naming the holder's PID and host); a folder holding
+a previous run is resumed (``resume=true``, the default) or, with ``resume=false``, refused unless
+``overwrite=true`` (which replaces that run's checkpoints, results, plot, videos and evaluations).
+A run that fails before its first write leaves ``out_dir`` as it found it (an empty folder it
+created is removed).
 """
 from __future__ import annotations
 
@@ -14,10 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egohod.fileio import FolderLock
+from egohod.models import is_random_weights, random_weights_seed
+
 from .bc_data import BCData
 from .config import ConfigError, validate
 from .evaluation import EvalEnvs, evaluate, run_episodes, write_video
-from .features import FeatureCache, atomic_write_bytes, cached_features, file_sha256
+from .features import FeatureCache, cached_features, file_sha256
 from .obs_encoders import STATE_ENCODER, ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
 from .results import RunResults, plot_success_curve, summary_table
 from .training import (build_policy_from_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
@@ -63,16 +74,35 @@ def check_env(env_cfg) -> None:
 def demo_obs_keys(path: str | Path) -> tuple[int, set[str], dict[str, tuple]]:
     """(number of demos, observation keys, shape per key of the first demo) of a demo file in
     the robomimic HDF5 layout (``data/demo_N/obs/<key>``)."""
-    import h5py
+    from robot.demos import DemoFileError, _open_hdf5, _sorted_demo_names
 
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         if "data" not in f:
-            raise ValueError(f"demo file {path} has no 'data' group (expected the robomimic HDF5 layout)")
-        names = sorted(f["data"].keys(), key=lambda s: int(s.split("_")[-1]) if s.split("_")[-1].isdigit() else s)
-        if not names:
-            raise ValueError(f"demo file {path} holds no demos")
+            raise DemoFileError(f"demo file {path} has no 'data' group (expected the robomimic HDF5 layout)")
+        names = _sorted_demo_names(f["data"], path)
+        if "obs" not in f["data"][names[0]]:
+            raise DemoFileError(f"{path}: data/{names[0]} has no 'obs' group")
         obs = f["data"][names[0]]["obs"]
         return len(names), set(obs.keys()), {k: tuple(obs[k].shape) for k in obs.keys()}
+
+
+def demo_record(path: str | Path) -> dict:
+    """What a demo file says it was recorded for: ``{"task", "env_name", "cameras", "image_size",
+    "episode_task"}`` (``env_args`` of the file, and the ``task`` attribute of its first demo)."""
+    from robot.demos import DemoFileError, _decode_attr, _open_hdf5, _sorted_demo_names, read_env_args
+
+    try:
+        args = read_env_args(path)
+    except DemoFileError as exc:
+        raise DemoFileError(f"{exc}: the file does not record the task, cameras and image size it was made "
+                            "for (robot/make_demos.py and robot/demo_sources.py convert write them)") from exc
+    with _open_hdf5(path) as f:
+        first = f["data"][_sorted_demo_names(f["data"], path)[0]]
+        episode_task = _decode_attr(first.attrs["task"]) if "task" in first.attrs else None
+    env_name = args.get("env_name")
+    task = args.get("task") or (env_name.split("/", 1)[-1] if isinstance(env_name, str) else None)
+    return {"task": task, "env_name": env_name, "cameras": args.get("cameras"),
+            "image_size": args.get("image_size"), "episode_task": episode_task}
 
 
 def generated_demos_path(cfg, cameras: list[str]) -> Path:
@@ -103,10 +133,48 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
     return Path(path)
 
 
+def demos_option(cfg, path: Path) -> str:
+    """How the run's config names this demo file (for error messages)."""
+    return f"demos.path={cfg.demos.path}" if cfg.demos.path else f"generated demo file {path} (demos.cache_dir)"
+
+
 def check_demos(path: Path, cfg, encoder: ObsEncoder) -> str:
-    """Validate the demo file for this run; return the observation key the encoder reads."""
+    """Validate the demo file for this run; return the observation key the encoder reads.
+
+    The file's recorded task must be the run's ``env.task`` (training on one task's demos and
+    evaluating on another's env gives meaningless success rates), and for vision encoders its
+    recorded cameras must include ``env.camera`` and its image size equal ``env.image_size``.
+    An unreadable (truncated, corrupt) file is an error naming the file and the key."""
+    from robot.demos import DemoFileError
+
+    try:
+        return _check_demos(path, cfg, encoder)
+    except DemoFileError as exc:
+        raise DemoFileError(f"{demos_option(cfg, path)}: {exc}") from exc
+
+
+def _check_demos(path: Path, cfg, encoder: ObsEncoder) -> str:
     n, keys, shapes = demo_obs_keys(path)
+    rec = demo_record(path)
+    for what, recorded in (("task", rec["task"]), ("task attribute of the first demo", rec["episode_task"])):
+        if recorded is not None and recorded != cfg.env.task:
+            raise ConfigError(f"demo file {path} was recorded for task {recorded!r} ({what}) but env.task="
+                              f"{cfg.env.task!r}: set env.task={recorded} or use demos of {cfg.env.task!r}")
+    if rec["task"] is None:
+        raise ConfigError(f"demo file {path} records no task (env_args has neither 'task' nor 'env_name'); "
+                          "convert it with robot/demo_sources.py, which records it")
+    if rec["env_name"] is not None and rec["env_name"] != env_id(cfg.env):
+        raise ConfigError(f"demo file {path} was recorded in environment {rec['env_name']!r} but this run "
+                          f"evaluates {env_id(cfg.env)!r} (env.name/env.task)")
     key = encoder.obs_key(cfg.env.camera)
+    if encoder.needs_rgb and rec["cameras"] is not None and cfg.env.camera not in rec["cameras"]:
+        raise ConfigError(f"camera {cfg.env.camera!r} is not in demo file {path} (cameras in the file: "
+                          f"{', '.join(rec['cameras']) or 'none'}, as recorded in its env_args). Set env.camera to one of them or use a demo "
+                          "file rendered from that camera")
+    if encoder.needs_rgb and rec["image_size"] is not None and int(rec["image_size"]) != cfg.env.image_size:
+        raise ConfigError(f"demo file {path} was recorded at image size {rec['image_size']} but env.image_size="
+                          f"{cfg.env.image_size}: training and evaluation images would differ; set "
+                          f"env.image_size={rec['image_size']}")
     if key not in keys:
         cams = sorted(k[len("rgb_"):] for k in keys if k.startswith("rgb_"))
         if encoder.needs_rgb:
@@ -127,10 +195,15 @@ def check_demos(path: Path, cfg, encoder: ObsEncoder) -> str:
     return key
 
 
-def read_episodes(path: Path, num: int, obs_keys: list[str]):
-    from robot.demos import read_demos
+def read_episodes(path: Path, num: int, obs_keys: list[str], cfg=None):
+    from robot.demos import DemoFileError, read_demos
 
-    return read_demos(str(path), obs_keys=obs_keys, max_demos=num)
+    try:
+        return read_demos(str(path), obs_keys=obs_keys, max_demos=num)
+    except DemoFileError as exc:
+        if cfg is None:
+            raise
+        raise DemoFileError(f"{demos_option(cfg, path)}: {exc}") from exc
 
 
 # --- preparation ----------------------------------------------------------------------------
@@ -144,6 +217,11 @@ class Prepared:
     obs_key: str
     feature_cache_hit: bool
     feature_seconds: float
+
+
+def encoder_seed(cfg) -> int:
+    """Seed of the encoder's random weights: ``encoder.seed``, else the run's ``seed``."""
+    return int(cfg.seed if cfg.encoder.get("seed") is None else cfg.encoder.seed)
 
 
 def state_index(cfg) -> list[int] | None:
@@ -165,16 +243,17 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
     policy_options(name, policy_cfg)  # unknown policy / option -> error now
     check_env(cfg.env)
     encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.frames, str(device),
-                                state_index=state_index(cfg))
+                                state_index=state_index(cfg), seed=encoder_seed(cfg))
     if encoder.info.random_weights:
-        log(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (no encoder.checkpoint given)")
+        log(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (seed {encoder.info.seed}; no "
+            "encoder.checkpoint given)")
     path = ensure_demos(cfg, encoder, log)
     key = check_demos(path, cfg, encoder)
     sha = file_sha256(path, memo_dir=cfg.cache.dir)
-    eps = read_episodes(path, cfg.demos.num, ["proprio"])  # actions + proprio; frames only on a cache miss
+    eps = read_episodes(path, cfg.demos.num, ["proprio"], cfg)  # actions + proprio; frames only on a cache miss
 
     def load_obs():
-        return [np.asarray(e.obs[key]) for e in read_episodes(path, cfg.demos.num, [key])]
+        return [np.asarray(e.obs[key]) for e in read_episodes(path, cfg.demos.num, [key], cfg)]
 
     shape = demo_obs_keys(path)[2][key][1:]
     if isinstance(encoder, StateObsEncoder) and shape[0] != encoder.object_state_dim:
@@ -250,17 +329,100 @@ def checkpoint_payload(cfg, prep: Prepared, policy, optimizer, generator, result
     }
 
 
-def train_bc(cfg, out_dir: str | Path) -> dict:
-    """Train and evaluate one protocol cell; returns the results dict (also in results.json)."""
+PREVIOUS_RUN_OUTPUTS = ("checkpoints", "results.json", "success_curve.png", "videos", "eval", "config.yaml",
+                        "overrides.yaml")
+
+
+def check_out_dir(cfg, out: Path) -> str:
+    """What to do with ``out_dir``: "new" (nothing to keep), "resume" (continue checkpoints/last)
+    or "overwrite" (replace a previous run, ``overwrite=true``). A previous run's work is never
+    replaced silently: with ``resume=false`` (or results without a checkpoint to resume) the run is
+    refused unless ``overwrite=true``."""
+    last = out / "checkpoints" / "last"
+    has_ckpt, has_results = last.exists(), (out / "results.json").is_file()
+    if not (has_ckpt or has_results):
+        return "new"
+    if cfg.overwrite:
+        return "overwrite"
+    if cfg.resume and has_ckpt:
+        return "resume"
+    what = f"checkpoints up to {last.resolve().name}" if has_ckpt else "results.json but no checkpoint to resume"
+    hint = "resume=true continues it, " if has_ckpt else ""
+    raise ConfigError(f"out_dir={out} holds a previous run ({what}); {hint}overwrite=true replaces it, or choose "
+                      "another out_dir")
+
+
+def _remove_previous_run(out: Path) -> None:
+    import shutil
+
+    for name in PREVIOUS_RUN_OUTPUTS:
+        p = out / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _write_run_config(cfg, out: Path, overrides: list[str] | None) -> None:
     from omegaconf import OmegaConf
 
+    from egohod.fileio import atomic_write_text
+
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if overrides is not None:
+        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds on an empty folder
+    except OSError:
+        pass
+
+
+def train_bc(cfg, out_dir: str | Path, overrides: list[str] | None = None) -> dict:
+    """Train and evaluate one protocol cell; returns the results dict (also in results.json).
+
+    ``out_dir`` is locked for the whole run; every check (config, environment, encoder, demo
+    file, resume compatibility, previous run in the folder) passes before the first write to
+    it (``config.yaml``, and ``overrides.yaml`` with the command-line ``overrides``)."""
+    out = Path(out_dir)
+    validate(cfg)
+    lock = FolderLock(out, what="robot/train_bc.py")
+    lock.acquire()  # a second run in out_dir fails here, naming the holder's PID and host
+    started = False
+    try:
+        action = check_out_dir(cfg, out)
+        run = _setup(cfg, out, action)
+        if action == "overwrite":
+            _remove_previous_run(out)
+        _write_run_config(cfg, out, overrides)
+        started = True
+        return _run(cfg, out, run)
+    finally:
+        lock.release()
+        if not started:
+            _remove_if_empty(out)
+
+
+@dataclass
+class _Run:
+    prep: Prepared
+    policy: object
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    results: RunResults
+    device: torch.device
+    start: int
+    train_seconds: float
+    log: object
+
+
+def _setup(cfg, out: Path, action: str) -> _Run:
+    """Everything that can fail before the first write: inputs, features, policy, resume state."""
     from policies import create_policy
 
-    con = console()
-    log = con.print
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    log = console().print
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -278,20 +440,29 @@ def train_bc(cfg, out_dir: str | Path) -> dict:
     generator = torch.Generator().manual_seed(cfg.seed)
     results = RunResults(results_header(cfg, prep, policy))
     start, train_seconds = 0, 0.0
-    last = out / "checkpoints" / "last"
-    if cfg.resume and last.exists():
-        start, train_seconds = _resume(last, cfg, prep, policy, optimizer, generator, results, log)
+    if action == "resume":
+        start, train_seconds = _resume(out / "checkpoints" / "last", cfg, prep, policy, optimizer, generator,
+                                       results, log)
+    elif action == "overwrite":
+        log(f"[bold yellow]overwrite=true[/]: replacing the previous run in {out}")
+    return _Run(prep, policy, optimizer, generator, results, device, start, train_seconds, log)
+
+
+def _run(cfg, out: Path, r: _Run) -> dict:
+    prep, data, log, results = r.prep, r.prep.data, r.log, r.results
     label = prep.encoder.info.label
     log(f"[bold]BC[/] {label} | {env_id(cfg.env)} camera={cfg.env.camera} | {cfg.demos.num} demos "
-        f"({data.num_steps} steps, features {data.dims['feature_dim']}-d) | policy {pname} | seed {cfg.seed} | "
-        f"{cfg.train.steps} steps | device {device}")
-    wb = WandbLogger(cfg, out, f"{prep.encoder.info.name}-{cfg.env.task}-{cfg.env.camera}-s{cfg.seed}")
+        f"({data.num_steps} steps, features {data.dims['feature_dim']}-d) | policy {cfg.policy.name} | "
+        f"seed {cfg.seed} | {cfg.train.steps} steps | device {r.device}")
+    random_tag = "-RANDOM" if prep.encoder.info.random_weights else ""
+    wb = WandbLogger(cfg, out, f"{prep.encoder.info.name}{random_tag}-{cfg.env.task}-{cfg.env.camera}-s{cfg.seed}")
     camera = cfg.env.camera if prep.encoder.needs_rgb else None
     pool = EvalEnvs(env_id(cfg.env), cfg.eval.num_envs, camera, cfg.env.image_size, cfg.env.horizon,
                     env_kwargs(cfg.env))
     try:
-        _loop(cfg, prep, policy, optimizer, generator, results, pool, wb, out, device, start, train_seconds, log)
-        _final_videos(cfg, prep, policy, out, device, log)
+        _loop(cfg, prep, r.policy, r.optimizer, r.generator, results, pool, wb, out, r.device, r.start,
+              r.train_seconds, log)
+        _final_videos(cfg, prep, r.policy, out, r.device, log)
         results.data["complete"] = True
         results.data["timing"]["feature_seconds"] = round(prep.feature_seconds, 2)
         results.data["timing"]["feature_cache_hit"] = prep.feature_cache_hit
@@ -398,6 +569,19 @@ def _final_videos(cfg, prep, policy, out: Path, device, log) -> list[Path]:
     return paths
 
 
+def _checkpoint_encoder_seed(ckpt: dict) -> int:
+    """Seed of the random encoder a policy was trained on (0 for encoders with a weights file)."""
+    enc = ckpt["encoder"]
+    if not is_random_weights(enc["weights"]):
+        return 0
+    seed = random_weights_seed(enc["weights"])
+    if seed is None:
+        raise ConfigError(f"{ckpt['path']} was trained on an unseeded random {enc['name']} encoder (weights "
+                          "'random', from before random weights were seeded): that encoder cannot be rebuilt, "
+                          "so its policy cannot be evaluated; retrain it")
+    return seed
+
+
 def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "auto",
                         encoder_checkpoint: str | None = None, out_dir: str | Path | None = None) -> dict:
     """Re-evaluate a saved policy (``robot/eval_bc.py``)."""
@@ -405,7 +589,8 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     device = resolve_device(device_name)
     enc = ckpt["encoder"]
     enc_ckpt = encoder_checkpoint or enc.get("checkpoint")
-    if enc["weights"] not in ("random", "none"):
+    seed = _checkpoint_encoder_seed(ckpt)
+    if not is_random_weights(enc["weights"]) and enc["weights"] != "none":
         if not enc_ckpt or not Path(enc_ckpt).is_file():
             raise FileNotFoundError(f"the policy was trained on encoder {enc['name']} with weights sha256 "
                                     f"{enc['weights'][:16]}..., whose file {enc_ckpt!r} is not found; "
@@ -419,8 +604,12 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
         object_state_dim = enc["embed_dim"] // enc["frames"]
     else:
         from envs.kitchen_env import OBJECT_STATE_DIM as object_state_dim
-    encoder = build_obs_encoder(enc["name"], enc_ckpt if enc["weights"] not in ("random", "none") else None,
-                                enc["frames"], str(device), object_state_dim=object_state_dim, state_index=index)
+    has_file = not is_random_weights(enc["weights"]) and enc["weights"] != "none"
+    encoder = build_obs_encoder(enc["name"], enc_ckpt if has_file else None, enc["frames"], str(device),
+                                object_state_dim=object_state_dim, state_index=index, seed=seed)
+    if encoder.info.weights != enc["weights"]:  # the same seed or the same file: the training encoder
+        raise ConfigError(f"rebuilt encoder {enc['name']} has weights {encoder.info.weights!r}, the policy was "
+                          f"trained on {enc['weights']!r}")
     if encoder.info.embed_dim != ckpt["shapes"]["feature_dim"]:
         raise ConfigError(f"encoder {enc['name']} gives {encoder.info.embed_dim}-d features, the policy expects "
                           f"{ckpt['shapes']['feature_dim']}-d")

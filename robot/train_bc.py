@@ -7,8 +7,11 @@
         hydra.sweep.dir=multirun/r3m && python robot/summarize.py multirun/r3m
 
 Config: configs/robot/train_bc.yaml (groups encoder/, env/, policy/). Outputs in out_dir:
-config.yaml, results.json, success_curve.png, checkpoints/<step>/policy.pt (+ last), videos/,
-wandb/ (offline unless wandb.mode=online).
+config.yaml (resolved config), overrides.yaml (the command line), results.json,
+success_curve.png, checkpoints/<step>/policy.pt (+ last), videos/, wandb/ (offline unless
+wandb.mode=online). Hydra writes nothing there itself (``hydra.output_subdir: null``, job log
+to stdout), so a run refused by a check leaves out_dir as it was; see robot/run_bc.py for the
+folder lock, resume and ``overwrite=true``.
 """
 import os
 import sys
@@ -28,7 +31,9 @@ register_configs()
 def main(cfg) -> None:
     from robot.run_bc import train_bc
 
-    train_bc(cfg, HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    # run: out_dir (= hydra.run.dir); multirun: each job's own sweep subdir
+    train_bc(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def run_extract(cfg: ExtractConfig) -> dict:
 
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # reproducible random weights when no checkpoint is given
-    encoder = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames).to(device)
+    encoder = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames, seed=cfg.seed).to(device)
     window = cfg.window or cfg.stride
     root, out = Path(cfg.videos), Path(cfg.out)
     index = {"encoder": cfg.encoder, "checkpoint": cfg.checkpoint, "weights": getattr(encoder, "weights", "unknown"),

@@ -105,7 +105,7 @@ class ZeroShotModel:
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.cfg.precision]
         torch.manual_seed(self.cfg.seed)  # reproducible random weights when no checkpoint is given
         model = create_model(self.cfg.encoder, checkpoint=self.cfg.checkpoint, num_frames=self.cfg.num_frames,
-                             trust_pickle=self.cfg.trust_pickle)
+                             trust_pickle=self.cfg.trust_pickle, seed=self.cfg.seed)
         if self.cfg.dual and getattr(model, "slowfast_projection", None) is None:
             raise BenchmarkDataError(f"dual=true needs a model with motion adapters; {self.cfg.checkpoint} has none "
                                      "(evaluate it with dual=false)")

@@ -3,9 +3,12 @@ from .checkpoint_io import CheckpointError
 from .registry import (
     create_model,
     get_input_spec,
+    is_random_weights,
     list_encoders,
     list_models,
     load_encoder,
+    random_weights_id,
+    random_weights_seed,
     register_encoder,
     register_model,
 )
@@ -16,9 +19,12 @@ __all__ = [
     "InputSpec",
     "create_model",
     "get_input_spec",
+    "is_random_weights",
     "list_encoders",
     "list_models",
     "load_encoder",
+    "random_weights_id",
+    "random_weights_seed",
     "register_encoder",
     "register_model",
 ]

@@ -13,8 +13,9 @@ Contract of :class:`FrozenVideoEncoder` (what ``egohod.load_encoder`` returns)::
 * ``T`` must equal ``enc.num_frames`` (set with ``load_encoder(..., num_frames=N)``; the temporal
   embedding is interpolated for ``N`` different from the variant's native count);
 * the input is moved to the encoder's device; the output is float32 on that device;
-* attributes ``.embed_dim``, ``.num_frames``, ``.input_spec``, ``.weights`` ("random" or the
-  sha256 hex of the checkpoint file) and ``.name``;
+* attributes ``.embed_dim``, ``.num_frames``, ``.input_spec``, ``.weights`` ("random:seed=<seed>"
+  for the random weights of ``load_encoder(name, seed=...)``, or the sha256 hex of the checkpoint
+  file) and ``.name``;
 * ``enc.forward_features(frames)`` gives the tower's tokens, ``enc.forward_intermediates(frames,
   indices)`` per-block tokens (same input contract).
 

@@ -10,14 +10,23 @@ One small builder function per variant, registered by name with a decorator::
 
 Builders import heavy optional dependencies inside their body, so importing the registry
 stays cheap and side-effect free.
+
+Random weights are a function of ``(name, seed)``: :func:`create_model` and :func:`load_encoder`
+run the builder under :func:`seeded_init` (a forked torch RNG seeded with ``seed``, default 0),
+so two calls with the same seed give identical weights and the caller's global RNG state is
+left as it was. A model without a checkpoint reports ``.weights == "random:seed=<seed>"``
+(:func:`random_weights_id`); with a checkpoint, ``.weights`` is the file's sha256 (the seed then
+only decides the few parameters a checkpoint may leave at their initialisation).
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import torch
 from torch import nn
 
 from .spec import InputSpec
@@ -96,22 +105,79 @@ def get_input_spec(name: str) -> InputSpec:
     return _lookup(_ENCODERS, "encoder", name).spec
 
 
-def create_model(name: str, checkpoint: str | Path | None = None, **kwargs) -> nn.Module:
+RANDOM_PREFIX = "random"
+
+
+def random_weights_id(seed: int) -> str:
+    """The ``.weights`` of a model built without a checkpoint: ``"random:seed=<seed>"``."""
+    return f"{RANDOM_PREFIX}:seed={int(seed)}"
+
+
+def is_random_weights(weights: str | None) -> bool:
+    """True for ``"random:seed=N"`` (and the unseeded ``"random"`` of older records)."""
+    return isinstance(weights, str) and (weights == RANDOM_PREFIX or weights.startswith(RANDOM_PREFIX + ":"))
+
+
+def random_weights_seed(weights: str | None) -> int | None:
+    """The seed in ``"random:seed=N"``; ``None`` for a checkpoint hash or an unseeded record."""
+    if not is_random_weights(weights) or not weights.startswith(RANDOM_PREFIX + ":seed="):
+        return None
+    return int(weights.split("=", 1)[1])
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Run the body with torch's CPU RNG seeded with ``seed``; the caller's RNG state is restored
+    afterwards (``torch.random.fork_rng``). Models are built on the CPU, so CUDA RNGs are not
+    forked."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _label(model: nn.Module, seed: int) -> nn.Module:
+    if getattr(model, "weights", None) == RANDOM_PREFIX:
+        model.weights = random_weights_id(seed)
+    return model
+
+
+def build_model(name: str, checkpoint: str | Path | None = None, **kwargs) -> nn.Module:
+    """The registered builder's call alone: no seeding, ``.weights`` as the builder sets it.
+
+    For builders that compose another registered model (the frozen EgoVideo encoders build the
+    full model's vision tower) inside the seeded scope of :func:`load_encoder`; everyone else
+    uses :func:`create_model`.
+    """
+    return _lookup(_MODELS, "model", name).builder(checkpoint=checkpoint, **kwargs)
+
+
+def create_model(name: str, checkpoint: str | Path | None = None, *, seed: int = 0, **kwargs) -> nn.Module:
     """Build a registered model; with ``checkpoint``, load its weights strictly.
 
-    The returned module is in train mode on the CPU, as ``nn.Module`` constructors leave it.
+    Initial weights are drawn under :func:`seeded_init` (``seed``, default 0): the same
+    ``(name, seed)`` gives the same random weights, and the global RNG is untouched. Without a
+    checkpoint, ``.weights == "random:seed=<seed>"``. The returned module is in train mode on
+    the CPU, as ``nn.Module`` constructors leave it.
     """
     entry = _lookup(_MODELS, "model", name)
-    return entry.builder(checkpoint=checkpoint, **kwargs)
+    with seeded_init(seed):
+        model = entry.builder(checkpoint=checkpoint, **kwargs)
+    return _label(model, seed)
 
 
-def load_encoder(name: str, checkpoint: str | Path | None = None, num_frames: int | None = None) -> nn.Module:
+def load_encoder(name: str, checkpoint: str | Path | None = None, num_frames: int | None = None, *,
+                 seed: int = 0) -> nn.Module:
     """A frozen, eval-mode encoder: uint8 frames ``[B, T, H, W, 3]`` or ``[B, H, W, 3]`` in,
     ``[B, embed_dim]`` float features out. It resizes, crops and normalises by itself and has
     ``.embed_dim``, ``.num_frames`` and ``.input_spec``. ``checkpoint=None`` means random
-    weights (``.weights == "random"``)."""
+    weights drawn with ``seed`` (default 0; ``.weights == "random:seed=<seed>"``): a function of
+    ``(name, seed)``, identical on every call, without touching the global RNG."""
     entry = _lookup(_ENCODERS, "encoder", name)
-    enc = entry.builder(checkpoint=checkpoint, num_frames=num_frames)
+    with seeded_init(seed):
+        enc = entry.builder(checkpoint=checkpoint, num_frames=num_frames)
+    _label(enc, seed)
     enc.eval()
     for p in enc.parameters():
         p.requires_grad_(False)

@@ -20,7 +20,8 @@ egovideo_tiny   ViT 64-wide, 2L, patch 16 / text 64, 2L       32      4      32
   initialisation (listed in ``model.fresh_init_keys``); ``False`` never builds them (a
   checkpoint with adapter weights is then an error).
 
-The returned model has ``.weights``: "random" or the sha256 of the checkpoint file.
+The returned model has ``.weights``: "random:seed=<seed>" (``create_model(..., seed=)``, default 0) or
+the sha256 of the checkpoint file.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from .checkpoint_io import file_sha256, load_state_dict_strict, read_checkpoint
 from .egovideo import EgoVideo, EgoVideoConfig, interpolate_temporal_embedding
 from .frozen import FrozenVideoEncoder
 from .internvideo2 import EgoVideoG, EgoVideoGConfig, g_to_internal_layout
-from .registry import create_model, register_encoder, register_model
+from .registry import build_model, register_encoder, register_model
 from .spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 B_CONFIG = EgoVideoConfig()
@@ -184,7 +185,8 @@ def frozen_from_model(name: str, checkpoint=None, num_frames=None) -> FrozenVide
         warnings.simplefilter("ignore", VisionOnlyCheckpointWarning)  # the encoder never uses the text tower
         # without a checkpoint there are no adapter weights worth carrying (the encoder never runs them)
         kw = {"adapter": False} if checkpoint is None else {}
-        model = create_model(name, checkpoint=checkpoint, num_frames=num_frames, **kw)
+        # build_model, not create_model: load_encoder has already seeded this build (seed=...)
+        model = build_model(name, checkpoint=checkpoint, num_frames=num_frames, **kw)
     return FrozenVideoEncoder(model.visual, model.input_spec, weights=model.weights, name=name)
 
 

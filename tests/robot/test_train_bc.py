@@ -75,8 +75,8 @@ def test_train_resume_eval(tmp_path, tiny_demos):
     run = tmp_path / "run"
     saved = json.loads((run / "results.json").read_text())
     assert saved == json.loads(json.dumps(res))
-    assert saved["complete"] and saved["label"] == "egovideo_tiny (RANDOM WEIGHTS)"
-    assert saved["encoder"]["name"] == "egovideo_tiny" and saved["encoder"]["weights"] == "random"
+    assert saved["complete"] and saved["label"] == "egovideo_tiny (RANDOM WEIGHTS, seed 0)"
+    assert saved["encoder"]["name"] == "egovideo_tiny" and saved["encoder"]["weights"] == "random:seed=0"
     assert saved["encoder"]["random_weights"] and saved["encoder"]["frames"] == 2
     assert [e["step"] for e in saved["evals"]] == [2, 4]
     for e in saved["evals"]:
@@ -96,7 +96,7 @@ def test_train_resume_eval(tmp_path, tiny_demos):
     assert ckpt["step"] == 4 and ckpt["policy"]["name"] == "mlp"
     assert ckpt["shapes"] == {"feature_dim": 32, "proprio_dim": 9, "action_dim": 9}
     assert ckpt["normalization"]["input_mean"].shape == (41,)
-    assert ckpt["config"]["env"]["task"] == "microwave" and ckpt["encoder"]["weights"] == "random"
+    assert ckpt["config"]["env"]["task"] == "microwave" and ckpt["encoder"]["weights"] == "random:seed=0"
     assert {"optimizer", "rng", "state_dict"} <= set(ckpt)
 
     # resume: the same out_dir with more steps continues from step 4 and reuses the cached features
@@ -114,7 +114,7 @@ def test_train_resume_eval(tmp_path, tiny_demos):
     ev = evaluate_checkpoint(run / "checkpoints" / "last", EvalConfig(episodes=3, num_envs=1, videos=0),
                              "cpu", out_dir=tmp_path / "eval")
     assert ev["evals"][0]["step"] == 6 and len(ev["evals"][0]["episodes"]) == 3
-    assert ev["label"] == "egovideo_tiny (RANDOM WEIGHTS)"
+    assert ev["label"] == "egovideo_tiny (RANDOM WEIGHTS, seed 0)"
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["final"]["step"] == 6
 
 
