@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .readers import BenchmarkDataError, read_relevancy
-from .results import json_safe, markdown_table, write_results
+from .results import encoder_label, is_random_weights, json_safe, markdown_table, write_results
 
 __all__ = ["score_main", "eval_main", "extract_main"]
 
@@ -177,17 +177,39 @@ def eval_main(argv: list[str]) -> int:
               "metrics": metrics, **info, "elapsed_s": round(time.time() - t0, 3),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": asdict(cfg)}
     js, md = write_results(cfg.out, cfg.benchmark, record)
-    print(markdown_table([{"benchmark": cfg.benchmark, "encoder": cfg.encoder, **metrics}]), end="")
+    if is_random_weights(info["weights"]):
+        print(f"encoder {cfg.encoder}: RANDOM WEIGHTS (no checkpoint given; seed={cfg.seed}): "
+              "these numbers say nothing about a trained model")
+    print(markdown_table([{"benchmark": cfg.benchmark, "encoder": encoder_label(cfg.encoder, info["weights"]),
+                           **metrics}]), end="")
     print(f"results: {js}\ntable:   {md}")
     return 0
 
 
 def extract_main(argv: list[str]) -> int:
+    from ..fileio import FolderLockedError
     from .config import load_extract_config
-    from .extract import run_extract
+    from .extract import FAILURES_FILE, run_extract
 
     cfg = load_extract_config(argv)
-    index = run_extract(cfg)
-    print(f"{len(index['videos'])} videos ({index['extracted']} extracted, {index['skipped']} already done) "
-          f"-> {Path(cfg.out) / 'index.json'}")
+    try:
+        index = run_extract(cfg)
+    except FolderLockedError as e:
+        print(f"egohod extract: {e}", file=sys.stderr)
+        return 2
+    out = Path(cfg.out)
+    if index["random_weights"]:
+        print(f"encoder {cfg.encoder}: RANDOM WEIGHTS (no checkpoint given; seed={cfg.seed})")
+    n_ok = len(index["videos"])
+    print(f"{n_ok} videos ({index['extracted']} extracted, {index['skipped']} already done) -> {out / 'index.json'}")
+    failures = index["failures"]
+    if failures:
+        print(f"egohod extract: {len(failures)} of {n_ok + len(failures)} videos failed; listed with their errors in "
+              f"{out / FAILURES_FILE}:", file=sys.stderr)
+        for f in failures[:10]:
+            print(f"  {f['video']}: {f['error']}", file=sys.stderr)
+        if len(failures) > 10:
+            print(f"  ... ({len(failures) - 10} more)", file=sys.stderr)
+        print("re-run the same command to retry them (videos already done are skipped)", file=sys.stderr)
+        return 1
     return 0

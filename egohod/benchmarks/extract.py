@@ -8,25 +8,45 @@ embedded by a frozen encoder (``egohod.load_encoder``). Outputs, mirroring the i
 * ``<out>/<rel>.npy`` -- float32 ``[T, D]`` features, one row per window (MS-TCN style
   segmentation models read ``[D, T]``: transpose when loading);
 * ``<out>/<rel>.timestamps.npy`` -- float64 ``[T, 2]`` window ``[start, end)`` in seconds;
-* ``<out>/index.json`` -- encoder, weights, stride, window, frames and every video's ``T``.
+* ``<out>/settings.json`` -- what the features are a function of (encoder, weights sha256 or
+  ``random`` + seed, stride, window, frames, input spec, embedding size), written before the
+  first feature file;
+* ``<out>/index.json`` -- those settings and every video's ``T``;
+* ``<out>/failures.jsonl`` -- one ``{"video", "path", "error"}`` line per video that could not be
+  read (only when some failed).
 
-Files are written atomically; videos whose two outputs exist are skipped unless
-``overwrite=true``, so an interrupted run resumes where it stopped.
+Guarantees: files are written atomically and the folder is locked while a run works in it (a
+second run exits naming the holder). A folder holds one set of settings: a run whose settings
+differ from ``settings.json`` is refused, naming every differing key, before anything is
+computed. Videos whose two outputs exist are skipped unless ``overwrite=true`` (so an
+interrupted run resumes where it stopped); a video that fails to decode is recorded in
+``failures.jsonl`` and the run goes on; re-running the same command retries exactly the failed
+(and missing) videos.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import FolderLock, atomic_write_bytes, atomic_write_text
 from .config import ExtractConfig
-from .results import atomic_write_text
 
-__all__ = ["window_times", "list_videos", "extract_video", "run_extract"]
+__all__ = ["window_times", "list_videos", "extract_video", "extract_settings", "check_settings", "run_extract",
+           "ExtractSettingsError", "VideoFailed", "SETTINGS_FILE", "FAILURES_FILE"]
+
+SETTINGS_FILE = "settings.json"
+FAILURES_FILE = "failures.jsonl"
+LAYOUT = "[T, D] float32; timestamps [T, 2] seconds"
+# settings that change the numbers in the feature files; anything else (batch, workers, device,
+# the checkpoint's path) may differ between runs sharing a folder
+COMPARED = ("encoder", "weights", "seed", "stride", "window", "num_frames", "embed_dim", "input_spec", "layout")
+
+
+class ExtractSettingsError(SystemExit):
+    """``out`` already holds features made with other settings."""
 
 
 def window_times(duration: float, stride: float, window: float) -> np.ndarray:
@@ -51,13 +71,9 @@ def list_videos(root: str | Path, extensions) -> list[Path]:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.save(buf, array)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _stack(clips: list) -> "torch.Tensor":
@@ -82,54 +98,130 @@ class _WindowDataset:
         return read_clip(self.path, float(s), float(e), num_frames=self.num_frames, mode="middle")
 
 
+class VideoFailed(Exception):
+    """One video could not be decoded; ``error`` is the underlying exception, ``path`` the video."""
+
+    def __init__(self, path: Path, error: BaseException):
+        super().__init__(f"{path}: {type(error).__name__}: {error}")
+        self.path, self.error = path, error
+
+
 def extract_video(encoder, path: Path, stride: float, window: float, num_frames: int, batch: int,
                   workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(features [T, D] float32, times [T, 2])`` of one video; windows decoded by ``workers`` processes."""
+    """``(features [T, D] float32, times [T, 2])`` of one video; windows decoded by ``workers`` processes.
+
+    Raises :class:`VideoFailed` when the video cannot be probed or a window cannot be decoded
+    (errors of the encoder itself propagate unchanged).
+    """
     import torch
 
     from ..data.video import video_duration
 
-    times = window_times(video_duration(path), stride, window)
-    loader = torch.utils.data.DataLoader(_WindowDataset(path, times, num_frames), batch_size=batch,
-                                         num_workers=workers, collate_fn=_stack)
+    try:
+        times = window_times(video_duration(path), stride, window)
+    except Exception as e:  # noqa: BLE001 - any probe failure is this video's failure, reported with its cause
+        raise VideoFailed(path, e) from e
+    loader = iter(torch.utils.data.DataLoader(_WindowDataset(path, times, num_frames), batch_size=batch,
+                                              num_workers=workers, collate_fn=_stack))
     feats = []
     with torch.no_grad():
-        for clips in loader:
+        while True:
+            try:
+                clips = next(loader)
+            except StopIteration:
+                break
+            except Exception as e:  # noqa: BLE001 - decoding (in this or a worker process) failed for this video
+                raise VideoFailed(path, e) from e
             feats.append(encoder(clips).float().cpu().numpy())
     return np.concatenate(feats).astype(np.float32), times
 
 
+def extract_settings(cfg: ExtractConfig, encoder) -> dict:
+    """What the features of a run are a function of (plus, for the record, the checkpoint path)."""
+    weights = str(getattr(encoder, "weights", "unknown"))
+    random = weights.startswith("random")
+    spec = encoder.input_spec.to_dict()
+    spec.pop("extra", None)
+    return {"encoder": cfg.encoder, "checkpoint": cfg.checkpoint, "weights": weights, "random_weights": random,
+            "seed": cfg.seed if random else None, "stride": float(cfg.stride), "window": float(cfg.window or cfg.stride),
+            "num_frames": int(encoder.num_frames), "embed_dim": int(encoder.embed_dim), "input_spec": spec,
+            "layout": LAYOUT}
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    """Write ``<out>/settings.json``, or check that the one there matches ``settings``."""
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        if any(out.rglob("*.npy")):
+            raise ExtractSettingsError(
+                f"{out} holds .npy files but no {SETTINGS_FILE}: they were made by an older egohod or another "
+                "tool, with unknown settings; choose another out= folder (or remove these files)")
+        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ExtractSettingsError(f"{path} is unreadable ({type(e).__name__}: {e}); the settings of the features "
+                                   f"in {out} are unknown: choose another out= folder") from None
+    diff = [k for k in COMPARED if old.get(k) != settings.get(k)]
+    if diff:
+        lines = "\n".join(f"  {k}: folder has {old.get(k)!r}, this run has {settings.get(k)!r}" for k in diff)
+        raise ExtractSettingsError(
+            f"{out} holds features extracted with other settings ({path}):\n{lines}\n"
+            "one folder holds one set of settings: choose another out= folder, or run with the folder's settings")
+
+
+def _record_failures(out: Path, failures: list[dict]) -> None:
+    path = out / FAILURES_FILE
+    if failures:
+        atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in failures))
+    else:
+        path.unlink(missing_ok=True)
+
+
 def run_extract(cfg: ExtractConfig) -> dict:
-    """Extract features for every video; returns the index written to ``<out>/index.json``."""
+    """Extract features for every video; returns the index written to ``<out>/index.json`` plus
+    ``extracted`` / ``skipped`` counts and the ``failed`` records (also in ``failures.jsonl``)."""
     from tqdm import tqdm
 
     from ..models import load_encoder
     from .protocols import resolve_device
 
-    import torch
-
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)  # reproducible random weights when no checkpoint is given
-    encoder = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames, seed=cfg.seed).to(device)
-    window = cfg.window or cfg.stride
     root, out = Path(cfg.videos), Path(cfg.out)
-    index = {"encoder": cfg.encoder, "checkpoint": cfg.checkpoint, "weights": getattr(encoder, "weights", "unknown"),
-             "stride": cfg.stride, "window": window, "num_frames": encoder.num_frames,
-             "embed_dim": encoder.embed_dim, "layout": "[T, D] float32; timestamps [T, 2] seconds", "videos": {}}
-    done = skipped = 0
-    for path in tqdm(list_videos(root, cfg.extensions), desc="extract", unit="video"):
-        rel = path.relative_to(root).with_suffix("")
-        feat_path, time_path = out / f"{rel}.npy", out / f"{rel}.timestamps.npy"
-        if not cfg.overwrite and feat_path.is_file() and time_path.is_file():
-            n = int(np.load(time_path, mmap_mode="r").shape[0])
-            skipped += 1
-        else:
-            feats, times = extract_video(encoder, path, cfg.stride, window, encoder.num_frames, cfg.batch, cfg.workers)
-            _atomic_save_npy(time_path, times)
-            _atomic_save_npy(feat_path, feats)
-            n = len(times)
-            done += 1
-        index["videos"][str(rel)] = {"num_windows": n, "features": f"{rel}.npy", "timestamps": f"{rel}.timestamps.npy"}
-    atomic_write_text(out / "index.json", json.dumps(index, indent=2) + "\n")
-    index["extracted"], index["skipped"] = done, skipped
-    return index
+    videos = list_videos(root, cfg.extensions)
+    device = resolve_device(cfg.device)
+    with FolderLock(out, what="egohod extract"):
+        encoder = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames,
+                               seed=cfg.seed).to(device)
+        settings = extract_settings(cfg, encoder)
+        check_settings(out, settings)
+        window = settings["window"]
+        index = {**settings, "videos": {}}
+        done = skipped = 0
+        failures = []
+        for path in tqdm(videos, desc="extract", unit="video"):
+            rel = path.relative_to(root).with_suffix("")
+            feat_path, time_path = out / f"{rel}.npy", out / f"{rel}.timestamps.npy"
+            if not cfg.overwrite and feat_path.is_file() and time_path.is_file():
+                n = int(np.load(time_path, mmap_mode="r").shape[0])
+                skipped += 1
+            else:
+                try:
+                    feats, times = extract_video(encoder, path, cfg.stride, window, encoder.num_frames, cfg.batch,
+                                                 cfg.workers)
+                except VideoFailed as e:  # this video only; the run goes on
+                    failures.append({"video": str(rel), "path": str(path),
+                                     "error": f"{type(e.error).__name__}: {e.error}"})
+                    for stale in (feat_path, time_path):  # overwrite=true: no features of the old file remain
+                        stale.unlink(missing_ok=True)
+                    continue
+                _atomic_save_npy(time_path, times)
+                _atomic_save_npy(feat_path, feats)
+                n = len(times)
+                done += 1
+            index["videos"][str(rel)] = {"num_windows": n, "features": f"{rel}.npy",
+                                         "timestamps": f"{rel}.timestamps.npy"}
+        index["failed"] = [f["video"] for f in failures]
+        atomic_write_text(out / "index.json", json.dumps(index, indent=2) + "\n")
+        _record_failures(out, failures)
+    return {**index, "extracted": done, "skipped": skipped, "failures": failures}

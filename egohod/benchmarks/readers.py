@@ -106,7 +106,10 @@ class EK100Clip:
 
 
 def read_ek100_clips(path: str | Path) -> list[EK100Clip]:
-    """Clips of an EK-100 annotation CSV (train / validation / retrieval test)."""
+    """Clips of an EK-100 annotation CSV (train / validation / retrieval test).
+
+    A row whose ``stop_timestamp`` is before its ``start_timestamp`` is an error naming the line.
+    """
     rows = read_csv_columns(path, EK100_CLIP_COLUMNS, "EK-100 annotation CSV")
     out = []
     for line, r in enumerate(rows, start=2):
@@ -116,6 +119,11 @@ def read_ek100_clips(path: str | Path) -> list[EK100Clip]:
                                  r["narration"], int(r["verb_class"]), int(r["noun_class"])))
         except (TypeError, ValueError) as e:
             raise BenchmarkDataError(f"{path}, line {line}: {e}") from None
+        clip = out[-1]
+        if clip.end_sec < clip.start_sec:
+            raise BenchmarkDataError(
+                f"{path}, line {line} (narration_id {clip.narration_id}): stop_timestamp {r['stop_timestamp']} is "
+                f"before start_timestamp {r['start_timestamp']}; fix or drop this row")
     return out
 
 
@@ -150,6 +158,11 @@ def read_relevancy(path: str | Path, shape: tuple[int, int] | None = None) -> np
     if shape is not None and rel.shape != tuple(shape):
         raise BenchmarkDataError(f"{path}: relevancy has shape {rel.shape}, expected {tuple(shape)} "
                                  "(clips in the test CSV x captions in the sentence CSV)")
+    bad = ~np.isfinite(rel)
+    if bad.any():
+        i, j = (int(x) for x in np.argwhere(bad)[0])
+        raise BenchmarkDataError(f"{path}: relevancy has {int(bad.sum())} NaN / inf entries (the first at clip {i}, "
+                                 f"caption {j}); every entry must be a number in 0..1")
     return rel
 
 

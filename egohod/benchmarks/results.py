@@ -1,4 +1,9 @@
-"""Results of a benchmark run: one JSON file and one markdown table, written atomically."""
+"""Results of a benchmark run: one JSON file and one markdown table, written atomically.
+
+A run with random weights (no checkpoint: ``weights`` is ``"random"``, possibly with its seed)
+is marked ``RANDOM WEIGHTS`` wherever its numbers appear: the ``encoder`` column of every table
+(:func:`encoder_label`) and ``"random_weights": true`` in the JSON.
+"""
 from __future__ import annotations
 
 import json
@@ -7,7 +12,18 @@ from pathlib import Path
 
 from ..fileio import atomic_write_text
 
-__all__ = ["atomic_write_text", "json_safe", "markdown_table", "write_results"]
+__all__ = ["atomic_write_text", "encoder_label", "is_random_weights", "json_safe", "markdown_table",
+           "write_results"]
+
+
+def is_random_weights(weights) -> bool:
+    """``weights`` as models report it: ``"random"`` (or ``"random:..."``) or a checkpoint's sha256."""
+    return str(weights).startswith("random")
+
+
+def encoder_label(encoder: str, weights) -> str:
+    """``"egovideo_b"``, or ``"egovideo_b (RANDOM WEIGHTS)"`` for a random-weight model."""
+    return f"{encoder} (RANDOM WEIGHTS)" if is_random_weights(weights) else encoder
 
 
 def json_safe(obj):
@@ -36,11 +52,16 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
 
 
 def write_results(out_dir: str | Path, name: str, record: dict) -> tuple[Path, Path]:
-    """``<out_dir>/<name>.json`` (the whole record) and ``<name>.md`` (its metrics as a table)."""
+    """``<out_dir>/<name>.json`` (the whole record) and ``<name>.md`` (its metrics as a table;
+    the encoder column says RANDOM WEIGHTS when ``record["weights"]`` is random)."""
     out_dir = Path(out_dir)
     record = json_safe(record)
+    if "weights" in record:
+        record["random_weights"] = is_random_weights(record["weights"])
     js = atomic_write_text(out_dir / f"{name}.json", json.dumps(record, indent=2, sort_keys=False) + "\n")
-    row = {"benchmark": record.get("benchmark", name), "encoder": record.get("encoder", "")}
+    encoder = record.get("encoder", "")
+    row = {"benchmark": record.get("benchmark", name),
+           "encoder": encoder_label(encoder, record["weights"]) if "weights" in record else encoder}
     row.update(record.get("metrics", {}))
     md = atomic_write_text(out_dir / f"{name}.md", markdown_table([row]))
     return js, md

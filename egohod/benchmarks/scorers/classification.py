@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from ._checks import require_finite
+
 __all__ = [
     "topk_accuracy",
     "mean_class_accuracy",
@@ -64,8 +66,7 @@ def _check_scores_labels(scores: np.ndarray, labels: np.ndarray, what: str = "sc
     if labels.min() < 0 or labels.max() >= scores.shape[1]:
         raise ValueError(f"labels must lie in [0, {scores.shape[1] - 1}] (the columns of {what}), "
                          f"got range [{labels.min()}, {labels.max()}]")
-    if np.isnan(scores).any():
-        raise ValueError(f"{what} contains NaN")
+    require_finite(scores, what)
     return scores, labels
 
 

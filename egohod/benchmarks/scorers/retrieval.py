@@ -19,6 +19,9 @@ Ties in ``sim``: the official code orders tied items with numpy's default (unsta
 ``argsort(-sim)`` for mAP and ``argsort(sim)[:, ::-1]`` for nDCG, and so does this module
 (the same calls on the same rows), so the two agree exactly on tied inputs too.
 
+Similarities and relevancies must be finite: NaN or inf in either is an error (a NaN relevancy
+would otherwise turn every mean into NaN and read as "no relevant item").
+
 Rows without a single ``rel == 1`` item (mAP) or without any non-zero relevancy (nDCG) give
 0/0 = NaN in the official code, which then makes the mean NaN; here they are reported the same
 way, with a warning naming how many rows are affected.
@@ -33,6 +36,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ._checks import require_finite
 
 __all__ = ["average_precision_rows", "ndcg_rows", "ek100_mir_scores", "check_mir_inputs"]
 
@@ -53,8 +58,10 @@ def check_mir_inputs(sim: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.n
         )
     if not np.issubdtype(sim.dtype, np.number) or np.issubdtype(sim.dtype, np.complexfloating):
         raise ValueError(f"similarity matrix must be real-valued, got dtype {sim.dtype}")
-    if np.isnan(sim).any():
-        raise ValueError("similarity matrix contains NaN")
+    require_finite(sim, "similarity matrix")
+    if not np.issubdtype(rel.dtype, np.number) or np.issubdtype(rel.dtype, np.complexfloating):
+        raise ValueError(f"relevancy matrix must be real-valued, got dtype {rel.dtype}")
+    require_finite(rel, "relevancy matrix")
     return sim, rel.astype(np.float64, copy=False)
 
 
