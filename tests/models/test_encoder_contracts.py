@@ -22,7 +22,7 @@ def test_frozen_attributes(enc):
     assert not enc.training
     assert all(not p.requires_grad for p in enc.parameters())
     assert (enc.embed_dim, enc.num_frames, enc.input_spec.image_size) == (32, 4, 32)
-    assert enc.weights == "random"
+    assert enc.weights == "random:seed=0"
     enc.train()
     assert not enc.training  # stays frozen
 

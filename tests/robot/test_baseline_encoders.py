@@ -27,7 +27,7 @@ def test_registered_with_input_specs():
 def test_r3m_loads_the_upstream_layout(tmp_path):
     torch.manual_seed(0)
     src = egohod.load_encoder("r3m")
-    assert src.weights == "random" and not src.training
+    assert src.weights == "random:seed=0" and not src.training
     assert all(not p.requires_grad for p in src.parameters())
     x = _frames()
     y = src(x)
