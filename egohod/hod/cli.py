@@ -2,7 +2,9 @@
 
 Commands::
 
-    run          clips + videos -> detections -> dynamics -> narrations (one shard; resumable)
+    run          clips + videos -> detections -> dynamics -> narrations (one shard; resumable;
+                 retry=failed re-runs only the failed clips)
+    renarrate    new narrations from the stored dynamics of an output (narrator=...; no detector)
     merge        join the shards of an output folder into hod.csv / hod_records.jsonl / failures.csv
     features     clip features from an egohod encoder (.npz) for the style filter
     style-train  train the ego-style filter (2-layer MLP) on labelled clip features
@@ -18,6 +20,7 @@ import sys
 
 COMMANDS = {
     "run": "run",
+    "renarrate": "renarrate",
     "merge": "merge",
     "features": "features",
     "style-train": "style_train",
@@ -60,14 +63,33 @@ def main(argv: list[str] | None = None) -> int:
     if show:
         print(OmegaConf.to_yaml(cfg))
         return 0
+    from ..fileio import FolderLockedError
+    from .runner import IncompatibleOutputError, NarratorUnavailableError
+
+    try:
+        return _dispatch(cmd, cfg, rest)
+    except (IncompatibleOutputError, FolderLockedError) as e:
+        print(f"egohod hod {cmd}: {e}", file=sys.stderr)
+        return 2
+    except NarratorUnavailableError as e:
+        print(f"egohod hod {cmd}: {e}", file=sys.stderr)
+        return 3
+
+
+def _dispatch(cmd: str, cfg, argv: list[str]) -> int:
     if cmd == "run":
         from .runner import run_shard
 
-        counts = run_shard(cfg)
+        counts = run_shard(cfg, argv=argv)
         if counts.get("clips", 0) > 0 and counts.get("ok", 0) == 0:
             print(f"egohod hod run: all {counts['clips']} clips of this shard failed (see the part files' "
                   f"'reason' fields or run `egohod hod merge` for failures.csv); check the inputs", file=sys.stderr)
             return 1
+        return 0
+    if cmd == "renarrate":
+        from .runner import renarrate
+
+        renarrate(cfg)
         return 0
     if cmd == "merge":
         from .runner import merge

@@ -74,8 +74,17 @@ class VideoSource:
         return "chunked" if (self.root / video_id).is_dir() else "file"
 
     @functools.lru_cache(maxsize=4096)
+    def chunks(self, video_id: str) -> tuple[int, ...]:
+        """Indices of the chunk files of a chunked video (a directory listing; nothing is opened)."""
+        d = self.root / video_id
+        found = tuple(sorted(int(q.stem) for q in d.glob(f"*.{self.ext}") if q.stem.isdigit()))
+        if not found:
+            raise ClipReadError(f"{d}: no chunk files *.{self.ext} for video {video_id}")
+        return found
+
     def video_info(self, video_id: str) -> tuple[float, float]:
-        """(length in seconds, fps) of a video."""
+        """(length in seconds, fps) of a video. For a chunked video this opens its last chunk (the
+        length) -- :meth:`read` asks for it only for clips that reach that chunk."""
         from ..data.video import chunk_path, probe_video
 
         if self._layout_of(video_id) == "file":
@@ -84,20 +93,11 @@ class VideoSource:
                 raise ClipReadError(f"{p}: video file not found")
             info = probe_video(p)
             return info.num_frames / info.fps, info.fps
-        d = self.root / video_id
-        chunks = sorted(int(q.stem) for q in d.glob(f"*.{self.ext}") if q.stem.isdigit())
-        if not chunks:
-            raise ClipReadError(f"{d}: no chunk files *.{self.ext} for video {video_id}")
-        last = probe_video(chunk_path(self.root, video_id, chunks[-1], self.ext))
-        first = probe_video(chunk_path(self.root, video_id, chunks[0], self.ext))
-        return chunks[-1] * self.chunk_seconds + last.num_frames / last.fps, first.fps
+        last_chunk = self.chunks(video_id)[-1]
+        last = probe_video(chunk_path(self.root, video_id, last_chunk, self.ext))
+        return last_chunk * self.chunk_seconds + last.num_frames / last.fps, last.fps
 
-    def read(self, clip: Clip, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """(uint8 frames [T, H, W, 3], times [T]) of a clip. Raises :class:`ClipReadError` or
-        ``VideoReadError`` with the reason (missing/undecodable file, clip outside the video)."""
-        from ..data.video import clip_frame_range, read_chunked_clip, read_clip, sample_segment_indices
-
-        length, fps = self.video_info(clip.video_id)
+    def _check_end(self, clip: Clip, length: float) -> None:
         if clip.start_second >= length:
             raise ClipReadError(f"clip [{clip.start_second:.3f}s, {clip.end_second:.3f}s) starts after the end of "
                                 f"video {clip.video_id} ({length:.3f}s)")
@@ -105,13 +105,33 @@ class VideoSource:
             raise ClipReadError(f"clip [{clip.start_second:.3f}s, {clip.end_second:.3f}s) ends "
                                 f"{clip.end_second - length:.3f}s beyond the end of video {clip.video_id} "
                                 f"({length:.3f}s; tolerance sampling.end_tolerance={self.end_tolerance:g}s)")
-        total = int(math.floor(length * fps + 1e-6))
-        first, last = clip_frame_range(clip.start_second, clip.end_second, fps, total, self.root / clip.video_id)
-        times = sample_segment_indices(first, last, num_frames, "middle") / fps
+
+    def read(self, clip: Clip, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 frames [T, H, W, 3], times [T]) of a clip. Raises :class:`ClipReadError` or
+        ``VideoReadError`` with the reason (missing/undecodable file, clip outside the video).
+
+        A chunked clip opens only the chunks it overlaps, as the pretraining loader does
+        (:func:`egohod.data.video.read_chunked_clips`): one unreadable chunk fails the clips that
+        touch it and no other clip of the video."""
+        from ..data.video import chunk_path, clip_frame_range, probe_video, read_chunked_clip, read_clip, \
+            sample_segment_indices
+
         if self._layout_of(clip.video_id) == "file":
+            length, fps = self.video_info(clip.video_id)
+            self._check_end(clip, length)
+            total = int(math.floor(length * fps + 1e-6))
             frames = read_clip(self.root / f"{clip.video_id}.{self.ext}", clip.start_second, clip.end_second,
                                num_frames, "middle", self.resize_short)
         else:
+            length = None  # known only for clips that reach the last chunk (ends before it need no clamping)
+            if clip.end_second > self.chunks(clip.video_id)[-1] * self.chunk_seconds:
+                length, _ = self.video_info(clip.video_id)
+                self._check_end(clip, length)
             frames = read_chunked_clip(self.root, clip.video_id, clip.start_second, clip.end_second, num_frames,
                                        self.chunk_seconds, "middle", self.resize_short, ext=self.ext)
+            first_chunk = int(math.floor(clip.start_second / self.chunk_seconds))
+            fps = probe_video(chunk_path(self.root, clip.video_id, first_chunk, self.ext)).fps  # opened just now
+            total = None if length is None else int(math.floor(length * fps + 1e-6))
+        first, last = clip_frame_range(clip.start_second, clip.end_second, fps, total, self.root / clip.video_id)
+        times = sample_segment_indices(first, last, num_frames, "middle") / fps
         return frames, times.astype(np.float64)

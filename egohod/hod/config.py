@@ -16,6 +16,17 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+# Field metadata of settings that only change how the work is carried out (transport, batching,
+# caching, progress), never a record: they may change between runs of one output folder.
+TRANSPORT = {"transport": True}
+
+
+def transport(default: Any = None, factory: Any = None) -> Any:
+    """A dataclass field marked as transport-only (see :data:`TRANSPORT`)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata=TRANSPORT)
+    return field(default=default, metadata=TRANSPORT)
+
 
 # ----------------------------------------------------------------------------- detectors
 @dataclass
@@ -54,14 +65,17 @@ class PrecomputedDetectorConfig:
     frame_width: int = 456
     frame_height: int = 256
     max_frame_gap: int = 2
-    cache_videos: int = 4
+    cache_videos: int = transport(4)
+    trust_pickle: bool = transport(False)  # unpickle .pkl detections without egohod's allowlist (trusted files only)
 
 
 # ----------------------------------------------------------------------------- narrators
 @dataclass
 class TemplateNarratorConfig:
     name: str = "template"
-    pattern: str = "{narration}. {details}"
+    pattern: str = "{tag}{details}"
+    seed: int = 0  # picks the wording of each narration (deterministic per seed and clip)
+    variants: int = 1  # narrations per original paraphrase (different wordings of the same dynamics)
 
 
 @dataclass
@@ -69,17 +83,17 @@ class OpenAINarratorConfig:
     name: str = "openai"
     base_url: Optional[str] = None
     model: Optional[str] = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = transport("OPENAI_API_KEY")
     system_prompt: str = "system.txt"
     user_prompt: str = "user.txt"
     num_narrations: int = 1
     temperature: float = 0.7
     max_tokens: int = 256
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    backoff_s: float = 1.0
-    max_backoff_s: float = 30.0
-    max_concurrency: int = 8
+    timeout_s: float = transport(60.0)
+    max_retries: int = transport(3)  # per request, on transport errors and malformed/empty/invalid answers
+    backoff_s: float = transport(1.0)
+    max_backoff_s: float = transport(30.0)
+    max_concurrency: int = transport(8)
     extra_body: dict = field(default_factory=dict)
 
 
@@ -96,6 +110,7 @@ class TransformersNarratorConfig:
     dtype: str = "auto"
     batch_size: int = 8
     seed: int = 0
+    max_retries: int = transport(2)  # sampled generation (temperature > 0): new draws for invalid answers
 
 
 # ----------------------------------------------------------------------------- run
@@ -142,22 +157,33 @@ class RunConfig:
     layout: str = "auto"  # auto | chunked | file
     chunk_seconds: float = 15.0
     ext: str = "mp4"
-    limit: int = 0  # first N clips only (0 = all)
-    out: str = MISSING
-    shard: Optional[int] = None  # default: $SLURM_ARRAY_TASK_ID, else 0
-    num_shards: Optional[int] = None  # default: $SLURM_ARRAY_TASK_COUNT, else 1
-    batch_size: int = 8  # clips per pipeline step
-    flush_every: int = 32  # clips per atomically written part file
-    executor: str = "local"  # local | ray
-    progress: bool = True
+    limit: int = transport(0)  # first N clips only (0 = all)
+    out: str = transport(MISSING)
+    shard: Optional[int] = transport(None)  # default: $SLURM_ARRAY_TASK_ID, else 0
+    num_shards: Optional[int] = transport(None)  # default: $SLURM_ARRAY_TASK_COUNT, else 1
+    batch_size: int = transport(8)  # clips per pipeline step
+    flush_every: int = transport(32)  # clips per atomically written part file
+    executor: str = transport("local")  # local | ray
+    progress: bool = transport(True)
+    retry: str = transport("none")  # none | failed: re-run the failed clips of this output (successful ones are kept)
+    max_transport_failures: int = transport(8)  # consecutive clips the narrator could not reach -> stop the shard
     keep_detections: bool = True  # per-frame detections in the JSONL (dynamics are always kept)
     text_includes_original: bool = False  # also put the original narration into the text list
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
-    ray: RayConfig = field(default_factory=RayConfig)
+    ray: RayConfig = transport(factory=RayConfig)
     detector: Any = MISSING
     narrator: Any = MISSING
+
+
+@dataclass
+class RenarrateConfig:
+    out: str = MISSING  # a finished (or partly finished) `egohod hod run` output folder, rewritten in place
+    batch_size: int = transport(8)
+    progress: bool = transport(True)
+    max_transport_failures: int = transport(8)
+    narrator: Any = MISSING  # validation settings stay those of the output
 
 
 @dataclass
@@ -200,6 +226,7 @@ class StyleApplyConfig:
     chunk_seconds: float = 15.0
     num_frames: Optional[int] = None
     threshold: Optional[float] = None  # default: the threshold stored with the model
+    trust_pickle: bool = False  # load `model` without egohod's safe-loading allowlist (trusted files only)
     out: str = MISSING  # folder: scores.csv + kept.csv
     device: str = "cpu"
 
@@ -221,7 +248,7 @@ class FeaturesConfig:
 DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig}
 NARRATOR_SCHEMAS = {"template": TemplateNarratorConfig, "openai": OpenAINarratorConfig,
                     "transformers": TransformersNarratorConfig}
-TOP_SCHEMAS = {"run": RunConfig, "merge": MergeConfig, "style_train": StyleTrainConfig,
+TOP_SCHEMAS = {"run": RunConfig, "renarrate": RenarrateConfig, "merge": MergeConfig, "style_train": StyleTrainConfig,
                "style_apply": StyleApplyConfig, "features": FeaturesConfig}
 
 _REGISTERED = False
@@ -282,6 +309,25 @@ def validate_component(group: str, node: DictConfig, schemas: dict) -> DictConfi
         raise ValueError(f"unknown {group} setting(s) {extra} for {group}={name}; "
                          f"known: {sorted(OmegaConf.structured(schemas[name]).keys())}")
     return OmegaConf.merge(OmegaConf.structured(schemas[name]), node)
+
+
+def _transport_fields(schema) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(schema) if f.metadata.get("transport")}
+
+
+def transport_keys(cfg: dict) -> set[str]:
+    """Dotted keys of ``cfg`` (a run config as a plain dict) that are transport-only: changing them
+    between runs of one output changes no record (fields marked with :func:`transport`)."""
+    keys = set()
+    for name in _transport_fields(RunConfig):
+        keys.add(name)
+    for group, schemas in (("detector", DETECTOR_SCHEMAS), ("narrator", NARRATOR_SCHEMAS)):
+        node = cfg.get(group)
+        if isinstance(node, dict) and node.get("name") in schemas:
+            keys |= {f"{group}.{k}" for k in _transport_fields(schemas[node["name"]])}
+    return keys
 
 
 def component_kwargs(node: DictConfig) -> tuple[str, dict]:

@@ -9,8 +9,10 @@ Steps (each a small function, composed by :func:`summarize_dynamics`):
 3. hand tracks by side (the best-scoring hand of each side per frame), object tracks by greedy
    IoU association across frames;
 4. missing boxes linearly interpolated in time between observed frames (never extrapolated);
-5. a summary per hand (motion direction and extent, contact changes, objects held) and per
-   object (motion, which hands held it), plus short event lines for prompts.
+5. a summary per hand (motion direction and extent, contact changes, objects held, and its
+   contact *phases*: runs of one contact state with the hand's motion over the run and, while in
+   contact, the held object's motion) and per object (motion, which hands held it), plus short
+   event lines for prompts.
 
 Coordinates are normalised image coordinates: x grows to the right, y grows downwards.
 """
@@ -208,6 +210,49 @@ def _runs(values: list, times: np.ndarray) -> list[dict]:
     return changes
 
 
+def _centre_at(boxes: np.ndarray, t: int, lo: int, hi: int, forward: bool):
+    """Centre of the first observed/interpolated box from frame ``t`` towards ``hi`` (or back to ``lo``)."""
+    rng = range(t, hi + 1) if forward else range(t, lo - 1, -1)
+    for u in rng:
+        if not np.isnan(boxes[u]).any():
+            return box_centre(boxes[u])
+    return None
+
+
+def contact_phases(times: np.ndarray, states: list, hand_boxes: np.ndarray, held: list,
+                   object_boxes: list[np.ndarray], cfg: DynamicsConfig) -> list[dict]:
+    """Runs of one contact state of a hand. Each phase has its state, start/end time, the hand's
+    motion from the phase's first frame to the first frame of the next phase (the whole reach
+    before a grasp, the whole pull before a release) and, for an in-contact phase linked to an
+    object, that object's motion over the same frames."""
+    seen = [t for t, s in enumerate(states) if s is not None]
+    runs: list[tuple[str, list[int]]] = []
+    for t in seen:
+        if runs and runs[-1][0] == states[t]:
+            runs[-1][1].append(t)
+        else:
+            runs.append((states[t], [t]))
+    phases = []
+    for j, (state, idx) in enumerate(runs):
+        a = idx[0]
+        b = runs[j + 1][1][0] if j + 1 < len(runs) else idx[-1]
+        disp = box_centre(hand_boxes[b]) - box_centre(hand_boxes[a])
+        ph = {"state": state, "start": round(float(times[a]), 3), "end": round(float(times[idx[-1]]), 3),
+              "frames": len(idx), "direction": direction_words(disp, cfg.still_extent),
+              "extent": round(float(np.hypot(*disp)), 3), "displacement": [round(float(v), 3) for v in disp]}
+        links = [held[t] for t in idx if held[t] is not None]
+        if state != "N" and links:
+            k = max(set(links), key=lambda x: (links.count(x), -x))
+            ca = _centre_at(object_boxes[k], a, a, b, forward=True)
+            cb = _centre_at(object_boxes[k], b, a, b, forward=False)
+            od = cb - ca if ca is not None and cb is not None else np.zeros(2)
+            ph.update(object=f"o{k + 1}", object_direction=direction_words(od, cfg.still_extent),
+                      object_extent=round(float(np.hypot(*od)), 3),
+                      object_displacement=[round(float(v), 3) for v in od])
+        phases.append(ph)
+    return phases
+
+
 # ----------------------------------------------------------------------------- summary
 def summarize_dynamics(frames: list[FrameDetections], cfg: DynamicsConfig = DynamicsConfig()) -> dict:
     """The structured dynamics summary of one clip (JSON-serialisable)."""
@@ -224,6 +269,7 @@ def summarize_dynamics(frames: list[FrameDetections], cfg: DynamicsConfig = Dyna
             if k is not None:
                 obj_tracks[k].links[t].add(side)
 
+    obj_filled = [interpolate_boxes(times, tr.boxes) for tr in obj_tracks]
     hands = {}
     for side, tr in hand_tracks.items():
         filled, observed = interpolate_boxes(times, tr.boxes)
@@ -236,11 +282,12 @@ def summarize_dynamics(frames: list[FrameDetections], cfg: DynamicsConfig = Dyna
         info["in_contact_fraction"] = round(sum(s not in (None, "N") for s in tr.states) / len(frames), 3)
         info["boxes"] = [None if np.isnan(b).any() else [round(float(v), 4) for v in b] for b in filled]
         info["interpolated"] = [bool(not o and not np.isnan(b).any()) for o, b in zip(observed, filled)]
+        info["phases"] = contact_phases(times, tr.states, filled, tr.links, [f for f, _ in obj_filled], cfg)
         hands[side] = info
 
     objects = []
     for k, tr in enumerate(obj_tracks):
-        filled, observed = interpolate_boxes(times, tr.boxes)
+        filled, observed = obj_filled[k]
         info = {"id": f"o{k + 1}", **_motion(times, filled, observed, cfg)}
         info["held_by"] = sorted({s for ls in tr.links for s in ls})
         info["held_fraction"] = round(sum(bool(ls) for ls in tr.links) / len(frames), 3)

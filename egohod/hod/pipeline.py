@@ -58,7 +58,8 @@ def _reason(e: BaseException) -> str:
 def new_record(clip: Clip) -> dict:
     return {"key": clip.key, "row": clip.row, "video_id": clip.video_id, "start_second": clip.start_second,
             "end_second": clip.end_second, "narration": clip.narration, "dataset": clip.extra.get("dataset", ""),
-            "uid": clip.extra.get("uid", ""), "status": "pending", "stage": None, "reason": None, "narrations": [],
+            "uid": clip.extra.get("uid", ""), "texts": list(clip.extra.get("texts") or [clip.narration]),
+            "status": "pending", "stage": None, "reason": None, "narrations": [],
             "detections": None, "dynamics": None, "timing": {}}
 
 
@@ -99,43 +100,63 @@ def process_batch(clips: list[Clip], ctx: PipelineContext) -> list[dict]:
         recs[i]["timing"]["detect"] = dt
     frames.clear()  # free the pixels
 
-    reqs, req_idx = [], []
+    narrate_idx = []
     for i in sorted(dets):  # ---- dynamics
         t0 = time.perf_counter()
         try:
-            summary = summarize_dynamics(dets[i], ctx.dynamics)
-            recs[i]["dynamics"] = summary
+            recs[i]["dynamics"] = summarize_dynamics(dets[i], ctx.dynamics)
             if ctx.keep_detections:
                 recs[i]["detections"] = [f.to_dict() for f in dets[i]]
-            reqs.append(NarrationRequest(clips[i].key, clips[i].narration, summary,
-                                         clips[i].end_second - clips[i].start_second))
-            req_idx.append(i)
+            narrate_idx.append(i)
         except Exception as e:
             _fail(recs[i], "dynamics", _reason(e))
         recs[i]["timing"]["dynamics"] = time.perf_counter() - t0
+    narrate_records([recs[i] for i in narrate_idx], ctx.narrator)  # ---- narrate
+    for r in recs:
+        r["timing"] = {k: round(v, 5) for k, v in r["timing"].items()}
+    return [jsonable(r) for r in recs]
 
-    t0 = time.perf_counter()  # ---- narrate
+
+def request_of(rec: dict) -> NarrationRequest:
+    """The narration request of a record whose dynamics are known (also for stored records)."""
+    texts = rec.get("texts") or [rec["narration"]]
+    return NarrationRequest(rec["key"], rec["narration"], rec["dynamics"], rec["end_second"] - rec["start_second"],
+                            list(texts))
+
+
+_NARRATE_FIELDS = ("narration_attempts", "rejected_lines", "transport_error")
+
+
+def narrate_records(recs: list[dict], narrator: Narrator) -> None:
+    """The narrate stage, in place, on records whose ``dynamics`` are set (fresh ones from
+    :func:`process_batch` or stored ones re-narrated by ``egohod hod renarrate``): sets ``status``,
+    ``narrations`` or the failure, ``narration_attempts`` and the narrate timing."""
+    for r in recs:
+        r.update(status="pending", stage=None, reason=None, narrations=[])
+        for k in _NARRATE_FIELDS:
+            r.pop(k, None)
+    reqs = [request_of(r) for r in recs]
+    t0 = time.perf_counter()
     try:
-        results = ctx.narrator.narrate_batch(reqs) if reqs else []
+        results = narrator.narrate_batch(reqs) if reqs else []
         if len(results) != len(reqs):
             raise RuntimeError(f"narrator returned {len(results)} results for {len(reqs)} requests")
     except Exception as e:
         results = None
-        for i in req_idx:
-            _fail(recs[i], "narrate", _reason(e))
+        for r in recs:
+            _fail(r, "narrate", _reason(e))
     dt = (time.perf_counter() - t0) / max(1, len(reqs))
-    for k, i in enumerate(req_idx):
-        recs[i]["timing"]["narrate"] = dt
+    for k, rec in enumerate(recs):
+        rec.setdefault("timing", {})["narrate"] = dt
         if results is None:
             continue
-        r = results[k]
-        recs[i]["narration_attempts"] = r.attempts
-        if r.rejected:
-            recs[i]["rejected_lines"] = r.rejected
-        if r.ok:
-            recs[i].update(status="ok", narrations=r.texts)
+        res = results[k]
+        rec["narration_attempts"] = res.attempts
+        if res.rejected:
+            rec["rejected_lines"] = res.rejected
+        if res.ok:
+            rec.update(status="ok", narrations=res.texts)
         else:
-            _fail(recs[i], "narrate", r.error or "no valid narration")
-    for r in recs:
-        r["timing"] = {k: round(v, 5) for k, v in r["timing"].items()}
-    return [jsonable(r) for r in recs]
+            _fail(rec, "narrate", res.error or "no valid narration")
+            if res.transport_error:
+                rec["transport_error"] = True

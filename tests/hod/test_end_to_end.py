@@ -32,7 +32,7 @@ def test_run_and_merge_end_to_end(hod_corpus, tmp_path, capsys):
     assert hand["direction"] == "right" and hand["extent"] > 0.05
     assert hand["contact_states"] == ["P"] and hand["holds"] == ["o1"]
     assert a0["dynamics"]["objects"][0]["direction"] == "right"
-    assert a0["narrations"] == ["C carries the red block. The right hand moves to the right while holding an object."]
+    assert a0["narrations"] == ["#C C's right hand holds the red block and moves it right."]
     assert len(a0["detections"]) == 8 and all(len(f["hands"]) == 1 for f in a0["detections"])
     assert recs["a1"]["status"] == "ok"  # spans the two chunks
     assert recs["b0"]["dynamics"]["hands"]["left"]["direction"] == "up"

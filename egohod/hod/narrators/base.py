@@ -27,6 +27,11 @@ class NarrationRequest:
     narration: str
     summary: dict
     duration: float
+    texts: list[str] = field(default_factory=list)  # every paraphrase of the original (``narration`` is the first)
+
+    @property
+    def paraphrases(self) -> list[str]:
+        return [t for t in self.texts if t and t.strip()] or [self.narration]
 
 
 @dataclass
@@ -36,6 +41,7 @@ class NarrationResult:
     raw: str | None = None
     attempts: int = 1
     rejected: list[str] = field(default_factory=list)  # reasons for lines that failed validation
+    transport_error: bool = False  # failed because the model could not be reached (not because of its answer)
 
     @property
     def ok(self) -> bool:

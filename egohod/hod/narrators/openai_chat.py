@@ -6,8 +6,10 @@ Standard library only (``urllib``). Settings: ``base_url`` (default ``$OPENAI_BA
 requests is sent concurrently (``max_concurrency`` threads); each request has a ``timeout_s`` and is
 retried up to ``max_retries`` times on connection errors, timeouts, HTTP 429 and 5xx, waiting
 ``backoff_s * 2**attempt`` seconds (or the server's ``Retry-After``, capped at ``max_backoff_s``).
-Other HTTP errors and malformed answers fail that request at once. Every failure is returned as
-a result with a reason.
+Malformed replies (not a chat-completions answer) are retried the same way, and so are empty or
+invalid narrations (asked again at once). Other HTTP errors (400, 401, 404, ...) fail that request
+at once. Every failure is returned as a result with a reason; ``transport_error`` marks those where
+the server never gave a usable reply, which the runner counts to detect an outage.
 """
 from __future__ import annotations
 
@@ -96,27 +98,36 @@ class OpenAIChatNarrator(Narrator):
             obj = json.loads(payload)
             content = obj["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise RuntimeError(f"malformed chat-completions answer ({type(e).__name__}: {e}): {payload[:200]!r}") from None
+            raise _Retryable(f"malformed chat-completions answer ({type(e).__name__}: {e}): {payload[:200]!r}") from None
         return content if isinstance(content, str) else ""
 
     def narrate_one(self, req: NarrationRequest) -> NarrationResult:
         body = {"model": self.model, "messages": self.messages(req), "temperature": self.temperature,
                 "max_tokens": self.max_tokens, **self.extra_body}
-        errors = []
+        errors: list[str] = []
+        invalid: NarrationResult | None = None  # the last answer that failed validation
         for attempt in range(self.max_retries + 1):
             try:
                 content = self._post(body)
-                return result_from_answer(content, self.validation, attempts=attempt + 1, limit=self.num_narrations)
             except _Retryable as e:
                 errors.append(str(e))
                 if attempt == self.max_retries:
                     break
                 wait = e.retry_after if e.retry_after is not None else self.backoff_s * 2 ** attempt
                 time.sleep(min(max(0.0, wait), self.max_backoff_s))
+                continue
             except RuntimeError as e:
-                errors.append(str(e))
                 return NarrationResult([], f"request failed: {e}", None, attempt + 1)
-        return NarrationResult([], f"gave up after {len(errors)} attempts: " + " | ".join(errors), None, len(errors))
+            res = result_from_answer(content, self.validation, attempts=attempt + 1, limit=self.num_narrations)
+            if res.ok:
+                return res
+            invalid = res  # empty / too long / ...: ask again
+            errors.append(res.error or "invalid answer")
+        if invalid is not None:  # the server answered, but never with a valid narration
+            invalid.attempts = len(errors)
+            return invalid
+        return NarrationResult([], f"gave up after {len(errors)} attempts: " + " | ".join(errors), None, len(errors),
+                               transport_error=True)
 
     def narrate_batch(self, requests: list[NarrationRequest]) -> list[NarrationResult]:
         return list(self._pool.map(self.narrate_one, requests))

@@ -3,7 +3,9 @@
 The system and user prompts are rendered from the same templates as the ``openai`` narrator and
 formatted with the tokenizer's chat template when it has one (plain ``system\\n\\nuser\\n`` text
 otherwise). Requests of a batch are generated together with left padding. Greedy decoding by
-default, so a run is reproducible.
+default, so a run is reproducible. With sampling (``temperature > 0``) an empty or invalid answer
+is drawn again, up to ``max_retries`` times (seeds ``seed + attempt``); greedy decoding would only
+repeat it.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ class TransformersNarrator(Narrator):
     def __init__(self, validation: Validation = Validation(), model_dir: str | None = None,
                  system_prompt: str = "system.txt", user_prompt: str = "user.txt", num_narrations: int = 1,
                  max_new_tokens: int = 96, temperature: float = 0.0, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 8, seed: int = 0):
+                 batch_size: int = 8, seed: int = 0, max_retries: int = 2):
         if not model_dir or not Path(model_dir).is_dir():
             raise ValueError(f"narrator transformers needs narrator.model_dir=DIR of a local model, got {model_dir!r}")
         import torch
@@ -42,7 +44,7 @@ class TransformersNarrator(Narrator):
         self.validation = validation
         self.num_narrations = int(num_narrations)
         self.max_new_tokens, self.temperature = int(max_new_tokens), float(temperature)
-        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.batch_size, self.seed, self.max_retries = int(batch_size), int(seed), int(max_retries)
 
     def prompt(self, req: NarrationRequest) -> str:
         system = render(self.system, req, self.num_narrations)
@@ -57,17 +59,26 @@ class TransformersNarrator(Narrator):
         for i in range(0, len(requests), self.batch_size):
             chunk = requests[i: i + self.batch_size]
             try:
-                out.extend(self._generate(chunk))
+                res = self._generate(chunk, self.seed)
+                retries = self.max_retries if self.temperature > 0 else 0
+                for attempt in range(1, retries + 1):
+                    bad = [k for k, r in enumerate(res) if not r.ok]
+                    if not bad:
+                        break
+                    for k, r in zip(bad, self._generate([chunk[k] for k in bad], self.seed + attempt)):
+                        r.attempts = attempt + 1
+                        res[k] = r
+                out.extend(res)
             except Exception as e:  # recorded per request, the run goes on
                 out.extend(NarrationResult([], f"generation failed: {type(e).__name__}: {e}") for _ in chunk)
         return out
 
-    def _generate(self, chunk: list[NarrationRequest]) -> list[NarrationResult]:
+    def _generate(self, chunk: list[NarrationRequest], seed: int) -> list[NarrationResult]:
         torch = self.torch
         enc = self.tok([self.prompt(r) for r in chunk], return_tensors="pt", padding=True).to(self.device)
         sample = self.temperature > 0
         if sample:
-            torch.manual_seed(self.seed)
+            torch.manual_seed(seed)
         with torch.no_grad():
             ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
                                       temperature=self.temperature if sample else None, top_p=None, top_k=None,
