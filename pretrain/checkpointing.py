@@ -102,9 +102,11 @@ def find_last(out_dir: str | os.PathLike) -> Path | None:
 
 
 def load_train_state(ckpt_dir: Path) -> tuple[dict, dict]:
-    """(model file dict, train state dict) of a checkpoint folder, read with ``weights_only``."""
-    model_file = torch.load(ckpt_dir / "model.pt", map_location="cpu", weights_only=True)
-    state = torch.load(ckpt_dir / "train_state.pt", map_location="cpu", weights_only=True)
+    """(model file dict, train state dict) of a checkpoint folder, read by :func:`egohod.safe_load.load_torch`."""
+    from egohod.safe_load import load_torch
+
+    model_file = load_torch(ckpt_dir / "model.pt", what="pretraining checkpoint")
+    state = load_torch(ckpt_dir / "train_state.pt", what="pretraining train state")
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{ckpt_dir}/train_state.pt has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
     return model_file, state

@@ -101,6 +101,7 @@ class EvalBCConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     device: str = "auto"
     out_dir: Optional[str] = None     # default: <run dir>/eval/<step>
+    trust_pickle: bool = False        # load the checkpoint without egohod's safe-loading allowlist (trusted files only)
 
 
 def register_configs() -> None:

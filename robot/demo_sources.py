@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import re
 import sys
 from pathlib import Path
@@ -212,14 +211,17 @@ CLASSIC_TASK_IDS = {
 }
 
 
-def _load_classic_paths(path: Path) -> list[dict]:
+def _load_classic_paths(path: Path, trust_pickle: bool = False) -> list[dict]:
+    """The path dicts of an R3M pickle, read by :func:`egohod.safe_load.load_pickle` (numpy
+    arrays, numbers, strings, lists and dicts; anything else is refused unless ``trust_pickle``)."""
+    from egohod.safe_load import CorruptFileError, load_pickle
+
     if not path.exists():
         raise FileNotFoundError(f"demo file not found: {path}")
     try:
-        with open(path, "rb") as fh:
-            paths = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
-        raise DemoFileError(f"{path} is not a readable pickle of demo paths: {exc}") from exc
+        paths = load_pickle(path, trust_pickle=trust_pickle, what="R3M demo pickle")
+    except CorruptFileError as exc:
+        raise DemoFileError(str(exc)) from None
     if isinstance(paths, dict):
         paths = [paths]
     if not isinstance(paths, (list, tuple)) or not paths:
@@ -229,7 +231,7 @@ def _load_classic_paths(path: Path) -> list[dict]:
 
 
 def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
-                        task: str | None = None) -> list[Episode]:
+                        task: str | None = None, trust_pickle: bool = False) -> list[Episode]:
     """R3M-style pickled demos -> :class:`Episode` lists (no simulator needed).
 
     Each path holds ``images`` [T, H, W, 3] (stored as ``rgb_<camera>``) and/or
@@ -240,9 +242,10 @@ def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
     ``camera`` defaults to the file's folder in R3M's layout (``left_cap2`` -> ``left``,
     ``right_cap2`` -> ``right``, ``default``); ``task`` to the task of R3M's env id file name
     (``kitchen_micro_open-v3.pickle`` -> ``microwave``, see ``CLASSIC_TASK_IDS``).
+    ``trust_pickle=True`` unpickles without egohod's allowlist (only for files you trust).
     """
     path = Path(path)
-    paths = _load_classic_paths(path)
+    paths = _load_classic_paths(path, trust_pickle)
     if camera is None:
         camera = CLASSIC_CAMERA_DIRS.get(path.parent.name)
     if task is None:
@@ -285,14 +288,15 @@ def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
 
 def read_classic_multiview(root: str | os.PathLike, env_id: str,
                            cameras: Sequence[str] = ("default", "left_cap2", "right_cap2"),
-                           ) -> list[Episode]:
+                           trust_pickle: bool = False) -> list[Episode]:
     """Merge R3M's per-camera pickles ``<root>/<camera dir>/<env_id>.pickle`` into episodes
     holding one ``rgb_<camera>`` per view (the paths of each file must be the same demos)."""
     root = Path(root)
     per_camera = {}
     for cam_dir in cameras:
         cam = CLASSIC_CAMERA_DIRS.get(cam_dir, cam_dir)
-        per_camera[cam] = read_classic_pickle(root / cam_dir / f"{env_id}.pickle", camera=cam)
+        per_camera[cam] = read_classic_pickle(root / cam_dir / f"{env_id}.pickle", camera=cam,
+                                              trust_pickle=trust_pickle)
     first_cam, first = next(iter(per_camera.items()))
     merged = []
     for i, episode in enumerate(first):
@@ -348,7 +352,7 @@ def detect_demo_format(path: str | os.PathLike) -> str:
 def iter_any_demos(path, cameras: Sequence[str] = ("default",), image_size: int = 224,
                    env_name: str = "kitchen/microwave", task: str | None = None,
                    max_episodes: int | None = None, camera: str | None = None,
-                   env_kwargs: dict | None = None) -> Iterator[Episode]:
+                   env_kwargs: dict | None = None, trust_pickle: bool = False) -> Iterator[Episode]:
     """Episodes of a demo file in any supported format (see :func:`detect_demo_format`)."""
     fmt = detect_demo_format(path)
     if fmt == "robomimic":
@@ -360,18 +364,18 @@ def iter_any_demos(path, cameras: Sequence[str] = ("default",), image_size: int 
         yield from iter_minari_kitchen(path, cameras, image_size, env_name, task, max_episodes,
                                        env_kwargs)
     else:
-        yield from read_classic_pickle(path, camera=camera, task=task)[:max_episodes]
+        yield from read_classic_pickle(path, camera=camera, task=task, trust_pickle=trust_pickle)[:max_episodes]
 
 
 def convert_demos(src, dst, cameras: Sequence[str] = ("default",), image_size: int = 224,
                   env_name: str = "kitchen/microwave", task: str | None = None,
                   max_episodes: int | None = None, camera: str | None = None,
-                  env_kwargs: dict | None = None, progress: bool = True) -> dict:
+                  env_kwargs: dict | None = None, progress: bool = True, trust_pickle: bool = False) -> dict:
     """Convert a demo file of any supported format to robomimic HDF5 at ``dst`` (atomic,
     streamed episode by episode). Returns a summary (format, demos, samples, cameras)."""
     fmt = detect_demo_format(src)
     episodes = iter_any_demos(src, cameras, image_size, env_name, task, max_episodes, camera,
-                              env_kwargs)
+                              env_kwargs, trust_pickle=trust_pickle)
     first = next(episodes, None)
     if first is None:
         raise DemoFileError(f"{src}: no episodes to convert")
@@ -429,12 +433,14 @@ def main(argv=None) -> int:
     p_conv.add_argument("--env", default="kitchen/microwave", help="registered env used to replay")
     p_conv.add_argument("--task", default=None)
     p_conv.add_argument("--max-episodes", type=int, default=None)
+    p_conv.add_argument("--trust-pickle", action="store_true",
+                        help="unpickle an R3M pickle without egohod's allowlist (only files you trust)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print(json.dumps(describe_demo_file(args.path), indent=2))
     else:
         summary = convert_demos(args.src, args.dst, args.cameras, args.image_size, args.env,
-                                args.task, args.max_episodes, args.camera)
+                                args.task, args.max_episodes, args.camera, trust_pickle=args.trust_pickle)
         print(json.dumps(summary, indent=2))
     return 0
 

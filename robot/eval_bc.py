@@ -4,6 +4,8 @@
 
 The checkpoint names its encoder (and the sha256 of the encoder weights, checked against the
 file), head, normalisation and environment; ``encoder_checkpoint=PATH`` points at moved weights.
+The checkpoint is read without running code from it; ``trust_pickle=true`` lifts that for files
+you trust.
 Results go to ``<run>/eval/<step>/results.json`` unless ``out_dir`` is given.
 """
 import os
@@ -23,7 +25,7 @@ register_configs()
 def main(cfg) -> None:
     from robot.run_bc import evaluate_checkpoint
 
-    evaluate_checkpoint(cfg.checkpoint, cfg.eval, cfg.device, cfg.encoder_checkpoint, cfg.out_dir)
+    evaluate_checkpoint(cfg.checkpoint, cfg.eval, cfg.device, cfg.encoder_checkpoint, cfg.out_dir, cfg.trust_pickle)
 
 
 if __name__ == "__main__":

@@ -583,9 +583,10 @@ def _checkpoint_encoder_seed(ckpt: dict) -> int:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "auto",
-                        encoder_checkpoint: str | None = None, out_dir: str | Path | None = None) -> dict:
+                        encoder_checkpoint: str | None = None, out_dir: str | Path | None = None,
+                        trust_pickle: bool = False) -> dict:
     """Re-evaluate a saved policy (``robot/eval_bc.py``)."""
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
     device = resolve_device(device_name)
     enc = ckpt["encoder"]
     enc_ckpt = encoder_checkpoint or enc.get("checkpoint")

@@ -74,11 +74,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
                             "directory, checkpoints/last, or a run directory containing checkpoints/last)")
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (trusted local file: it pickles
-    numpy RNG state and plain config dicts)."""
+def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` through
+    :func:`egohod.safe_load.load_torch` (tensors, numpy RNG state and plain dicts load without
+    ``trust_pickle``; anything else is refused unless ``trust_pickle=True``)."""
+    from egohod.safe_load import load_torch
+
     p = resolve_checkpoint(path)
-    ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    ckpt = load_torch(p, trust_pickle=trust_pickle, what="BC policy checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{p} is not an egohod BC policy checkpoint (format {CHECKPOINT_FORMAT!r})")
     ckpt["path"] = str(p)

@@ -1,6 +1,6 @@
 """``egohod score | eval | extract``: thin layers over the scorers, protocols and extractor.
 
-    egohod score ek100-mir --sim SIM.npy --relevancy REL.pkl
+    egohod score ek100-mir --sim SIM.npy --relevancy REL.pkl [--trust-pickle]
     egohod score classification --scores S.npy --labels L.npy
     egohod score egomcq --scores S.npy --answers A.npy --types T.npy
     egohod score ek100-action --verb-scores V.npy --noun-scores N.npy --verb-labels VL.npy --noun-labels NL.npy
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_load import UnsafeFileError
 from .readers import BenchmarkDataError, read_relevancy
 from .results import encoder_label, is_random_weights, json_safe, markdown_table, write_results
 
@@ -101,6 +102,8 @@ def _score_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ek100-mir", help="EK-100 MIR mAP / nDCG")
     p.add_argument("--sim", required=True, help=".npy [clips, captions] similarity")
     p.add_argument("--relevancy", required=True, help="relevancy pickle [clips, captions]")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle the relevancy file without egohod's allowlist (only for files you trust)")
     p = sub.add_parser("classification", help="top-1 / top-5 / mean class accuracy")
     p.add_argument("--scores", required=True, help=".npy [N, C]")
     p.add_argument("--labels", required=True, help=".npy [N] int")
@@ -134,7 +137,8 @@ def score_main(argv: list[str]) -> int:
     try:
         if args.task == "ek100-mir":
             sim = _load_npy(args.sim, "similarity")
-            metrics = S.ek100_mir_scores(sim, read_relevancy(args.relevancy, shape=sim.shape if sim.ndim == 2 else None))
+            metrics = S.ek100_mir_scores(sim, read_relevancy(args.relevancy, shape=sim.shape if sim.ndim == 2 else None,
+                                                          trust_pickle=args.trust_pickle))
         elif args.task == "classification":
             metrics = S.classification_scores(_load_npy(args.scores, "scores"), _load_npy(args.labels, "labels"), over=args.over)
         elif args.task == "egomcq":
@@ -152,6 +156,8 @@ def score_main(argv: list[str]) -> int:
             metrics = _score_segmentation(args.predictions, args.ground_truth, args.background)
     except (BenchmarkDataError, ValueError, KeyError) as e:
         print(f"egohod score {args.task}: {e}", file=sys.stderr)
+        if isinstance(e, UnsafeFileError):
+            print("  (on this command: add --trust-pickle)", file=sys.stderr)
         return 2
     print(json.dumps(json_safe(metrics)))
     return 0
@@ -159,6 +165,7 @@ def score_main(argv: list[str]) -> int:
 
 def eval_main(argv: list[str]) -> int:
     from ..data.video import VideoReadError
+    from ..safe_load import CorruptFileError
     from .config import BENCHMARKS, load_eval_config
     from .protocols import run_benchmark
 
@@ -170,7 +177,7 @@ def eval_main(argv: list[str]) -> int:
     t0 = time.time()
     try:
         metrics, info = run_benchmark(cfg)
-    except (BenchmarkDataError, VideoReadError) as e:
+    except (BenchmarkDataError, VideoReadError, UnsafeFileError, CorruptFileError) as e:
         print(f"egohod eval {cfg.benchmark}: {e}", file=sys.stderr)
         return 2
     record = {"benchmark": cfg.benchmark, "encoder": cfg.encoder, "checkpoint": cfg.checkpoint,

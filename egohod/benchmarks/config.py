@@ -29,7 +29,7 @@ class EvalConfig:
     benchmark: str = ""
     encoder: str = "egovideo_b"          # a registered model name (egohod models)
     checkpoint: Optional[str] = None     # None: random weights (smoke tests only)
-    trust_pickle: bool = False           # allow full unpickling of checkpoints that need it
+    trust_pickle: bool = False           # unpickle the checkpoint / relevancy file without the allowlist
     data: str = ""                       # folder with the benchmark's annotation files
     videos: str = "videos"               # video folder, absolute or relative to `data`
     out: str = "outputs/eval"            # results: <out>/<benchmark>.json and .md

@@ -172,7 +172,7 @@ def run_ek100_mir(cfg: EvalConfig, model: ZeroShotModel) -> tuple[dict, dict]:
     sentences = read_ek100_sentences(sent_path)
     rel = read_relevancy(find_annotation(cfg.data, "caption_relevancy_EPIC_100_retrieval_test.pkl",
                                          [f"{s}/relevancy".strip("/") for s in EK100_SUBDIRS] + list(EK100_SUBDIRS)),
-                         shape=(len(clips), len(sentences)))
+                         shape=(len(clips), len(sentences)), trust_pickle=cfg.trust_pickle)
     if cfg.mir_text == "narration":
         first_row = {}
         for i, c in enumerate(clips):

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..safe_load import load_pickle
 
 __all__ = [
     "BenchmarkDataError",
@@ -133,20 +134,22 @@ def read_ek100_sentences(path: str | Path) -> list[tuple[str, str]]:
     return [(r["narration_id"], r["narration"]) for r in rows]
 
 
-def read_relevancy(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_relevancy(path: str | Path, shape: tuple[int, int] | None = None, trust_pickle: bool = False) -> np.ndarray:
     """The relevancy matrix (pickle as released, or ``.npy``) as float64, optionally checked against ``shape``.
 
-    Unpickling runs code from the file: only read relevancy pickles from a trusted source.
+    The pickle is read by :func:`egohod.safe_load.load_pickle` (numpy arrays only; the released
+    file is a plain array): anything else raises :class:`~egohod.safe_load.UnsafeFileError`
+    unless ``trust_pickle=True``; an unreadable file raises
+    :class:`~egohod.safe_load.CorruptFileError`.
     """
     path = _need_file(path, "EK-100 relevancy matrix")
-    try:
-        if path.suffix == ".npy":
+    if path.suffix == ".npy":
+        try:
             obj = np.load(path, allow_pickle=False)
-        else:
-            with open(path, "rb") as f:
-                obj = pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise BenchmarkDataError(f"{path}: cannot unpickle the relevancy matrix ({type(e).__name__}: {e})") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise BenchmarkDataError(f"{path}: cannot read the relevancy matrix ({type(e).__name__}: {e})") from None
+    else:
+        obj = load_pickle(path, trust_pickle=trust_pickle, what="EK-100 relevancy pickle")
     if hasattr(obj, "to_numpy"):  # a pandas DataFrame
         obj = obj.to_numpy()
     try:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..safe_load import load_torch
 from .runner import atomic_write_text
 
 
@@ -267,15 +268,20 @@ def train_main(cfg) -> dict:
     return result
 
 
-def load_classifier(path: str | Path) -> tuple[StyleMLP, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+def load_classifier(path: str | Path, trust_pickle: bool = False) -> tuple[StyleMLP, dict]:
+    """The classifier ``style-train`` wrote (tensors, numbers and plain dicts: read with
+    :func:`egohod.safe_load.load_torch`; ``trust_pickle=True`` only for files you trust)."""
+    blob = load_torch(path, trust_pickle=trust_pickle, what="style-filter model")
+    if not isinstance(blob, dict) or not {"state_dict", "in_dim", "hidden", "dropout"} <= set(blob):
+        raise ValueError(f"{path} is not a style-filter model written by `egohod hod style-train` "
+                         "(expected a dict with state_dict, in_dim, hidden, dropout)")
     model = StyleMLP(blob["in_dim"], blob["hidden"], blob["dropout"])
     model.load_state_dict(blob["state_dict"], strict=True)
     return model.eval(), blob
 
 
 def apply_main(cfg) -> dict:
-    model, blob = load_classifier(cfg.model)
+    model, blob = load_classifier(cfg.model, trust_pickle=cfg.trust_pickle)
     threshold = float(cfg.threshold if cfg.threshold is not None else blob["threshold"])
     rows, cols = read_clip_rows(cfg.clips)
     feats, fails, _ = _features_for(cfg, rows)

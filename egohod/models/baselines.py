@@ -94,8 +94,9 @@ class FrozenImageEncoder(nn.Module):
 
 def _read(path: str | Path, wrappers: Iterable[str]) -> dict[str, torch.Tensor]:
     """A tensor dict from ``path``: safetensors, or a ``torch.save`` pickle read with
-    ``weights_only=True``, unwrapped from the first of ``wrappers`` present, prefixes removed."""
-    from .checkpoint_io import CheckpointError, pickle_errors, strip_prefixes
+    ``weights_only=True`` (:func:`egohod.safe_load.load_torch`), unwrapped from the first of
+    ``wrappers`` present, prefixes removed."""
+    from .checkpoint_io import CheckpointError, load_checkpoint_object, strip_prefixes
 
     path = Path(path)
     if not path.is_file():
@@ -105,10 +106,7 @@ def _read(path: str | Path, wrappers: Iterable[str]) -> dict[str, torch.Tensor]:
 
         obj = load_file(str(path))
     else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle_errors() as e:
-            raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from e
+        obj = load_checkpoint_object(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     for w in wrappers:

@@ -3,11 +3,11 @@
 Accepted files:
 
 * ``torch.save`` pickles: ``{'epoch', 'state_dict': {...}, ...}`` (the official release, keys
-  prefixed ``module.``), ``{'model': {...}}``, or a bare state dict. They are read with
-  ``torch.load(weights_only=True)`` inside a ``torch.serialization.safe_globals`` context that
-  allows exactly the extra objects the official files pickle (OmegaConf containers and nodes,
-  ``typing.Any``, numpy scalars/dtypes/arrays). Nothing else is unpickled unless the caller
-  passes ``trust_pickle=True``.
+  prefixed ``module.``), ``{'model': {...}}``, or a bare state dict. They are read by
+  :func:`egohod.safe_load.load_torch`, whose allowlist holds exactly the extra objects the
+  official files pickle (OmegaConf containers and nodes, ``typing.Any``, numpy
+  scalars/dtypes/arrays). Nothing else is unpickled unless the caller passes
+  ``trust_pickle=True``.
 * ``.safetensors`` files (``egohod export ... format=safetensors``).
 
 Key layouts: ``module.`` prefixes are stripped; the flash-attention names of the vision blocks
@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from ..safe_load import CorruptFileError, UnsafeFileError, load_torch
 
 
 class CheckpointError(ValueError):
@@ -57,37 +58,12 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _safe_globals() -> list:
-    """The allowlist for ``weights_only`` loading of the official checkpoints."""
-    import collections
-    import typing
+class UnsafeCheckpointError(CheckpointError, UnsafeFileError):
+    """A checkpoint that would run code while loading (refused unless ``trust_pickle=True``)."""
 
-    allowed: list = [typing.Any, dict, list, tuple, set, int, float, bool, str, bytes, collections.defaultdict,
-                     collections.OrderedDict]
-    try:
-        import numpy as np
 
-        try:
-            from numpy._core import multiarray as ma  # numpy >= 2
-        except ImportError:  # pragma: no cover - numpy 1.x
-            from numpy.core import multiarray as ma
-        allowed += [np.dtype, np.ndarray, ma.scalar, ma._reconstruct]
-        # files written under numpy 1.x name numpy.core.*, under 2.x numpy._core.*
-        allowed += [(ma.scalar, "numpy.core.multiarray.scalar"),
-                    (ma._reconstruct, "numpy.core.multiarray._reconstruct")]
-        allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import omegaconf
-        from omegaconf import base, nodes
-
-        allowed += [omegaconf.DictConfig, omegaconf.ListConfig, base.ContainerMetadata, base.Metadata,
-                    nodes.AnyNode, nodes.StringNode, nodes.IntegerNode, nodes.FloatNode,
-                    nodes.BooleanNode, nodes.BytesNode, nodes.PathNode, nodes.EnumNode]
-    except ImportError:  # pragma: no cover
-        pass
-    return [a for a in allowed if a is not None]
+class CorruptCheckpointError(CheckpointError, CorruptFileError):
+    """A checkpoint file that is empty, cut off or not a checkpoint."""
 
 
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -105,36 +81,18 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, t
             return strip_prefixes(load_file(str(path)))
         except Exception as e:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read safetensors checkpoint {path}: {e}") from e
-    if zipfile.is_zipfile(path) is False and path.stat().st_size > 0:
-        # torch.save writes zip archives; a cut-off zip has no central directory
-        with open(path, "rb") as f:
-            magic = f.read(2)
-        if magic == b"PK":
-            raise CheckpointError(f"checkpoint {path} is truncated or corrupt (incomplete zip archive, "
-                                  f"{path.stat().st_size} bytes); download it again")
+    return strip_prefixes(unwrap_state_dict(load_checkpoint_object(path, trust_pickle), path))
+
+
+def load_checkpoint_object(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint"):
+    """The object a ``torch.save`` checkpoint holds, read through :func:`egohod.safe_load.load_torch`;
+    its refusals and corruption errors are raised as :class:`CheckpointError` subclasses."""
     try:
-        if trust_pickle:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            with torch.serialization.safe_globals(_safe_globals()):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle_errors() as e:
-        msg = str(e)
-        if "Unsupported global" in msg:
-            line = next(ln for ln in msg.splitlines() if "Unsupported global" in ln)
-            what = line.split("Unsupported global:", 1)[-1].split(" was not", 1)[0].strip()
-            raise CheckpointError(
-                f"checkpoint {path} pickles an object outside egohod's safe allowlist ({what}). "
-                "If you trust the file, pass trust_pickle=True."
-            ) from e
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {msg.splitlines()[0] if msg else e!r}") from e
-    return strip_prefixes(unwrap_state_dict(obj, path))
-
-
-def pickle_errors() -> tuple[type[BaseException], ...]:
-    import pickle
-
-    return (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile, OSError)
+        return load_torch(path, trust_pickle=trust_pickle, what=what)
+    except UnsafeFileError as e:
+        raise UnsafeCheckpointError(e.path, e.what, e.wanted) from None
+    except CorruptFileError as e:
+        raise CorruptCheckpointError(e.path, e.what, e.reason) from None
 
 
 def unwrap_state_dict(obj, path: str | Path = "<memory>") -> dict[str, torch.Tensor]:

@@ -131,7 +131,7 @@ def test_unsafe_pickle_refused_unless_trusted(tiny_sd, tmp_path):
     _, sd = tiny_sd
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": sd, "obj": NotAllowed()}, path)
-    with pytest.raises(CheckpointError, match=r"outside egohod's safe allowlist .*NotAllowed.*trust_pickle=True"):
+    with pytest.raises(CheckpointError, match=r"refused: .*NotAllowed.*outside egohod's safe-loading allowlist.*trust_pickle=true"):
         read_checkpoint(path)
     assert "visual.conv1.weight" in read_checkpoint(path, trust_pickle=True)
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...safe_load import load_torch
 from ..types import CONTACT_STATES, FrameDetections, HandDetection, ObjectDetection
 from .base import ClipFrames, Detector, register_detector
 
@@ -261,14 +262,15 @@ class HandObjectRCNN(nn.Module):
 
 
 # ----------------------------------------------------------------------------- checkpoint
-def load_state_dict_file(path: str | Path) -> tuple[dict, dict]:
+def load_state_dict_file(path: str | Path, trust_pickle: bool = False) -> tuple[dict, dict]:
     """The model state dict and metadata (``pooling_mode``, ``class_agnostic``, ...) of a 100DOH
-    checkpoint file (a dict with a ``"model"`` entry, or a bare state dict)."""
+    checkpoint file (a dict with a ``"model"`` entry, or a bare state dict), read with
+    :func:`egohod.safe_load.load_torch`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"100DOH checkpoint {path} does not exist (download faster_rcnn_1_8_132028.pth "
                                 "from the 100DOH project page and pass detector.checkpoint=PATH)")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch(path, trust_pickle=trust_pickle, what="100DOH checkpoint")
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         meta = {k: v for k, v in obj.items() if k not in ("model", "optimizer")}
         return obj["model"], meta

@@ -18,18 +18,19 @@ Two formats (``detector.format``):
 
 A sampled time maps to the nearest frame; when no frame within ``max_frame_gap`` frames has
 detections the clip fails with a reason naming the file and the frames it covers (this is how a
-clip beyond the end of the detections is reported). Pickle files are trusted input: only load
-files you made or downloaded from the dataset authors.
+clip beyond the end of the detections is reported). Pickle files are read by
+:func:`egohod.safe_load.load_pickle` (bytes, numbers, dicts, lists and numpy arrays only);
+``detector.trust_pickle=true`` lifts that restriction for files you trust.
 """
 from __future__ import annotations
 
 import csv
-import pickle
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ...safe_load import load_pickle
 from ..types import CONTACT_STATES, DetectionFormatError, FrameDetections, HandDetection, ObjectDetection, offset_from_vector
 from .base import ClipFrames, Detector, register_detector
 from .ek100_format import decode_frame
@@ -41,7 +42,7 @@ class PrecomputedDetector(Detector):
 
     def __init__(self, root: str | None = None, format: str = "ek100", fps: float | None = None,
                  video_info: str | None = None, frame_width: int = 456, frame_height: int = 256,
-                 max_frame_gap: int = 2, cache_videos: int = 4):
+                 max_frame_gap: int = 2, cache_videos: int = 4, trust_pickle: bool = False):
         if not root:
             raise ValueError("detector precomputed needs detector.root=DIR (folder of per-video detection files)")
         if format not in ("ek100", "100doh"):
@@ -56,6 +57,7 @@ class PrecomputedDetector(Detector):
         self.max_frame_gap = int(max_frame_gap)
         self._cache: OrderedDict = OrderedDict()
         self._cache_size = int(cache_videos)
+        self.trust_pickle = bool(trust_pickle)
 
     @staticmethod
     def _read_video_info(path: str) -> dict[str, float]:
@@ -89,8 +91,7 @@ class PrecomputedDetector(Detector):
         fps = self.video_fps.get(video_id, self.fps)
         if fps is None:
             raise ValueError(f"ek100 detections need the frame rate of {video_id}: set detector.fps or detector.video_info")
-        with open(path, "rb") as f:
-            items = pickle.load(f)
+        items = load_pickle(path, trust_pickle=self.trust_pickle, what="ek100 detections file")
         if not isinstance(items, (list, tuple)):
             raise DetectionFormatError(f"{path}: expected a pickled list of serialized protobuf frames, got {type(items).__name__}")
         frames = {}
@@ -121,8 +122,7 @@ class PrecomputedDetector(Detector):
                         except ValueError:
                             raise DetectionFormatError(f"{path}: array name {name!r} is not frame_<n>_hand/obj") from None
         else:
-            with open(path, "rb") as f:
-                obj = pickle.load(f)
+            obj = load_pickle(path, trust_pickle=self.trust_pickle, what="100doh detections file")
             if not isinstance(obj, dict) or "frames" not in obj:
                 raise DetectionFormatError(f"{path}: expected a dict with width, height, fps and frames")
             try:
