@@ -10,10 +10,17 @@ preprocessing included):
 
 * ``safetensors``: the encoder's weights (keys ``visual.*``; reload with
   ``egohod.load_encoder(name, checkpoint=OUT)``) and, in the file metadata, ``egohod_format``,
-  ``encoder``, ``num_frames``, ``weights`` (sha256 of the source checkpoint) and the JSON
-  ``input_spec``;
-* ``torchscript``: a traced module ``frames uint8 [B, T, H, W, 3] -> [B, E]`` (``torch.jit.load``);
-* ``onnx``: the same graph with a dynamic batch axis (input ``frames``, output ``embedding``).
+  ``encoder``, ``num_frames``, ``weights`` (sha256 of the source checkpoint, or
+  ``random:seed=<seed>``), ``seed`` and the JSON ``input_spec``;
+* ``torchscript``: a traced module ``frames uint8 [B, T, H, W, 3] -> [B, E]`` (``torch.jit.load``),
+  the same metadata as JSON in its extra file ``egohod.json``;
+* ``onnx``: the same graph with a dynamic batch axis (input ``frames``, output ``embedding``), the
+  same metadata in the model's ``metadata_props``.
+
+Without ``checkpoint`` the encoder has the random weights of ``egohod.load_encoder(encoder,
+seed=seed)`` (``seed`` default 0, recorded as ``weights: random:seed=<seed>``), so an exported
+random encoder is checked against ``load_encoder`` with the recorded seed. ``seed`` also seeds
+the random parity clips.
 
 The traced/ONNX graphs are specialised to the ``frames``, ``height`` and ``width`` given here
 (default: the variant's clip length and image size, so resizing is a no-op; give your camera's
@@ -47,7 +54,7 @@ class ExportConfig:
     width: int | None = None
     tol: float = 1e-3
     opset: int = 18
-    seed: int = 0
+    seed: int = 0                     # random weights (no checkpoint): load_encoder(..., seed=); parity clips
 
 
 def parse_args(argv: list[str]) -> ExportConfig:
@@ -86,17 +93,43 @@ def _atomic_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.tmp{os.getpid()}")
 
 
+def export_metadata(enc, cfg: ExportConfig) -> dict[str, str]:
+    """What an exported file records about its encoder (string values: safetensors metadata)."""
+    return {"egohod_format": "frozen_encoder", "encoder": enc.name, "num_frames": str(enc.num_frames),
+            "weights": enc.weights, "seed": str(cfg.seed), "input_spec": json.dumps(enc.input_spec.to_dict())}
+
+
+def read_export_metadata(path: str | Path) -> dict[str, str]:
+    """The :func:`export_metadata` record of an exported file of any format."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    if path.suffix == ".onnx":
+        import onnx
+
+        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if head.startswith(b"PK"):  # TorchScript: a zip archive
+        extra = {"egohod.json": ""}
+        torch.jit.load(str(path), _extra_files=extra)
+        return json.loads(extra["egohod.json"] or "{}")
+    raise ValueError(f"{path}: not an egohod export (expected .safetensors, .onnx or a TorchScript archive)")
+
+
 def export_safetensors(enc, out: Path, cfg: ExportConfig) -> None:
     from safetensors.torch import save_file
 
-    meta = {"egohod_format": "frozen_encoder", "encoder": enc.name, "num_frames": str(enc.num_frames),
-            "weights": enc.weights, "input_spec": json.dumps(enc.input_spec.to_dict())}
     tmp = _atomic_path(out)
-    save_file({k: v.detach().contiguous() for k, v in enc.state_dict().items()}, str(tmp), metadata=meta)
+    save_file({k: v.detach().contiguous() for k, v in enc.state_dict().items()}, str(tmp),
+              metadata=export_metadata(enc, cfg))
     os.replace(tmp, out)
 
 
-def export_torchscript(enc, example: torch.Tensor, out: Path) -> None:
+def export_torchscript(enc, example: torch.Tensor, out: Path, meta: dict | None = None) -> None:
     import warnings
 
     with torch.no_grad(), warnings.catch_warnings():
@@ -105,17 +138,25 @@ def export_torchscript(enc, example: torch.Tensor, out: Path) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(enc, (example,), check_trace=False)
     tmp = _atomic_path(out)
-    traced.save(str(tmp))
+    traced.save(str(tmp), _extra_files={"egohod.json": json.dumps(meta or {})})
     os.replace(tmp, out)
 
 
-def export_onnx(enc, example: torch.Tensor, out: Path, opset: int) -> None:
+def export_onnx(enc, example: torch.Tensor, out: Path, opset: int, meta: dict | None = None) -> None:
     tmp = _atomic_path(out)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with torch.no_grad():
         torch.onnx.export(enc, (example,), str(tmp), input_names=["frames"], output_names=["embedding"],
                           dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
                           external_data=False, verbose=False)
+    if meta:
+        import onnx
+
+        model = onnx.load(str(tmp))
+        for k, v in meta.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(model, str(tmp))
     os.replace(tmp, out)
 
 
@@ -162,7 +203,7 @@ def parity(enc, exported, cfg: ExportConfig, frames: int, height: int, width: in
 def run_export(cfg: ExportConfig) -> dict:
     from .models import load_encoder
 
-    enc = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.frames)
+    enc = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.frames, seed=cfg.seed)
     spec = enc.input_spec
     frames, height, width = enc.num_frames, cfg.height or spec.image_size, cfg.width or spec.image_size
     cfg.frames = frames
@@ -172,14 +213,14 @@ def run_export(cfg: ExportConfig) -> dict:
     if cfg.format == "safetensors":
         export_safetensors(enc, out, cfg)
     elif cfg.format == "torchscript":
-        export_torchscript(enc, example, out)
+        export_torchscript(enc, example, out, export_metadata(enc, cfg))
     else:
-        export_onnx(enc, example, out, cfg.opset)
+        export_onnx(enc, example, out, cfg.opset, export_metadata(enc, cfg))
     rows = parity(enc, load_exported(cfg.format, out, cfg), cfg, frames, height, width)
     worst = max(r["max_abs_diff"] for r in rows)
     return {"encoder": cfg.encoder, "format": cfg.format, "out": str(out), "bytes": out.stat().st_size,
             "input": f"uint8 [B, {frames}, {height}, {width}, 3]", "embed_dim": enc.embed_dim,
-            "weights": enc.weights, "parity": rows, "max_abs_diff": worst, "tol": cfg.tol,
+            "weights": enc.weights, "seed": cfg.seed, "parity": rows, "max_abs_diff": worst, "tol": cfg.tol,
             "ok": bool(worst <= cfg.tol)}
 
 
@@ -191,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"egohod export: {e}", file=sys.stderr)
         return 2
     result = run_export(cfg)
+    from .models import is_random_weights
+
+    if is_random_weights(result["weights"]):
+        print(f"encoder {cfg.encoder}: RANDOM WEIGHTS (seed {cfg.seed}; no checkpoint given)")
     for r in result["parity"]:
         print(f"parity {result['format']} batch={r['batch']}: max abs diff {r['max_abs_diff']:.3e}"
               + (f" ({r['error']})" if "error" in r else ""))
