@@ -69,15 +69,28 @@ def test_samples_are_a_function_of_seed_epoch_index(indexed_root):
 
 
 def test_shared_crop_and_flip_for_both_paths(indexed_root):
-    # a static clip: the same crop on both paths gives identical frames
-    root = indexed_root / "static"
-    write_video(chunk_path(root, "s", 0), np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :, None],
-                                                  (20, 48, 1, 3)), FPS)
+    """Both paths of a sample share one crop and one flip. The segment holds a single frame
+    (0.5-0.6 s at 10 fps: frame 5), so every frame of both clips is the same decoded frame (no
+    comparison of different frames of a lossy video); after the shared transform they must be
+    equal exactly, while the crop itself changes from epoch to epoch."""
+    root = indexed_root / "one_frame"
+    yy, xx = np.mgrid[0:48, 0:64]
+    frames = np.zeros((20, 48, 64, 3), np.uint8)
+    frames[..., 0], frames[..., 1] = 4 * xx, 5 * yy  # a 2-D pattern: any other crop or flip shows
+    write_video(chunk_path(root, "s", 0), frames, FPS)
+    recs = [ClipRecord("s", 0.5, 0.6, ("x",))]
+    raw = _ds(root, recs)[(0, 0)]
+    decoded = np.concatenate([raw["video"].numpy(), raw["video_slow"].numpy()])
+    assert (decoded == decoded[:1]).all()  # one decoded frame, repeated in both clips
     tf = VideoTransform(32, CLIP_MEAN, CLIP_STD, train=True, train_short_side=48)
-    ds = _ds(root, [ClipRecord("s", 0.0, 2.0, ("x",))], transform=tf)
-    for e in range(4):
+    ds = _ds(root, recs, transform=tf)
+    firsts = []
+    for e in range(6):
         s = ds[(e, 0)]
-        assert torch.allclose(s["video"][:, 0], s["video_slow"][:, 0], atol=1e-5)
+        both = torch.cat([s["video"], s["video_slow"]], dim=1)
+        assert torch.equal(both, s["video"][:, :1].expand_as(both)), e
+        firsts.append(s["video"][:, 0])
+    assert any(not torch.equal(firsts[0], f) for f in firsts[1:])  # the crop/flip is random per epoch
 
 
 def test_bad_samples_are_replaced_and_reported(indexed_root, tmp_path):
