@@ -332,3 +332,30 @@ def test_writers_in_different_processes_use_their_own_partial_file(tmp_path):
         assert writer.partial_path == partial_path(path) != other
         writer.append(_episode())
     assert len(read_demos(path)) == 1 and other.exists()
+
+
+def _corrupt_first_chunk(path, key):
+    """Overwrite the bytes of the first stored chunk of dataset ``key`` (lzf-compressed frames)."""
+    with h5py.File(path, "r") as f:
+        info = f[key].id.get_chunk_info(0)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
+
+
+def test_truncated_or_corrupt_files_name_the_file_and_the_key(tmp_path):
+    path = tmp_path / "demos.hdf5"
+    eps = [_episode(t=12, size=16), _episode(t=12, seed=1, size=16)]
+    for ep in eps:  # compressible frames, so their chunks go through the lzf filter
+        ep.obs["rgb_left"] = np.zeros_like(ep.obs["rgb_left"])
+    write_demos(path, eps, ENV_ARGS)
+    cut = tmp_path / "cut.hdf5"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # an interrupted copy
+    for read in (read_demos, read_env_args):
+        with pytest.raises(DemoFileError, match=r"cut\.hdf5: cannot open the HDF5 file, it is truncated or corrupt"):
+            read(cut)
+    _corrupt_first_chunk(path, "data/demo_1/obs/rgb_left")
+    assert len(read_demos(path, obs_keys=["proprio"])) == 2  # the other keys still read
+    with pytest.raises(DemoFileError, match=r"demos\.hdf5: cannot read 'data/demo_1/obs/rgb_left'.*truncated or "
+                                            r"corrupt"):
+        read_demos(path, obs_keys=["rgb_left"])

@@ -89,6 +89,10 @@ def test_state_only_demos_do_not_depend_on_worker_count(tmp_path):
     one = generate_demos(TASK, [], num_demos=2, seed=5, workers=1, out=tmp_path / "w1.hdf5", progress=False)
     two = generate_demos(TASK, [], num_demos=2, seed=5, workers=2, out=tmp_path / "w2.hdf5", progress=False)
     a, b = read_demos(one), read_demos(two)
+    # file_lock removes its lock file: only the two demo files are left (no 0-byte .lock)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1.hdf5", "w2.hdf5"]
+    assert generate_demos(TASK, [], num_demos=2, seed=5, out=one, progress=False) == one  # reused
+    assert not list(tmp_path.glob("*.lock"))
     assert [e.seed for e in a] == [e.seed for e in b]
     assert set(a[0].obs) == {"proprio", "object_state"}
     for x, y in zip(a, b):
@@ -115,6 +119,7 @@ def test_too_many_failures_write_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="only 0/1 successful light_switch episodes in 2 attempts"):
         generate_demos(TASK, [], 1, horizon=3, max_attempts=2, out=out, progress=False)
     assert not out.exists() and not list(out.parent.glob(out.name + ".partial*"))
+    assert not list(out.parent.glob("*.lock"))  # the lock is removed on failure too
 
 
 def test_killed_run_leaves_no_file(tmp_path):
