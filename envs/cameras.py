@@ -18,10 +18,30 @@ from the robot's left, larger ones from its right.
 | right   | (-0.1, 0.55, 2.2)     | 2.3      | 130     | -25       | microwave from the right, stove, knobs, cabinets |
 
 The arm is visible in all three views.
+
+One extra camera, ``ego``, is not part of the classic protocol: an egocentric-style viewpoint
+above and behind the arm's base, a little to its left (the camera sits at about
+(-0.42, -0.83, 3.31): 0.83 m behind the base, 1.5 m above it) looking down over the arm's
+shoulder at the hand and the counter, so that the hand stays in view above the forearm. It
+renders like the others (``env.render_camera("ego")``, ``envs.make(..., camera="ego")``) and is
+the fourth view of the kitchen corpus (``robot/make_corpus.py``); :func:`list_cameras` keeps
+returning the three protocol cameras (what ``robot/train_bc.py`` accepts as ``env.camera``), and
+``list_cameras(extra=True)`` adds ``ego``.
+
+| name    | lookat (m)            | distance | azimuth | elevation | shows                                   |
+| ------- | --------------------- | -------- | ------- | --------- | --------------------------------------- |
+| ego     | (-0.3, 0.5, 2.1)      | 1.8      | 85      | -42       | hand and workspace from behind the robot: microwave, kettle, knobs, switch, cabinet handles |
+
+:func:`camera_frame` and :func:`project_points` give the pinhole geometry of a free camera as
+MuJoCo renders it (``mjv_updateCamera``: forward ``[cos(el) cos(az), cos(el) sin(az), sin(el)]``,
+up ``[-sin(el) cos(az), -sin(el) sin(az), cos(el)]``, vertical field of view
+``model.vis.global_.fovy``), including the renderer's centre crop.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -47,21 +67,66 @@ CAMERAS: dict[str, CameraSpec] = {
                         elevation=-35.0),
 }
 
+# Free cameras outside the classic protocol (rendered by name; see the module docstring).
+EXTRA_CAMERAS: dict[str, CameraSpec] = {
+    "ego": CameraSpec("ego", lookat=(-0.3, 0.5, 2.1), distance=1.8, azimuth=85.0, elevation=-42.0),
+}
+
 # Model cameras that can also be rendered by name (not part of the protocol).
 MODEL_CAMERAS = ("left_cap", "right_cap")
 
 
-def list_cameras() -> list[str]:
-    """Names accepted by ``camera=`` in :func:`envs.make` (protocol cameras only)."""
-    return list(CAMERAS)
+def list_cameras(extra: bool = False) -> list[str]:
+    """The protocol cameras (``default``, ``left``, ``right``: what BC trains and evaluates on);
+    with ``extra=True`` also the extra free cameras (``ego``)."""
+    return list(CAMERAS) + (list(EXTRA_CAMERAS) if extra else [])
 
 
 def get_camera(name: str) -> CameraSpec:
-    """The spec of a protocol camera or of a camera defined in the kitchen model."""
+    """The spec of a protocol camera, an extra camera or a camera defined in the kitchen model."""
     if name in CAMERAS:
         return CAMERAS[name]
+    if name in EXTRA_CAMERAS:
+        return EXTRA_CAMERAS[name]
     if name in MODEL_CAMERAS:
         return CameraSpec(name, model_camera=name)
     raise KeyError(
-        f"unknown camera {name!r}; valid cameras: {', '.join(list(CAMERAS) + list(MODEL_CAMERAS))}"
+        f"unknown camera {name!r}; valid cameras: "
+        f"{', '.join(list(CAMERAS) + list(EXTRA_CAMERAS) + list(MODEL_CAMERAS))}"
     )
+
+
+def camera_frame(spec: CameraSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(position [3], axes [3, 3])`` of a free camera in the world frame; the rows of ``axes``
+    are the camera's right, up and forward (viewing) directions, as MuJoCo places it."""
+    if not spec.is_free:
+        raise ValueError(f"camera {spec.name!r} is a model camera; its pose comes from the model "
+                         "(data.cam_xpos / cam_xmat), not from a free-camera spec")
+    az, el = np.deg2rad(spec.azimuth), np.deg2rad(spec.elevation)
+    forward = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    up = np.array([-np.sin(el) * np.cos(az), -np.sin(el) * np.sin(az), np.cos(el)])
+    right = np.cross(forward, up)
+    position = np.asarray(spec.lookat, dtype=np.float64) - spec.distance * forward
+    return position, np.stack([right, up, forward])
+
+
+def project_points(points, spec: CameraSpec, fovy_deg: float, render_size: int,
+                   image_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates of world ``points [N, 3]`` in a frame rendered from free camera ``spec``.
+
+    Returns ``(uv [N, 2], depth [N])``: ``u`` to the right and ``v`` down from the top-left
+    corner of the returned frame (pixel centres at ``i + 0.5``), after the renderer's centre
+    crop of the square ``render_size`` frame to ``image_size``; ``depth`` is the distance along
+    the viewing direction (a point is in front of the camera when ``depth > 0``; ``uv`` is
+    meaningless otherwise). ``fovy_deg`` is the vertical field of view (``model.vis.global_.fovy``).
+    """
+    pos, axes = camera_frame(spec)
+    cam = (np.asarray(points, dtype=np.float64).reshape(-1, 3) - pos) @ axes.T
+    depth = cam[:, 2]
+    focal = 0.5 * render_size / np.tan(np.deg2rad(fovy_deg) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        safe = np.where(np.abs(depth) > 1e-9, depth, 1e-9)
+        u = 0.5 * render_size + focal * cam[:, 0] / safe
+        v = 0.5 * render_size - focal * cam[:, 1] / safe
+    crop = (render_size - (render_size if image_size is None else int(image_size))) // 2
+    return np.stack([u - crop, v - crop], axis=1), depth

@@ -14,6 +14,10 @@ import torch
 
 from .obs_encoders import ObsEncoder
 
+# Idle environments of a last, partial round reset with seeds this far above the last seed (their
+# episodes are not counted); robot/corpus.py keeps its seeds clear of them.
+PAD_SEED_OFFSET = 10_000_000
+
 
 @dataclass
 class EpisodeRecord:
@@ -78,7 +82,7 @@ def run_episodes(policy, encoder: ObsEncoder, pool: EvalEnvs, seeds: list[int], 
     for start in range(0, len(seeds), n):
         round_seeds = list(seeds[start:start + n])
         live = len(round_seeds)
-        padded = round_seeds + [round_seeds[-1] + 10_000_000 + i for i in range(n - live)]
+        padded = round_seeds + [round_seeds[-1] + PAD_SEED_OFFSET + i for i in range(n - live)]
         obs, info = pool.vec.reset(seed=padded)
         hist = encoder.new_history(obs[key])
         state = policy.initial_state(n)
