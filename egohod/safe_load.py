@@ -267,6 +267,7 @@ def _not_allowed(names: list[str], allowed: list) -> list[str]:
     return [n for n in names if n not in ok and not n.startswith("torch.")]
 
 
+_SCAN_BYTES = 64 << 20  # legacy torch files: the pickles come first, the raw storages after them
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
                "SHORT_BINSTRING"}
 
@@ -275,14 +276,18 @@ def _pickled_globals(path: Path) -> list[str] | None:
     """The ``module.name`` globals a torch file's pickle(s) ask for, read without unpickling
     (``pickletools``); None when the bytes are not a complete pickle. Used only to word errors:
     what may load is decided by the unpickler's allowlist."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            members = [n for n in z.namelist() if n.endswith("data.pkl")]
-            if not members:
-                return None
-            data = z.read(members[0])
-    else:
-        data = path.read_bytes()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                members = [n for n in z.namelist() if n.endswith("data.pkl")]
+                if not members:
+                    return None
+                data = z.read(members[0])
+        else:
+            with open(path, "rb") as f:
+                data = f.read(_SCAN_BYTES)
+    except Exception:  # noqa: BLE001 - a damaged archive: nothing to scan
+        return None
     buf = io.BytesIO(data)
     names: list[str] = []
     parsed = 0
