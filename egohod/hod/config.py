@@ -81,7 +81,7 @@ class TemplateNarratorConfig:
 @dataclass
 class OpenAINarratorConfig:
     name: str = "openai"
-    base_url: Optional[str] = None
+    base_url: Optional[str] = transport(None)  # where the server runs; `model` names what answers
     model: Optional[str] = None
     api_key_env: str = transport("OPENAI_API_KEY")
     system_prompt: str = "system.txt"

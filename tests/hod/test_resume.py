@@ -76,3 +76,32 @@ def test_kill_and_resume_loses_and_duplicates_nothing(hod_corpus, tmp_path):
 
     again = run_shard(compose("run", args))  # a third run has nothing to do
     assert again["clips"] == n and len(list(sdir.glob("part-*.jsonl"))) == len(list(sdir.glob("part-*.jsonl")))
+
+
+def test_a_retry_killed_before_compaction_reads_the_newest_attempt(hod_corpus, tmp_path):
+    """retry=failed writes the new record first and drops the superseded one after: a kill in
+    between leaves both, and every reader takes the newer attempt; equal attempts are refused."""
+    import pytest
+
+    from egohod.hod.config import compose
+
+    out = tmp_path / "r"
+    args = run_args(hod_corpus, out)
+    run_shard(compose("run", args))
+    sdir = out / "shards" / "00000-of-00001"
+    parts = sorted(sdir.glob("part-*.jsonl"))
+    old = {json.loads(x)["key"]: x for p in parts for x in p.read_text().splitlines()}
+    retried = dict(json.loads(old["d0"]), status="ok", stage=None, reason=None, narrations=["C opens the door."],
+                   attempt=2)
+    (sdir / "part-000099.jsonl").write_text(json.dumps(retried) + "\n")  # killed before compaction
+    assert merge(out)["failed"] == 3
+    recs = {json.loads(x)["key"]: json.loads(x) for x in (out / "hod_records.jsonl").read_text().splitlines()}
+    assert recs["d0"]["narrations"] == ["C opens the door."]
+    run_shard(compose("run", args))  # the next run tidies: the failed d0 record is gone from its part
+    lines = [x for p in sorted(sdir.glob("part-*.jsonl")) for x in p.read_text().splitlines()]
+    assert sum(json.loads(x)["key"] == "d0" for x in lines) == 1
+    assert {json.loads(x)["key"]: x for x in lines if json.loads(x)["key"] != "d0"} == \
+        {k: v for k, v in old.items() if k != "d0"}  # the other lines byte for byte
+    (sdir / "part-000100.jsonl").write_text(json.dumps(retried) + "\n")  # the same attempt twice
+    with pytest.raises(RuntimeError, match="two records of attempt 2"):
+        merge(out)

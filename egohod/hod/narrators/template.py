@@ -118,7 +118,8 @@ def parse_narration(text: str) -> ParsedNarration:
     obj = " ".join(obj_words) or None
     if obj and obj.split()[0].lower() not in ("the", "a", "an", "his", "her", "its", "their", "this", "that"):
         obj = "the " + obj
-    if particle is None and i + len(obj_words) < len(words) and words[i + len(obj_words)].lower() in _PARTICLES:
+    if particle is None and i + len(obj_words) < len(words) and \
+            words[i + len(obj_words)].lower() in _PARTICLES | {"shut", "closed"}:
         particle = words[i + len(obj_words)].lower()
     family = _FAMILIES.get(verb)
     if family == "turn" and obj and _head(obj) == "switch":  # "turns on the light switch": a switch is flipped
@@ -144,10 +145,13 @@ def outcome_of(p: ParsedNarration, direction: str) -> str | None:
     where the hand's clause already says it (moving, lifting, placing)."""
     obj = p.obj or "the object"
     words = set(obj.lower().split())
-    if p.family in ("open", "close"):
-        how = "slides" if words & _SLIDERS else "swings"
+    family = p.family
+    if family in ("pull", "push", "slide") and p.particle in ("open", "shut", "closed"):  # "pulls the door open"
+        family = "open" if p.particle == "open" else "close"
+    if family in ("open", "close"):
+        how = "slides" if words & _SLIDERS or p.family == "slide" else "swings"
         thing = obj if words & (_PARTS | _SLIDERS) or not words & _CONTAINERS else f"{obj} door"
-        return f"{thing} {how} {'open' if p.family == 'open' else 'shut'}"
+        return f"{thing} {how} {'open' if family == 'open' else 'shut'}"
     if p.family == "turn":
         return f"{obj} turns" + (f" {p.particle}" if p.particle in ("on", "off") else "")
     if p.family == "switch":
