@@ -69,12 +69,34 @@ def test_roundtrip_both_layouts_and_wrappers(tiny_sd, tmp_path, layout, wrap):
 
 
 def test_unused_upstream_adapter_keys_are_accepted(tiny_sd, tmp_path):
-    _, sd = tiny_sd
-    sd = dict(sd)
-    sd["visual.transformer.resblocks.0.adapter_2.gamma"] = torch.ones(1)
-    sd["visual.transformer.resblocks.1.adapter.conv2d.weight"] = torch.zeros(384, 384, 3, 3)
-    sd["visual.transformer.resblocks.1.adapter.conv2d.bias"] = torch.zeros(384)
-    egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", sd))
+    m, sd = tiny_sd
+    extra = dict(sd)
+    extra["visual.transformer.resblocks.0.adapter_2.gamma"] = torch.full((1,), 7.0)
+    extra["visual.transformer.resblocks.1.adapter.conv2d.weight"] = torch.ones(384, 384, 3, 3)
+    extra["visual.transformer.resblocks.1.adapter.conv2d.bias"] = torch.ones(384)
+    loaded = egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "c.pt", extra))
+    # dropped, not loaded anywhere: the model is exactly the one without those keys
+    for a, b in zip(_outputs(m.eval()), _outputs(loaded.eval())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert loaded.fresh_init_keys == [] and set(loaded.state_dict()) == set(sd)
+    # only those upstream modules: a near-miss name is still an unexpected key
+    for key in ("visual.transformer.resblocks.0.adapter_3.gamma", "visual.transformer.resblocks.1.adapter.conv3d.bias",
+                "visual.adapter_2.gamma"):
+        with pytest.raises(CheckpointError, match=r"1 unexpected key\(s\): " + re.escape(key)):
+            egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "x.pt", dict(sd, **{key: torch.ones(1)})))
+
+
+@pytest.mark.parametrize("prefix", ["module.module.", "module._orig_mod.", "_orig_mod.module.",
+                                    "module._orig_mod.module."])
+def test_nested_wrapper_prefixes_are_all_stripped(tiny_sd, tmp_path, prefix):
+    # DataParallel around DDP, torch.compile inside DDP, ...: every layer of prefix goes
+    m, sd = tiny_sd
+    path = tmp_path / "nested.pt"
+    torch.save({"state_dict": {prefix + k: v for k, v in sd.items()}}, path)
+    loaded = egohod.create_model("egovideo_tiny", checkpoint=path)
+    assert set(read_checkpoint(path)) == set(sd)
+    for a, b in zip(_outputs(m.eval()), _outputs(loaded.eval())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_unexpected_key_is_listed(tiny_sd, tmp_path):
@@ -157,15 +179,33 @@ def test_adapter_choice_follows_checkpoint(tiny_sd, tmp_path):
         egohod.create_model("egovideo_tiny", checkpoint=save(tmp_path / "ad.pt", sd), adapter=False)
 
 
-def test_other_frame_count_interpolates_temporal_embedding(tiny_sd, tmp_path):
-    from egohod.models.egovideo import interpolate_temporal_embedding
+def _linear_resample_frames(te: np.ndarray, n: int) -> np.ndarray:
+    """Reference: linear interpolation along frames at pixel centres (``align_corners=False``):
+    output frame ``i`` reads source position ``(i + 0.5) * T / n - 0.5``, clamped to the ends."""
+    t = te.shape[0]
+    x = np.clip((np.arange(n) + 0.5) * t / n - 0.5, 0, t - 1)
+    lo = np.floor(x).astype(int)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (x - lo)[:, None]
+    return te[lo] * (1 - w) + te[hi] * w
 
+
+def test_other_frame_count_interpolates_temporal_embedding(tiny_sd, tmp_path):
     _, sd = tiny_sd
-    path = save(tmp_path / "c.pt", sd)
+    te = sd["visual.temporal_embedding"].clone()
+    assert te.shape == (4, 64)
+    te[:, 0] = torch.arange(4.0)  # a ramp over frames: values known by hand
+    path = save(tmp_path / "c.pt", dict(sd, **{"visual.temporal_embedding": te}))
     m8 = egohod.create_model("egovideo_tiny", checkpoint=path, num_frames=8)
-    expect = interpolate_temporal_embedding(sd["visual.temporal_embedding"], 8)
-    torch.testing.assert_close(m8.visual.temporal_embedding.detach(), expect)
-    assert m8.input_spec.num_frames == 8
+    got = m8.visual.temporal_embedding.detach()
+    assert got.shape == (8, 64) and m8.input_spec.num_frames == 8
+    # 8 from 4 frames: source positions -0.25 (clamped), 0.25, 0.75, ..., 3.25 (clamped)
+    np.testing.assert_allclose(got[:, 0].numpy(), [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3], atol=1e-6)
+    np.testing.assert_allclose(got.numpy(), _linear_resample_frames(te.numpy().astype(np.float64), 8), atol=1e-6)
+    m2 = egohod.create_model("egovideo_tiny", checkpoint=path, num_frames=2)
+    np.testing.assert_allclose(m2.visual.temporal_embedding.detach()[:, 0].numpy(), [0.5, 2.5], atol=1e-6)
+    np.testing.assert_allclose(m2.visual.temporal_embedding.detach().numpy(),
+                               _linear_resample_frames(te.numpy().astype(np.float64), 2), atol=1e-6)
 
 
 def test_safetensors_vision_only_file_loads_with_warning(tiny_sd, tmp_path):

@@ -32,7 +32,7 @@ import pytest
 import torch
 
 import egohod
-from egohod.models.checkpoint_io import to_plain_layout
+from egohod.models.checkpoint_io import is_unused_upstream_key, to_plain_layout
 
 from .golden_weights import golden_input, golden_state_dict
 
@@ -101,7 +101,14 @@ def test_b_dual_path_and_gradients_match_upstream(golden, b_model):
     for name, p in params.items():
         if ".adapter." in name:
             assert p.grad is None or float(p.grad.abs().max()) == 0.0, name
-    assert all(".adapter" in n or n.startswith("textual.") or n == "logit_scale" for n in golden["b_grad_none"])
+    # the parameters that receive no gradient here (None or exactly zero) are those upstream left
+    # without one (b_grad_none, upstream names in plain layout), less upstream modules that never run
+    no_grad_here = {n for n, p in params.items() if p.grad is None or float(p.grad.abs().max()) == 0.0}
+    upstream_sd = golden_state_dict(golden["b_shapes"], seed=1)
+    no_grad_upstream = {k for k in to_plain_layout({n: upstream_sd[n] for n in golden["b_grad_none"]})
+                        if not is_unused_upstream_key(k)}
+    assert no_grad_here == no_grad_upstream, (sorted(no_grad_here ^ no_grad_upstream))
+    assert len(no_grad_here) == 48 and "visual.transformer.resblocks.0.adapter.up_proj.weight" in no_grad_here
 
 
 def test_b_plain_layout_loads_to_same_outputs(golden, b_model, tmp_path):
