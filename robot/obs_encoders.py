@@ -42,7 +42,7 @@ class EncoderInfo:
     """Identity of an encoder: stored in results, checkpoints and the feature-cache key."""
 
     name: str
-X
+    weights: str          # "random:seed=N" (seeded random weights), sha256 of the weights file, or "none" (state)
     checkpoint: str | None
     frames: int
     clip_len: int         # frames per encoder call
