@@ -44,6 +44,36 @@ def test_perfect_alignment_gives_low_loss_and_full_accuracy():
     assert out.loss.item() < _reference(*_features(), 1 / 0.07).item()
 
 
+# similarity with every video's best text correct, but text 1's best video is video 0:
+# video->text top-1 = 3/3, text->video top-1 = 2/3 (an accuracy on the wrong axis gives 3/3)
+_S = torch.tensor([[0.9, 0.8, 0.0],
+                   [0.0, 0.7, 0.0],
+                   [0.0, 0.0, 0.5]], dtype=torch.float64)
+
+
+def test_accuracies_are_computed_on_their_own_axis():
+    eye = torch.eye(3, dtype=torch.float64)
+    out = clip_loss(_S, eye, 1.0)  # logits = video @ text.T = S: rows are videos, columns texts
+    assert out["acc_v2t"] == 1.0
+    assert out["acc_t2v"] == pytest.approx(2 / 3)
+    out = clip_loss(_S.t().contiguous(), eye, 1.0)  # the transposed problem swaps the two
+    assert out["acc_v2t"] == pytest.approx(2 / 3)
+    assert out["acc_t2v"] == 1.0
+
+
+def test_loss_known_answer_on_the_asymmetric_example():
+    # -log softmax by hand: each direction is the mean over its rows of log(sum exp) - positive
+    import math as m
+
+    rows = [[0.9, 0.8, 0.0], [0.0, 0.7, 0.0], [0.0, 0.0, 0.5]]
+    cols = [list(c) for c in zip(*rows)]
+    v2t = sum(m.log(sum(m.exp(x) for x in r)) - r[i] for i, r in enumerate(rows)) / 3
+    t2v = sum(m.log(sum(m.exp(x) for x in c)) - c[i] for i, c in enumerate(cols)) / 3
+    out = clip_loss(_S, torch.eye(3, dtype=torch.float64), 1.0)
+    assert out.loss.item() == pytest.approx(0.5 * (v2t + t2v), rel=1e-6)
+    assert v2t != pytest.approx(t2v)  # the example tells the two directions apart
+
+
 def test_mismatched_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"\[B, E\]"):
         clip_loss(torch.zeros(2, 4), torch.zeros(3, 4), 1.0)
