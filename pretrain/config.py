@@ -69,7 +69,10 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16 (with GradScaler)
     save_every_steps: int = 1000
     save_at_end: bool = True
-    resume: bool = False
+    resume: bool = False  # continue from the newest loadable checkpoint of out_dir
+    overwrite: bool = False  # start afresh in an out_dir that holds checkpoints (deletes them and the logs)
+    keep_last: int = 3  # checkpoints kept (the newest; the one `last` points to is never deleted); 0 keeps all
+    orphan_timeout_s: float = 60.0  # torchrun agent died: stop after the step, exit hard after this long; 0: no watchdog
     log_every_steps: int = 10
     grad_checksum: bool = False  # write every rank's gradient checksum per step (checks DDP sync)
 
@@ -136,6 +139,12 @@ def validate(cfg: PretrainConfig) -> None:
                      ("train.log_every_steps", t.log_every_steps), ("data.resize_short", d.resize_short)):
         if val <= 0:
             raise ValueError(f"{key} must be positive, got {val}")
+    if t.resume and t.overwrite:
+        raise ValueError("train.resume=true continues the run in train.out_dir and train.overwrite=true deletes it: "
+                         "choose one")
+    if t.keep_last < 0 or t.orphan_timeout_s < 0:
+        raise ValueError(f"train.keep_last and train.orphan_timeout_s must be >= 0 (0: keep all / no watchdog), "
+                         f"got {t.keep_last}, {t.orphan_timeout_s}")
     if t.epochs <= 0 and t.max_steps <= 0:
         raise ValueError("set train.epochs > 0 or train.max_steps > 0")
     if o.lr <= 0 or o.weight_decay < 0 or len(o.betas) != 2:

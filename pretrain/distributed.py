@@ -11,18 +11,29 @@ Only this module reads launcher variables. Precedence:
 3. neither: a single process, no process group.
 
 The backend is NCCL when the process uses a CUDA device, gloo otherwise.
+
+:func:`start_parent_watchdog` makes a torchrun worker notice that its agent died (SIGKILL, OOM
+killer): torchrun starts each worker in a session of its own, so nothing else stops it, and on
+gloo the workers would train on as orphans. Plain ``python`` and ``srun`` processes are left
+alone (their parent is a shell or slurmstepd, whose exit must not stop a run).
 """
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_objects", "any_rank", "barrier", "cleanup", "init_distributed", "reduce_scalar", "slurm_master_addr"]
+__all__ = ["DistInfo", "all_gather_objects", "any_rank", "barrier", "broadcast_object", "cleanup", "init_distributed",
+           "reduce_scalar", "slurm_master_addr", "start_parent_watchdog", "under_torchrun_agent"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +157,48 @@ def all_gather_objects(obj, info: DistInfo) -> list:
     out = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj, info: DistInfo, src: int = 0):
+    """``obj`` of rank ``src`` on every rank (picklable; what other ranks pass is ignored)."""
+    if not info.distributed:
+        return obj
+    box = [obj if info.rank == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def under_torchrun_agent(env: dict | None = None) -> bool:
+    """Whether this process is a worker started by torchrun's elastic agent."""
+    env = os.environ if env is None else env
+    return "TORCHELASTIC_RUN_ID" in env and "RANK" in env
+
+
+def start_parent_watchdog(on_orphan: Callable[[], None] | None = None, exit_after_s: float = 60.0,
+                          poll_s: float = 0.5, parent: int | None = None) -> threading.Thread:
+    """Watch the parent process (torchrun's agent) from a daemon thread.
+
+    When the parent is gone (``os.getppid()`` changes: the orphan was adopted by init or a
+    subreaper), ``on_orphan()`` is called once (default: send SIGTERM to this process, which the
+    training loop turns into "finish the step, checkpoint, exit"); if the process still runs
+    ``exit_after_s`` seconds later (stuck in a collective with a peer that already left), it exits
+    at once with status 1. ``parent``: the PID to watch (default: the current parent).
+    """
+    parent = os.getppid() if parent is None else parent
+    if on_orphan is None:
+        on_orphan = lambda: os.kill(os.getpid(), signal.SIGTERM)  # noqa: E731
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        print(f"[pid {os.getpid()}] the launcher (PID {parent}) is gone: stopping after the current step; "
+              f"exiting hard in {exit_after_s:g} s if still running", file=sys.stderr, flush=True)
+        on_orphan()
+        time.sleep(exit_after_s)
+        print(f"[pid {os.getpid()}] the launcher (PID {parent}) is gone and the worker did not stop within "
+              f"{exit_after_s:g} s: exiting", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    t = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
+    t.start()
+    return t

@@ -2,19 +2,24 @@
 
 ``metrics.jsonl`` starts with a ``{"event": "header"}`` record stating how every metric is
 reduced over ranks; then one ``{"event": "train", "step": ...}`` record per logged step, and
-``{"event": "val"}`` / ``{"event": "resume"}`` / ``{"event": "bad_sample"}`` records. After a
-resume the steps past the checkpoint are logged again; readers keep the last record per step
-(:func:`read_metrics` does).
+``{"event": "val"}`` / ``{"event": "resume"}`` / ``{"event": "bad_sample"}`` records. Each record
+is appended with :func:`egohod.fileio.append_jsonl` (flushed and fsynced). The file never holds a
+``train`` or ``val`` step twice: on resume from step ``s``, :func:`trim_jsonl` first drops what
+the interrupted run logged past ``s`` (those steps are trained again), and the logger refuses to
+write a step it already holds.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["METRIC_REDUCTIONS", "RunLogger", "read_metrics"]
+from egohod.fileio import append_jsonl, atomic_write_text
+
+__all__ = ["METRIC_REDUCTIONS", "RunLogger", "read_metrics", "trim_jsonl"]
 
 METRIC_REDUCTIONS = {
     "loss": "global-batch InfoNCE, identical on all ranks (mean over micro-batches)",
@@ -41,11 +46,15 @@ class RunLogger:
         self._waits: list[float] = []
         self._wandb = None
         self._bar = None
+        self.logged: dict[str, set[int]] = {"train": set(), "val": set()}  # steps already in the file, per event
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists()
-        self._f = self.path.open("a", buffering=1)
+        if not fresh:
+            for r in _records(self.path):
+                if r.get("event") in self.logged and "step" in r:
+                    self.logged[r["event"]].add(int(r["step"]))
         if fresh:
             self.write({"event": "header", "reductions": METRIC_REDUCTIONS, "config": config})
         if wandb_cfg is not None and wandb_cfg.wandb:
@@ -62,8 +71,16 @@ class RunLogger:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
+        event, step = record.get("event"), record.get("step")
+        if event in self.logged and step is not None:
+            if int(step) in self.logged[event]:
+                print(f"WARNING: {self.path} already holds a {event} record for step {step}; not written again",
+                      file=sys.stderr, flush=True)
+                return
+            self.logged[event].add(int(step))
         record = {"time": round(time.time(), 3), **{k: _finite(v) for k, v in record.items()}}
-        self._f.write(json.dumps(record, allow_nan=False) + "\n")
+        json.dumps(record, allow_nan=False)  # strict JSON or nothing
+        append_jsonl(self.path, record)
 
     def log_step(self, step: int, metrics: dict, advance: int = 1) -> None:
         if not self.enabled:
@@ -110,7 +127,6 @@ class RunLogger:
             self._bar.close()
         if self._wandb is not None:
             self._wandb.finish()
-        self._f.close()
 
 
 def _finite(v):
@@ -125,16 +141,50 @@ def _run_id(out_dir: Path) -> str:
     import uuid
 
     rid = uuid.uuid4().hex[:12]
-    f.write_text(rid)
+    atomic_write_text(f, rid)
     return rid
+
+
+def _records(path: Path) -> list[dict]:
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut off by a crash (only the last one can be)
+                continue
+    return out
+
+
+def trim_jsonl(path: str | os.PathLike, step: int) -> int:
+    """Drop the records of a JSONL log that belong past ``step`` (a resume from ``step`` redoes them):
+    every record with ``"step" > step``, and a line cut off by a crash. Records without a step
+    (header, start) stay. Rewritten atomically; returns how many records were dropped."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    keep, dropped = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(r, dict) and r.get("step") is not None and isinstance(r["step"], (int, float)) and r["step"] > step:
+            dropped += 1
+            continue
+        keep.append(line)
+    if dropped:
+        atomic_write_text(path, "".join(x + "\n" for x in keep))
+    return dropped
 
 
 def read_metrics(path: str | os.PathLike, event: str = "train") -> dict[int, dict]:
     """``{step: record}`` of one event kind, the last record per step winning."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("event") == event:
-                out[int(r["step"])] = r
-    return out
+    return {int(r["step"]): r for r in _records(Path(path)) if r.get("event") == event}

@@ -10,7 +10,13 @@ Launch with any number of processes, on CPU (gloo) or GPU (NCCL)::
 Outputs in ``train.out_dir``: ``metrics.jsonl`` (see :mod:`pretrain.runlog`),
 ``checkpoints/<step>/`` + ``checkpoints/last`` (see :mod:`pretrain.checkpointing`),
 ``bad_samples_rank<r>.jsonl``, ``config.yaml`` and an offline wandb run. ``train.resume=true``
-continues from ``checkpoints/last`` with the same step, data order, optimizer and RNG state.
+continues from the newest loadable checkpoint with the same step, data order, optimizer and RNG
+state.
+
+A run owns its folder: rank 0 holds :class:`egohod.fileio.FolderLock` on ``train.out_dir`` from
+before anything is written until the end, so a second run exits at once naming the holder; a
+folder with checkpoints is refused unless ``train.resume=true`` or ``train.overwrite=true``;
+``train.keep_last`` checkpoints are kept; under torchrun a worker whose agent died stops.
 """
 from __future__ import annotations
 
@@ -30,11 +36,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from egohod.data.datasets import TooManyBadSamples
-from pretrain.checkpointing import CHECKPOINT_FORMAT, capture_rng, find_last, load_train_state, restore_rng, save_checkpoint
-from pretrain.config import PretrainConfig, register_configs, validate
-from pretrain.distributed import DistInfo, all_gather_objects, any_rank, barrier, cleanup, init_distributed, reduce_scalar
+from egohod.fileio import FolderLock, FolderLockedError, atomic_write_text
+from pretrain.checkpointing import (CHECKPOINT_FORMAT, capture_rng, checkpoint_steps, find_last, load_latest,
+                                    load_train_state, remove_partial, restore_rng, save_checkpoint)
+from pretrain.config import PretrainConfig, TrainConfig, register_configs, validate
+from pretrain.distributed import (DistInfo, all_gather_objects, any_rank, barrier, broadcast_object, cleanup,
+                                  init_distributed, reduce_scalar, start_parent_watchdog, under_torchrun_agent)
 from pretrain.optim import build_optimizer, lr_at, set_lr
-from pretrain.runlog import RunLogger
+from pretrain.runlog import RunLogger, trim_jsonl
 from pretrain.step import batch_to_device, train_step
 from pretrain.validate import validate_ek100_mir, validate_retrieval
 
@@ -153,18 +162,30 @@ def save(cfg, cfg_dict, info, model, wrapped, optimizer, scaler, pos: Position, 
         train_state = {"format": CHECKPOINT_FORMAT, "position": vars(pos).copy(), "optimizer": osd,
                        "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                        "bad_samples": monitors, "geometry": geometry}
-        save_checkpoint(cfg.train.out_dir, pos.step, model_file, train_state, OmegaConf.to_yaml(cfg_dict))
+        save_checkpoint(cfg.train.out_dir, pos.step, model_file, train_state, OmegaConf.to_yaml(cfg_dict),
+                        keep_last=cfg.train.keep_last)
     barrier(info)
 
 
 def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Position:
-    """Restore the newest checkpoint of ``train.out_dir``; returns its position."""
+    """Restore the newest loadable checkpoint of ``train.out_dir``; returns its position.
+
+    Rank 0 chooses (a damaged checkpoint is skipped with a warning naming the file, see
+    :func:`pretrain.checkpointing.load_latest`); every rank restores that one.
+    """
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
-    ckpt = find_last(cfg.train.out_dir)
-    if ckpt is None:
-        raise FileNotFoundError(f"train.resume=true but {cfg.train.out_dir}/checkpoints has no complete checkpoint")
-    model_file, state = load_train_state(ckpt)
+    loaded = {}
+
+    def choose():
+        try:
+            ckpt, loaded["model"], loaded["state"] = load_latest(cfg.train.out_dir)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"train.resume=true but {e}") from None
+        return str(ckpt)
+
+    ckpt = Path(main_decides(choose, info))
+    model_file, state = (loaded["model"], loaded["state"]) if info.is_main else load_train_state(ckpt)
     if state["geometry"] != geometry:
         raise ValueError(f"{ckpt}: exact resume needs the same world size, batch and data as the saved run; "
                          f"saved {state['geometry']}, now {geometry}")
@@ -178,9 +199,97 @@ def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Po
     return Position(**state["position"])
 
 
+# ----------------------------------------------------------------------------- the run folder
+
+
+class OutputFolderError(RuntimeError):
+    """``train.out_dir`` holds an earlier run that this one would overwrite."""
+
+
+class RankZeroFailed(RuntimeError):
+    """Rank 0 failed a step every rank waits for (its own output has the reason)."""
+
+
+def main_decides(fn, info: DistInfo):
+    """``fn()`` on rank 0, its (small, picklable) result on every rank. An exception on rank 0 is
+    raised there and as :class:`RankZeroFailed` on the other ranks, so no rank waits forever."""
+    result, error = None, None
+    if info.is_main:
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - re-raised below, on every rank
+            error = e
+    shared = broadcast_object((result, None if error is None else f"{type(error).__name__}: {error}"), info)
+    if error is not None:
+        raise error
+    if shared[1] is not None:
+        raise RankZeroFailed(f"rank 0 stopped the run ({shared[1]})")
+    return shared[0]
+
+
+# files of a run besides checkpoints/ (deleted by train.overwrite=true)
+RUN_FILES = ("metrics.jsonl", "config.yaml", "wandb_run_id", "bad_samples_rank*.jsonl", "grad_checksums_rank*.jsonl")
+
+
+def prepare_out_dir(out: Path, t: TrainConfig) -> list[str]:
+    """Check that this run may use ``out`` (call while holding its lock); returns notes to print.
+
+    Removes temporary checkpoint folders a killed run left. Without ``train.resume``, a folder with
+    checkpoints is refused unless ``train.overwrite=true``, which deletes them and the run's logs;
+    logs of an earlier run that saved no checkpoint are replaced (so no step is logged twice).
+    """
+    import shutil
+
+    steps = checkpoint_steps(out)
+    if steps and not t.resume and not t.overwrite:
+        raise OutputFolderError(
+            f"train.out_dir={out} already holds checkpoints (steps {', '.join(map(str, steps))}) of an earlier run: "
+            "pass train.resume=true to continue it, or train.overwrite=true to delete it and start again, "
+            "or choose another train.out_dir")
+    notes = [f"removed temporary checkpoint folder {out / 'checkpoints' / n} left by a killed run"
+             for n in remove_partial(out)]
+    if t.resume:
+        return notes
+    old = [p for pattern in RUN_FILES for p in sorted(out.glob(pattern))]
+    if t.overwrite and (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+        notes.append(f"train.overwrite=true: deleted {out / 'checkpoints'} (steps {steps or 'none complete'})")
+    for p in old:
+        p.unlink()
+    if old:
+        why = "train.overwrite=true" if t.overwrite else "no checkpoint of the earlier run to resume"
+        notes.append(f"{why}: replaced the earlier run's {', '.join(p.name for p in old)} in {out}")
+    return notes
+
+
+def claim_out_dir(cfg: PretrainConfig, info: DistInfo) -> FolderLock | None:
+    """Rank 0 locks ``train.out_dir`` and prepares it (:func:`prepare_out_dir`) before any rank
+    writes there; returns the lock (None on other ranks). Raises :class:`FolderLockedError` naming
+    the holder's PID and host when another run owns the folder."""
+    out = Path(cfg.train.out_dir)
+    held: list[FolderLock] = []
+
+    def claim():
+        lock = FolderLock(out, what="pretrain/train.py")
+        try:
+            lock.acquire()
+        except FolderLockedError as e:
+            raise FolderLockedError(f"train.out_dir: {e}") from None
+        try:
+            for note in prepare_out_dir(out, cfg.train):
+                print(f"note: {note}", file=sys.stderr, flush=True)
+        except BaseException:
+            lock.release()
+            raise
+        held.append(lock)
+
+    main_decides(claim, info)
+    return held[0] if held else None
+
+
 # ----------------------------------------------------------------------------- loop helpers
 
-_STOP_SIGNAL: list[int] = []  # set by SIGUSR1/SIGTERM (Slurm preemption warning)
+_STOP_SIGNAL: list = []  # set by SIGUSR1/SIGTERM (Slurm preemption warning) or the launcher watchdog
 
 
 def install_stop_handlers() -> None:
@@ -227,6 +336,7 @@ class _Run:
     monitor: object
     bad_log: object  # this rank's bad_samples_rank<r>.jsonl
     pos: Position
+    val_done: set  # steps whose validation metrics.jsonl already holds (after a resume)
 
 
 def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
@@ -263,6 +373,7 @@ def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
     r.monitor = BadSampleMonitor(cfg.data.max_bad_fraction, cfg.data.bad_min_attempts,
                                  log=lambda f: _report_bad(bad_log, f, info.rank), raise_on_exceed=False)
     r.pos = Position()
+    r.val_done = set()
     if cfg.train.resume:
         r.pos = resume(cfg, info, r.wrapped, r.optimizer, r.scaler, r.monitor, r.geometry)
     return r
@@ -316,8 +427,9 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         if any_signal:
             if r.pos.step % cfg.train.save_every_steps != 0:
                 save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
-            log.write({"event": "stopped", "step": r.pos.step, "signal": _STOP_SIGNAL[:1] or "other rank"})
-            raise SystemExit(f"stopped by signal at step {r.pos.step}; checkpoint saved, resume with train.resume=true")
+            why = _STOP_SIGNAL[0] if _STOP_SIGNAL else "other rank"
+            log.write({"event": "stopped", "step": r.pos.step, "signal": why})
+            raise SystemExit(f"stopped ({why}) at step {r.pos.step}; checkpoint saved, resume with train.resume=true")
     if gsum is not None:
         gsum.close()
 
@@ -325,6 +437,10 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
 def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
     """Held-out retrieval (all ranks) and, when configured, EK-100 MIR of a checkpoint (rank 0)."""
     cfg, info = r.cfg, r.info
+    if r.pos.step in r.val_done:  # logged before the interruption this run resumed from
+        if info.is_main:
+            print(f"validation at step {r.pos.step} is already in metrics.jsonl: not repeated", file=sys.stderr)
+        return
     dual = cfg.model.stage != "contrastive"
     metrics = {}
     if r.val_loader is not None:
@@ -341,10 +457,25 @@ def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
 
 
 def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
+    lock = claim_out_dir(cfg, info)
+    try:
+        return _run_locked(cfg, cfg_dict, info)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
+    out = Path(cfg.train.out_dir)
     r = setup(cfg, cfg_dict, info)
+    if cfg.train.resume:  # what the interrupted run logged past the checkpoint is trained again
+        if info.is_main:
+            trim_jsonl(out / "metrics.jsonl", r.pos.step)
+        trim_jsonl(out / f"grad_checksums_rank{info.rank}.jsonl", r.pos.step)
     if info.is_main:
-        (Path(cfg.train.out_dir) / "config.yaml").write_text(OmegaConf.to_yaml(cfg_dict))
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg_dict))
     log = RunLogger(cfg.train.out_dir, info.is_main, cfg_dict, cfg.log, cfg.log.progress, r.total_steps, r.pos.step)
+    r.val_done = set(broadcast_object(sorted(log.logged["val"]), info))
     if cfg.train.resume:
         log.write({"event": "resume", "step": r.pos.step, "epoch": r.pos.epoch, "micro": r.pos.micro})
     log.write({"event": "start", "world_size": info.world_size, "launcher": info.launcher, "device": str(info.device),
@@ -376,11 +507,17 @@ def main(dcfg: DictConfig) -> None:
     cfg: PretrainConfig = OmegaConf.to_object(dcfg)
     validate(cfg)
     cfg_dict = OmegaConf.to_container(dcfg, resolve=True)
+    if cfg.train.orphan_timeout_s > 0 and under_torchrun_agent():
+        start_parent_watchdog(lambda: _STOP_SIGNAL.append("launcher died"), exit_after_s=cfg.train.orphan_timeout_s)
     info = init_distributed(cfg.train.device)
     install_stop_handlers()
     try:
         torch.manual_seed(cfg.train.seed + info.rank)
         run(cfg, cfg_dict, info)
+    except (FolderLockedError, OutputFolderError) as e:
+        raise SystemExit(f"error: {e}") from None
+    except RankZeroFailed:
+        raise SystemExit(1) from None  # rank 0 reports the reason
     finally:
         cleanup()
 

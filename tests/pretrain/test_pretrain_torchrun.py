@@ -3,6 +3,8 @@ synthetic chunked corpus with one corrupt video.
 
 One uninterrupted run (A) is the reference. A second run (B) is SIGKILLed once its first
 checkpoint exists and then resumed; its losses after the resume must equal A's step by step.
+A third run (C) owns its folder: a second torchrun on it is refused naming C's rank 0, and when
+C's agent is SIGKILLed its workers stop (checkpointing) instead of training on as orphans.
 """
 import json
 import os
@@ -21,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 STEPS, SAVE_EVERY = 12, 4
 
 
-def _cmd(corpus: Path, out: Path, *extra: str) -> list[str]:
+def _cmd(corpus: Path, out: Path, *extra: str, steps: int = STEPS) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             str(ROOT / "pretrain" / "train.py"), "--config-name", "tiny",
             f"data.csv={corpus / 'metadata.csv'}", f"data.video_root={corpus / 'videos'}",
             "data.holdout_fraction=0.2", "val.every_epochs=4", "log.progress=false",
-            f"train.out_dir={out}", f"train.max_steps={STEPS}", f"train.save_every_steps={SAVE_EVERY}", *extra]
+            f"train.out_dir={out}", f"train.max_steps={steps}", f"train.save_every_steps={SAVE_EVERY}", *extra]
 
 
 def _env() -> dict:
@@ -183,6 +185,9 @@ def test_kill_then_resume_reproduces_the_uninterrupted_run(runs):
     from pretrain.runlog import read_metrics
 
     records = [json.loads(x) for x in (out_b / "metrics.jsonl").read_text().splitlines()]
+    for event in ("train", "val"):  # the steps B ran past its checkpoint before the kill are not kept twice
+        steps = [r["step"] for r in records if r["event"] == event]
+        assert len(steps) == len(set(steps)), f"metrics.jsonl holds a {event} step twice: {steps}"
     resumes = [r for r in records if r["event"] == "resume"]
     assert len(resumes) == 1 and resumes[0]["step"] % SAVE_EVERY == 0 and resumes[0]["step"] >= SAVE_EVERY
     a, b = _losses(run_a), _losses(out_b)
@@ -194,3 +199,72 @@ def test_kill_then_resume_reproduces_the_uninterrupted_run(runs):
     fa = torch.load(run_a / "checkpoints" / "last" / "model.pt", weights_only=True)["state_dict"]
     assert max((fa[k] - fb[k]).abs().max().item() for k in fa) < 1e-5
     assert read_metrics(out_b / "metrics.jsonl")[STEPS]["bad_samples"] == read_metrics(run_a / "metrics.jsonl")[STEPS]["bad_samples"]
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_folder_lock_and_orphaned_workers_stop_when_the_agent_is_killed(corpus, tmp_path):
+    import socket
+
+    import psutil
+
+    out = tmp_path / "run_c"
+    log_c = (tmp_path / "c.log").open("w")
+    pc = subprocess.Popen(_cmd(corpus, out, "val.every_epochs=0", "train.orphan_timeout_s=30", steps=400), env=_env(),
+                          stdout=log_c, stderr=subprocess.STDOUT, cwd=ROOT)
+    workers: list[int] = []
+    t_start = time.time()
+
+    def wait_for(cond, what):
+        while not cond():
+            assert pc.poll() is None, f"run C ended early:\n{(tmp_path / 'c.log').read_text()[-4000:]}"
+            assert time.time() < t_start + 180, f"run C: {what} not in time"
+            time.sleep(0.1)
+
+    try:
+        wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text(), "no lock")
+        holder = json.loads((out / ".lock").read_text())
+        # a second torchrun on the same folder (while C builds its model): refused at once, naming the holder
+        d = subprocess.run(_cmd(corpus, out, "train.resume=true"), env=_env(), capture_output=True, text=True,
+                           timeout=180, cwd=ROOT)
+        t_d = time.time() - t_start
+        wait_for(lambda: '"event": "train"' in (out / "metrics.jsonl").read_text()
+                 if (out / "metrics.jsonl").exists() else False, "no training step")
+        workers = [p.pid for p in psutil.Process(pc.pid).children(recursive=True)]
+        assert holder["pid"] in workers and len(workers) == 2
+        assert d.returncode != 0
+        assert f"is in use by pretrain/train.py (PID {holder['pid']} on host {socket.gethostname()}" in d.stderr, \
+            d.stderr[-3000:]
+        assert "Traceback" not in d.stderr.split("is in use by")[0][-2000:]
+        assert (out / "metrics.jsonl").read_text().count('"event": "header"') == 1
+        assert (out / "metrics.jsonl").read_text().count('"event": "resume"') == 0
+        # the agent dies without a word: its workers must stop, not train on as orphans
+        os.kill(pc.pid, 9)
+        pc.wait(timeout=30)
+        t0 = time.time()
+        while any(_alive(w) for w in workers) and time.time() - t0 < 60:
+            time.sleep(0.1)
+        gone = time.time() - t0
+        assert not any(_alive(w) for w in workers), "workers kept training after their agent was killed"
+    finally:
+        for pid in [pc.pid, *workers]:
+            if _alive(pid):
+                psutil.Process(pid).kill()
+        log_c.close()
+    assert gone < 20, f"workers took {gone:.1f} s to stop"
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    stopped = [r for r in records if r["event"] == "stopped"]
+    assert len(stopped) == 1 and stopped[0]["signal"] == "launcher died", (tmp_path / "c.log").read_text()[-3000:]
+    from pretrain.checkpointing import find_last
+
+    assert find_last(out).name == str(stopped[0]["step"])  # stopped cleanly: the last step is checkpointed
+    assert not (out / ".lock").exists()  # released on the way out
+    print(f"second run refused after {t_d:.1f} s; workers gone {gone:.1f} s after the agent's SIGKILL "
+          f"(stopped at step {stopped[0]['step']})")
