@@ -122,7 +122,23 @@ def test_variants_are_deterministic_given_the_seed():
     ("#C C turns on the light switch", ("#C ", "C", "turn", "on", "the light switch")),
     ("#C C picks up the kettle with the right hand", ("#C ", "C", "pick", "up", "the kettle")),
     ("C moves the white cross left", ("", "C", "move", None, "the white cross")),
+    ("the cyan ring slides left", ("", None, "slide", None, "the cyan ring")),
+    ("a ring in cyan goes left", ("", None, "go", None, "a ring in cyan")),
+    ("#C C reaches for the microwave", ("#C ", "C", "reach", None, "the microwave")),
+    ("#C C turns on the right burner", ("#C ", "C", "turn", "on", "the right burner")),
+    ("#C C slides the cabinet door open", ("#C ", "C", "slide", "open", "the cabinet door")),
 ])
 def test_narrations_are_parsed_into_actor_verb_and_object(text, expected):
     p = parse_narration(text)
     assert (p.tag, p.actor, p.verb, p.particle, p.obj) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("#C C turns on the light", "reaches up to the light switch, grasps it and pushes it left; the light turns on."),
+    ("#C C slides the cabinet door open", "reaches up to the cabinet door, grasps it and slides it left; "
+                                          "the cabinet door slides open."),
+    ("#C C moves the kettle to the stove", "reaches up to the kettle, grasps it and moves it left."),
+])
+def test_kitchen_corpus_narrations(text, expected):
+    s = summarize_dynamics(_kitchen_clip("NNNNPPPPPP"))
+    assert _narrate(s, text) == ["#C C's right hand " + expected]

@@ -48,6 +48,9 @@ _CONTACT_VERBS = {"open": "pulls", "pull": "pulls", "close": "pushes", "push": "
 _PARTICLES = {"up", "down", "on", "off", "open", "over", "out", "back", "away", "in"}
 _STOP = {"to", "with", "from", "into", "onto", "across", "toward", "towards", "on", "in", "off", "open", "closed",
          "shut", "left", "right", "up", "down", "using", "by", "at", "and", "then", "back", "away"}
+_LEAD = {"for", "at", "to", "toward", "towards", "into", "onto"}
+# what is touched to turn on/off a thing that is not itself a control ("turns on the light")
+_CONTROLS = {"light": "switch", "lamp": "switch", "burner": "knob", "stove": "knob", "hob": "knob", "tap": "handle"}
 _PARTS = {"handle", "knob", "switch", "door", "lid", "button", "drawer", "lever", "tap"}
 _CONTAINERS = {"microwave", "cabinet", "oven", "fridge", "refrigerator", "cupboard", "dishwasher", "closet",
                "wardrobe", "box"}
@@ -76,15 +79,21 @@ class ParsedNarration:
         return f"{self.actor}'s" if self.actor else "the"
 
 
+_INTRANSITIVE = {"goes", "slides", "moves", "rolls", "falls", "swings", "turns", "opens", "closes", "drops", "spins"}
+
+
 def _lemma(word: str) -> str:
+    """Third-person verb -> its base form (opens -> open, reaches -> reach, carries -> carry, moves -> move)."""
     w = word.lower()
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"), ("es", "e"),
-                         ("s", "")):
-        if w.endswith(suffix) and len(w) > len(suffix) + 1:
-            cand = w[: -len(suffix)] + repl
-            if cand in _FAMILIES or suffix == "s":
-                return cand
-    return w
+    if w in ("goes", "does"):
+        return w[:-2]
+    if len(w) < 4 or not w.endswith("s") or w.endswith("ss"):
+        return w
+    if w.endswith("ies"):
+        return w[:-3] + "y"
+    if w.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return w[:-2]
+    return w[:-1]
 
 
 def parse_narration(text: str) -> ParsedNarration:
@@ -102,6 +111,12 @@ def parse_narration(text: str) -> ParsedNarration:
         actor, i = " ".join(words[:3]), 3  # "The man X" / "A woman Y"
     else:
         actor = None
+        if words[0].lower() in ("the", "a", "an"):  # "the red cup slides left": the subject is the object
+            j = next((j for j in range(2, len(words)) if words[j].lower().endswith("s") and
+                      (_lemma(words[j]) in _FAMILIES or words[j].lower() in _INTRANSITIVE)), None)
+            if j is not None:
+                verb = _lemma(words[j])
+                return ParsedNarration(tag, None, verb, None, None, " ".join(words[:j]))  # moves by itself
     if i >= len(words):
         return ParsedNarration(tag, actor, None, None, None, None)
     verb = _lemma(words[i])
@@ -110,11 +125,15 @@ def parse_narration(text: str) -> ParsedNarration:
     if i < len(words) and words[i].lower() in _PARTICLES and (i + 1 < len(words) and words[i + 1].lower() in
                                                                 ("the", "a", "an", "his", "her", "its")):
         particle, i = words[i].lower(), i + 1
+    while i < len(words) - 1 and words[i].lower() in _LEAD:  # "reaches for the kettle"
+        i += 1
     obj_words = []
-    for w in words[i:]:
-        if w.lower() in _STOP and obj_words:
+    for j in range(i, len(words)):
+        w, nxt = words[j].lower(), (words[j + 1].lower() if j + 1 < len(words) else None)
+        adjective = w in ("left", "right", "up", "down") and nxt is not None and nxt not in _STOP | _PARTICLES
+        if w in _STOP and obj_words and not adjective:  # "the right burner" keeps its "right"
             break
-        obj_words.append(w)
+        obj_words.append(words[j])
     obj = " ".join(obj_words) or None
     if obj and obj.split()[0].lower() not in ("the", "a", "an", "his", "her", "its", "their", "this", "that"):
         obj = "the " + obj
@@ -137,6 +156,8 @@ def target_of(p: ParsedNarration) -> str:
         return "an object"
     if p.family in ("open", "close", "pull", "push", "slide") and _head(p.obj) not in _PARTS:
         return f"{p.obj} handle"
+    if p.family in ("turn", "switch") and _head(p.obj) in _CONTROLS:
+        return f"{p.obj} {_CONTROLS[_head(p.obj)]}"
     return p.obj
 
 
@@ -180,7 +201,8 @@ def hand_clauses(h: dict, p: ParsedNarration, words: _Words) -> tuple[list[str],
     """Clauses of one hand from its contact phases, and the outcome for the object (or None)."""
     phases = h.get("phases") or []
     target = target_of(p)
-    family_verb = _CONTACT_VERBS.get(p.family or "", "moves")
+    family = "switch" if p.family == "turn" and _head(target) == "switch" else p.family
+    family_verb = _CONTACT_VERBS.get(family or "", "moves")
     clauses: list[str] = []
     outcome = None
     for j, ph in enumerate(phases):
@@ -203,7 +225,7 @@ def hand_clauses(h: dict, p: ParsedNarration, words: _Words) -> tuple[list[str],
         # in contact with an object (P portable, F stationary)
         if j == 0:
             clauses.append(words(_HOLD, target=target))
-        elif ph["state"] == "F" and p.family == "switch":
+        elif ph["state"] == "F" and family == "switch":
             clauses.append(words(_PRESS))
         else:
             clauses.append(words(_GRASP))
@@ -212,7 +234,7 @@ def hand_clauses(h: dict, p: ParsedNarration, words: _Words) -> tuple[list[str],
         direction = od if obj_moved else ph["direction"]
         if obj_moved or moving:
             dd = _DIRECTIONS.get(direction, direction)
-            if p.family == "turn" and not obj_moved:
+            if family == "turn" and not obj_moved:
                 clauses.append(f"{family_verb} it")
             elif p.family == "place" and direction.startswith("down"):
                 clauses.append("puts it down")
