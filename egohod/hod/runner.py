@@ -5,6 +5,8 @@ Layout of ``out/``::
     config.yaml                               resolved config of the first run
     shards/<i>-of-<n>/part-000000.jsonl ...   records of finished clips, each part written atomically
     shards/<i>-of-<n>/done.json               written when the shard finished (counts)
+    shards/<i>-of-<n>/.lock                   held by the run (or renarrate) working on the shard
+    shards/<i>-of-<n>/renarrate.tmp/          a re-narration being staged (swapped in when complete)
     hod.csv                                   merge: what the pretraining loader reads (ok clips)
     hod_records.jsonl                         merge: every clip (detections, dynamics, status, reason)
     failures.csv                              merge: key, video, stage, reason of failed clips
