@@ -15,7 +15,7 @@ from the robot's left, larger ones from its right.
 | ------- | --------------------- | -------- | ------- | --------- | --------------------------------------- |
 | default | (-0.25, 0.55, 2.15)   | 2.6      | 75      | -30       | overview: robot, microwave, stove, cabinets |
 | left    | (-0.45, 0.5, 2.1)     | 2.0      | 55      | -35       | microwave, kettle, knobs, hinge cabinet |
-| right   | (-0.1, 0.55, 2.2)     | 2.3      | 130     | -25       | microwave from the right, stove, knobs, cabinets |
+| right   | (-0.1, 0.55, 2.2)     | 2.3      | 130     | -35       | microwave from the right, stove, knobs, cabinets |
 
 The arm is visible in all three views.
 

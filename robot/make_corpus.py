@@ -2,7 +2,7 @@
 narrations and simulator-projected hand-object detections, the layout the HOD pipeline and the
 pretraining loader read from real data::
 
-    python robot/make_corpus.py out=/work/corpus                       # 8 tasks x 16 episodes, 4 cameras, 112 px
+    python robot/make_corpus.py out=/work/corpus                       # 8 tasks x 32 episodes, 4 cameras, 112 px
     python robot/make_corpus.py out=corpus_small episodes=2 tasks=[microwave,kettle] cameras=[ego]
 
     egohod hod run clips=/work/corpus/clips.csv videos=/work/corpus/videos out=runs/hod_corpus \
@@ -52,7 +52,7 @@ DATASET = "kitchen_sim"
 @dataclass
 class MakeCorpusConfig:
     out: str = MISSING                  # corpus folder
-    episodes: int = 16                  # successful episodes per task
+    episodes: int = 32                  # successful episodes per task
     tasks: list = field(default_factory=lambda: ["all"])          # task names, or [all]
     cameras: list = field(default_factory=lambda: list(DEFAULT_CAMERAS))  # free cameras (envs/cameras.py)
     image_size: int = 112               # side of the square frames (even: yuv420p video)
@@ -195,6 +195,7 @@ class TaskStats:
     kept: int = 0
     attempts: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (all its threads; workers=1 renders in it)
     frames: int = 0      # frames rendered (all cameras) in this run
 
     @property
@@ -238,7 +239,7 @@ def make_corpus(cfg) -> dict:
                 if st.kept >= cfg.episodes:
                     continue
                 env = _make_task_env(task, cfg.image_size, cfg.horizon)
-                t0 = time.time()
+                t0, c0 = time.time(), time.process_time()
                 attempts = iter_attempts(task, cameras, cfg.image_size, task_seed_base(task, cfg.first_seed) + st.attempts,
                                          cfg.workers, cfg.horizon, cfg.action_noise)
                 try:
@@ -268,6 +269,7 @@ def make_corpus(cfg) -> dict:
                     attempts.close()
                     env.close()
                     st.seconds += time.time() - t0
+                    st.cpu_seconds += time.process_time() - c0
         finally:
             if bar is not None:
                 bar.close()
@@ -310,6 +312,7 @@ def _finish(out: Path, cfg, tasks, cameras, records, stats, sim: dict) -> dict:
     fps = sim["fps"]
     run_frames = sum(s.frames for s in stats.values())
     run_seconds = sum(s.seconds for s in stats.values())
+    run_cpu = sum(s.cpu_seconds for s in stats.values())
     return {
         "kind": "egohod kitchen corpus",
         "command": " ".join(["python", "robot/make_corpus.py", *sys.argv[1:]]) if sys.argv[0].endswith("make_corpus.py")
@@ -335,8 +338,10 @@ def _finish(out: Path, cfg, tasks, cameras, records, stats, sim: dict) -> dict:
                   for t in tasks},
         "expert_success": {t: (sum(r["success"] for r in records if r["task"] == t) / len(tried[t]))
                            if tried[t] else None for t in tasks},
-        "cost_this_run": {"seconds": round(run_seconds, 1), "frames_rendered": run_frames,
+        "cost_this_run": {"seconds": round(run_seconds, 1), "cpu_seconds": round(run_cpu, 1),
+                          "frames_rendered": run_frames,
                           "frames_per_second": round(run_frames / run_seconds, 2) if run_seconds else None,
+                          "frames_per_cpu_second": round(run_frames / run_cpu, 2) if run_cpu else None,
                           "per_task_seconds": {t: round(s.seconds, 1) for t, s in stats.items()},
                           "workers": int(cfg.workers)},
         "layout": {"videos": "videos/{video_id}/{chunk:04d}.mp4", "detections": "detections/{video_id}.npz",
@@ -357,7 +362,8 @@ def summary_table(manifest: dict) -> str:
     c = manifest["cost_this_run"]
     rows.append(f"\n{manifest['episodes']} episodes, {manifest['videos']} videos, {manifest['clips']} clips at "
                 f"{manifest['fps']:g} fps, {manifest['image_size']} px; this run rendered {c['frames_rendered']} frames "
-                f"in {c['seconds']:.0f} s ({c['frames_per_second']} frames/s)")
+                f"in {c['seconds']:.0f} s ({c['frames_per_second']} frames/s; {c['cpu_seconds']:.0f} CPU s, "
+                f"{c['frames_per_cpu_second']} frames per CPU second)")
     return "\n".join(rows)
 
 
