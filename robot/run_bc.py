@@ -582,12 +582,9 @@ def _checkpoint_encoder_seed(ckpt: dict) -> int:
     return seed
 
 
-def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "auto",
-                        encoder_checkpoint: str | None = None, out_dir: str | Path | None = None,
-                        trust_pickle: bool = False) -> dict:
-    """Re-evaluate a saved policy (``robot/eval_bc.py``)."""
-    ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
-    device = resolve_device(device_name)
+def encoder_from_checkpoint(ckpt: dict, device: torch.device, encoder_checkpoint: str | None = None) -> ObsEncoder:
+    """The encoder a policy checkpoint was trained on: the same weights file (sha256 checked) or
+    the same seeded random weights (``random:seed=N``)."""
     enc = ckpt["encoder"]
     enc_ckpt = encoder_checkpoint or enc.get("checkpoint")
     seed = _checkpoint_encoder_seed(ckpt)
@@ -614,6 +611,16 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     if encoder.info.embed_dim != ckpt["shapes"]["feature_dim"]:
         raise ConfigError(f"encoder {enc['name']} gives {encoder.info.embed_dim}-d features, the policy expects "
                           f"{ckpt['shapes']['feature_dim']}-d")
+    return encoder
+
+
+def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "auto",
+                        encoder_checkpoint: str | None = None, out_dir: str | Path | None = None,
+                        trust_pickle: bool = False) -> dict:
+    """Re-evaluate a saved policy (``robot/eval_bc.py``)."""
+    ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
+    device = resolve_device(device_name)
+    encoder = encoder_from_checkpoint(ckpt, device, encoder_checkpoint)
     policy = build_policy_from_checkpoint(ckpt).to(device)
     env = ckpt["env"]
     cfg_env = ckpt["config"]["env"]
@@ -627,7 +634,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     out.mkdir(parents=True, exist_ok=True)
     con = console()
     if encoder.info.random_weights:
-        con.print(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/]")
+        con.print(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (seed {encoder.info.seed}, as in training)")
     try:
         res = evaluate(policy, encoder, pool, eval_cfg.episodes, eval_cfg.seed, device, desc="eval")
     finally:

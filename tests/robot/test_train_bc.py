@@ -1,6 +1,8 @@
 """End to end on tiny data: train_bc (Hydra config) -> results.json, checkpoints, plot, video ->
 resume -> eval_bc; and the bad-input errors that must come before any training."""
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIZE = 32
 
 
-def _write_tiny_demos(path: Path, n=2, T=12, cameras=("left",)):
+def _write_tiny_demos(path: Path, n=2, T=12, cameras=("left",), task="microwave"):
     from robot.demos import Episode, kitchen_env_args, write_demos
 
     rng = np.random.default_rng(0)
@@ -23,8 +25,8 @@ def _write_tiny_demos(path: Path, n=2, T=12, cameras=("left",)):
         obs["proprio"] = rng.standard_normal((T, 9)).astype(np.float32)
         obs["object_state"] = rng.standard_normal((T, 30)).astype(np.float32)
         eps.append(Episode(obs=obs, actions=rng.uniform(-1, 1, (T, 9)).astype(np.float32), rewards=np.zeros(T),
-                           dones=np.eye(T)[-1], states=np.zeros((T, 59)), seed=i, task="microwave"))
-    write_demos(path, eps, kitchen_env_args("kitchen/microwave", list(cameras), SIZE))
+                           dones=np.eye(T)[-1], states=np.zeros((T, 59)), seed=i, task=task))
+    write_demos(path, eps, kitchen_env_args(f"kitchen/{task}", list(cameras), SIZE))
     return path
 
 
@@ -67,12 +69,16 @@ def test_defaults_are_the_classic_protocol_cell():
         compose(["encoder.bogus=1"])
 
 
-def test_train_resume_eval(tmp_path, tiny_demos):
+def test_train_resume_eval(tmp_path, tiny_demos, capsys):
     from robot.run_bc import evaluate_checkpoint, train_bc
 
     torch.manual_seed(0)
     res = train_bc(compose(_overrides(tmp_path, tiny_demos)), tmp_path / "run")
     run = tmp_path / "run"
+    console = capsys.readouterr().out  # every shown number from random weights says so
+    assert "encoder egovideo_tiny: RANDOM WEIGHTS (seed 0" in console
+    assert "egovideo_tiny (RANDOM WEIGHTS, seed 0): best" in console and "| RANDOM WEIGHTS |" in console
+    assert not (run / ".lock").exists() and not (run / ".hydra").exists()
     saved = json.loads((run / "results.json").read_text())
     assert saved == json.loads(json.dumps(res))
     assert saved["complete"] and saved["label"] == "egovideo_tiny (RANDOM WEIGHTS, seed 0)"
@@ -117,14 +123,99 @@ def test_train_resume_eval(tmp_path, tiny_demos):
     assert ev["label"] == "egovideo_tiny (RANDOM WEIGHTS, seed 0)"
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["final"]["step"] == 6
 
+    # eval_bc's encoder is the training one: its features equal the cached training features
+    from robot.features import FeatureCache
+    from robot.run_bc import encoder_from_checkpoint
+    from robot.training import load_checkpoint
+
+    enc = encoder_from_checkpoint(load_checkpoint(run / "checkpoints" / "last"), torch.device("cpu"))
+    (cached,) = [np.load(f)["features"] for f in FeatureCache(tmp_path / "cache").dir.glob("*.npz")
+                 if json.loads(f.with_suffix(".json").read_text())["frames"] == 2]  # not the refused frames=1 run's
+    from robot.demos import read_demos
+
+    frames = [e.obs["rgb_left"] for e in read_demos(tiny_demos, obs_keys=["rgb_left"])]
+    np.testing.assert_allclose(np.concatenate([enc.encode_episode(f) for f in frames]), cached, atol=1e-5)
+
+    # a finished folder is never restarted silently: resume=false is refused unless overwrite=true
+    before = (run / "results.json").read_bytes()
+    with pytest.raises(ValueError, match=r"out_dir=.*run holds a previous run \(checkpoints up to 0000006\); "
+                                         r"resume=true continues it, overwrite=true replaces it"):
+        train_bc(compose(_overrides(tmp_path, tiny_demos, resume="false")), run)
+    assert (run / "results.json").read_bytes() == before and not (run / ".lock").exists()
+    res3 = train_bc(compose(_overrides(tmp_path, tiny_demos, resume="false", overwrite="true",
+                                       **{"train.steps": 2, "eval.videos": 0})), run)
+    assert [e["step"] for e in res3["evals"]] == [2]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0000002", "last"]
+    assert not (run / "videos").exists() and not (run / "eval").exists()
+
+
+def test_encoder_seed_is_part_of_the_run(tmp_path, tiny_demos):
+    """seed=1 trains on the random encoder of seed 1: its own cache entry (not seed 0's features),
+    recorded in results and checkpoint, rebuilt by eval_bc."""
+    from robot.run_bc import encoder_from_checkpoint, train_bc
+    from robot.training import load_checkpoint
+
+    fast = {"train.steps": 2, "eval.videos": 0}
+    r0 = train_bc(compose(_overrides(tmp_path, tiny_demos, out_dir=tmp_path / "s0", **fast)), tmp_path / "s0")
+    r1 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=1, out_dir=tmp_path / "s1", **fast)), tmp_path / "s1")
+    assert r0["encoder"]["weights"] == "random:seed=0" and r1["encoder"]["weights"] == "random:seed=1"
+    assert r1["timing"]["feature_cache_hit"] is False and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    ckpt = load_checkpoint(tmp_path / "s1" / "checkpoints" / "last")
+    assert ckpt["encoder"]["weights"] == "random:seed=1" and ckpt["encoder"]["seed"] == 1
+    assert encoder_from_checkpoint(ckpt, torch.device("cpu")).info.weights == "random:seed=1"
+    # encoder.seed fixes the encoder while the run seed varies: seed 0's features are reused
+    r2 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=2, out_dir=tmp_path / "s2", **fast,
+                                     **{"encoder.seed": 0})), tmp_path / "s2")
+    assert r2["encoder"]["weights"] == "random:seed=0" and r2["timing"]["feature_cache_hit"] is True
+
 
 def _expect_error_before_training(tmp_path, overrides, exc, match):
     from robot.run_bc import train_bc
 
     with pytest.raises(exc, match=match):
         train_bc(compose(overrides), tmp_path / "run")
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # nothing written: no config.yaml, no lock file, no folder
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.npz"))
+
+
+def test_demo_file_recorded_for_another_task(tmp_path):
+    demos = _write_tiny_demos(tmp_path / "light_switch.hdf5", task="light_switch")
+    _expect_error_before_training(tmp_path, _overrides(tmp_path, demos), ValueError,
+                                  r"recorded for task 'light_switch' \(task\) but env.task='microwave'")
+    _expect_error_before_training(tmp_path, _overrides(tmp_path, demos, encoder="state"), ValueError,
+                                  r"recorded for task 'light_switch'")
+
+
+def test_demo_file_recorded_at_another_image_size(tmp_path):
+    from robot.demos import Episode, kitchen_env_args, write_demos
+
+    ep = Episode(obs={"rgb_left": np.zeros((4, SIZE, SIZE, 3), np.uint8), "proprio": np.zeros((4, 9), np.float32)},
+                 actions=np.zeros((4, 9)), rewards=np.zeros(4), dones=np.eye(4)[-1], states=np.zeros((4, 59)))
+    demos = write_demos(tmp_path / "d.hdf5", [ep, ep], kitchen_env_args("kitchen/microwave", ["left", "right"], 64))
+    _expect_error_before_training(tmp_path, _overrides(tmp_path, demos), ValueError,
+                                  r"recorded at image size 64 but env.image_size=32")
+    _expect_error_before_training(tmp_path, _overrides(tmp_path, demos, **{"env.camera": "default"}), ValueError,
+                                  r"camera 'default' is not in demo file .*cameras in the file: left, right, as recorded")
+
+
+def test_truncated_demo_file_names_demos_path(tmp_path, tiny_demos):
+    cut = tmp_path / "cut.hdf5"
+    cut.write_bytes(tiny_demos.read_bytes()[: tiny_demos.stat().st_size // 2])
+    _expect_error_before_training(tmp_path, _overrides(tmp_path, cut), ValueError,
+                                  r"demos.path=.*cut.hdf5: .*cut.hdf5: cannot open the HDF5 file, it is truncated")
+
+
+def test_second_run_in_a_locked_out_dir_exits_at_once(tmp_path, tiny_demos):
+    from egohod.fileio import FolderLock, FolderLockedError
+    from robot.run_bc import train_bc
+
+    run = tmp_path / "run"
+    with FolderLock(run, what="robot/train_bc.py"):
+        with pytest.raises(FolderLockedError, match=rf"in use by robot/train_bc.py \(PID {os.getpid()} on host "
+                                                    rf"{socket.gethostname()}"):
+            train_bc(compose(_overrides(tmp_path, tiny_demos)), run)
+        assert os.listdir(run) == [".lock"]  # the holder's folder is left alone
+    assert not (tmp_path / "cache").exists()
 
 
 def test_missing_demos_file(tmp_path, tiny_demos):
@@ -157,3 +248,4 @@ def test_cli_reports_bad_input(tmp_path, tiny_demos):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode != 0
     assert "camera 'right' is not in demo file" in p.stderr + p.stdout
+    assert not (tmp_path / "run").exists()  # Hydra wrote no .hydra/ or log there, train_bc no config.yaml
