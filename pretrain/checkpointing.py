@@ -13,7 +13,9 @@ Layout under ``{out_dir}/checkpoints/``::
 
 A checkpoint is written into a hidden temporary folder that is renamed into place when complete,
 and ``last`` is replaced atomically afterwards, so a run killed at any moment leaves either the
-previous or the new checkpoint, never a partial one.
+previous or the new checkpoint, never a partial one (files and folders are fsynced before the
+renames). ``keep_last`` retention (:func:`prune_checkpoints`) never deletes what ``last`` points to;
+:func:`load_latest` falls back to the newest checkpoint that loads.
 """
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def test_resume_falls_back_to_the_newest_loadable_checkpoint_naming_the_bad_file
     warnings = []
     ckpt, model_file, state = load_latest(tmp_path, warn=warnings.append)
     assert ckpt.name == "4" and state["position"]["step"] == 4 and model_file["state_dict"]["module.w"][0] == 4
-    assert any(str(bad.parent) in w and "cannot load" in w for w in warnings), warnings
+    assert any(f"cannot load checkpoint {bad.parent}" in w and str(bad) in w for w in warnings), warnings
     assert any("resuming from" in w and "step 4" in w for w in warnings)
 
 
@@ -221,7 +221,7 @@ def test_rerun_refused_then_resume_past_a_corrupt_checkpoint(corpus, tmp_path, c
     capfd.readouterr()
     assert _run(_cfg(corpus, out, max_steps=6, save_every_steps=2, keep_last=2, resume=True)).step == 6
     err = capfd.readouterr().err
-    assert f"cannot load checkpoint {out / 'checkpoints' / '4'}" in err and "resuming from" in err
+    assert f"cannot load checkpoint {out / 'checkpoints' / '4'}" in err and str(bad) in err and "resuming from" in err
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in recs if r["event"] == "train"]
     assert train_steps == [1, 2, 3, 4, 5, 6], "metrics.jsonl holds a step twice or misses one"
