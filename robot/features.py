@@ -2,7 +2,7 @@
 every run, seed and policy head that trains on them.
 
 Key: sha256 of the JSON identity from :func:`robot.obs_encoders.cache_identity` (encoder name,
-weights hash or "random", frame history, clip length, input spec, observation key and image
+weights hash or "random:seed=N", frame history, clip length, input spec, observation key and image
 shape, sha256 of the demo file, episode indices). Any change of one of these is a different
 key, so stale features are never read. One entry is ``<dir>/<encoder>-<key[:20]>.npz``
 (``features`` float32 ``[sum T, D]``, ``lengths`` ``[E]``) beside a ``.json`` with the identity;

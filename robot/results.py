@@ -3,8 +3,9 @@
 ``results.json``::
 
     {"format": "egohod-bc-results/1",
-     "encoder": {"name", "weights" ("random" | sha256 | "none"), "random_weights", "checkpoint", "frames", ...},
-     "label": "egovideo_tiny (RANDOM WEIGHTS)",
+     "encoder": {"name", "weights" ("random:seed=N" | sha256 | "none"), "random_weights", "seed", "checkpoint",
+                 "frames", ...},
+     "label": "egovideo_tiny (RANDOM WEIGHTS, seed 0)",
      "env": {"task", "camera", ...}, "demos": {"num", "path", "sha256"}, "policy": {...}, "seed": 0,
      "evals": [{"step", "success_rate", "episodes": [{"seed", "success", "steps", "success_step",
                 "solved_steps"}, ...]}, ...],
