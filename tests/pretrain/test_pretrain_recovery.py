@@ -226,6 +226,8 @@ def test_rerun_refused_then_resume_past_a_corrupt_checkpoint(corpus, tmp_path, c
     train_steps = [r["step"] for r in recs if r["event"] == "train"]
     assert train_steps == [1, 2, 3, 4, 5, 6], "metrics.jsonl holds a step twice or misses one"
     assert [r["step"] for r in recs if r["event"] == "resume"] == [2]
+    order = [(r["event"], r.get("step")) for r in recs]
+    assert order.index(("resume", 2)) < order.index(("train", 3)), "steps past the checkpoint must be logged anew"
     assert sum(r["event"] == "header" for r in recs) == 1
     # 2 went by retention; 4 was trained again and re-saved whole; last -> 6
     assert checkpoint_steps(out) == [4, 6] and find_last(out).name == "6"
