@@ -136,3 +136,20 @@ def test_task_state_index_names_the_task_joint_and_the_hand_site_entries():
     assert obs["object_state"][index[0]] == np.float32(env.unwrapped.task_qpos()[0])
     assert len(task_state_index("kitchen/kettle")) == 7 + 9  # a free joint: 7 qpos
     env.close()
+
+
+def test_random_vision_encoder_is_a_function_of_its_seed():
+    """The seed of random weights is in the encoder identity (so in the cache key and in
+    checkpoints), and the same seed rebuilds the same features whatever the global RNG did."""
+    video = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    torch.manual_seed(11)
+    a = build_obs_encoder("egovideo_tiny", None, 1, seed=1)
+    torch.manual_seed(12)
+    b = build_obs_encoder("egovideo_tiny", None, 1, seed=1)
+    c = build_obs_encoder("egovideo_tiny", None, 1, seed=2)
+    assert (a.info.weights, a.info.seed, c.info.weights) == ("random:seed=1", 1, "random:seed=2")
+    assert a.info.label == "egovideo_tiny (RANDOM WEIGHTS, seed 1)" and a.info.to_dict()["seed"] == 1
+    np.testing.assert_array_equal(a.encode_episode(video), b.encode_episode(video))
+    assert np.abs(a.encode_episode(video) - c.encode_episode(video)).max() > 1e-2
+    ident = [cache_identity(e.info, "rgb_left", (32, 32, 3), "0" * 64, [0]) for e in (a, b, c)]
+    assert identity_key(ident[0]) == identity_key(ident[1]) != identity_key(ident[2])
