@@ -1,10 +1,19 @@
-"""End-to-end ``egohod eval`` / ``egohod extract`` on fixture datasets with egovideo_tiny (random weights)."""
+"""End-to-end ``egohod eval`` / ``egohod extract`` on fixture datasets with egovideo_tiny (random weights).
+
+EGTEA, EgoMCQ and the dual path are checked value for value against a reference computed in this
+file from the same model (same name and seed): frames decoded with PyAV (EGTEA) or read by the
+frame-rule functions tested below (EgoMCQ), resize short side + centre crop + CLIP mean/std in
+plain torch, ``encode_video`` / ``encode_video_dual`` / ``encode_text``, then scores and metrics
+in plain numpy.
+"""
 import functools
 import json
 import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from egohod.benchmarks import frames as fr
 from egohod.benchmarks.cli import eval_main, extract_main
@@ -29,6 +38,95 @@ def _run(benchmark, data, out, *extra):
     assert record["benchmark"] == benchmark and record["encoder"] == "egovideo_tiny"
     assert record["weights"].startswith("random") and record["config"]["data"] == str(data)
     return record
+
+
+CLIP_MEAN_DOC = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD_DOC = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+def _decode_all(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def _plain_clip(frames, size=32):
+    """uint8 ``[T, H, W, 3]`` -> ``[1, 3, T, S, S]``: short side to ``size`` (bicubic, antialiased),
+    centre crop, CLIP mean/std on 0..1 pixels."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    h, w = x.shape[-2:]
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+    top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
+    x = (x[..., top: top + size, left: left + size] - CLIP_MEAN_DOC) / CLIP_STD_DOC
+    return x.permute(1, 0, 2, 3)[None]
+
+
+def _unit(z):
+    z = z.detach().float().numpy().astype(np.float64)
+    return z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+
+def _reference_model(data, benchmark, *extra):
+    from egohod.benchmarks.config import load_eval_config
+    from egohod.benchmarks.protocols import ZeroShotModel
+
+    cfg = load_eval_config(benchmark, [f"data={data}", "encoder=egovideo_tiny", "device=cpu", *extra])
+    return ZeroShotModel(cfg).model  # the same (name, seed) as the eval run: the same weights
+
+
+def _embed_texts(model, texts):
+    import egohod
+
+    with torch.no_grad():
+        return _unit(model.encode_text(egohod.get_tokenizer("egovideo_tiny")(list(texts))))
+
+
+def _egtea_reference(data, model, k, slow=None):
+    """(scores [clips, classes], labels) of EGTEA test_split1 computed without the protocol code."""
+    classes = {}
+    for line in (data / "action_idx.txt").read_text().splitlines():
+        name, idx = line.rsplit(" ", 1)
+        classes[int(idx)] = name.replace("_", " ").lower()
+    rows = [line.split() for line in (data / "test_split1.txt").read_text().splitlines()]
+    videos = []
+    for clip, _action, *_ in rows:
+        frames = _decode_all(data / "cropped_clips" / "-".join(clip.split("-")[:3]) / f"{clip}.mp4")
+        pick = lambda n: frames[((np.arange(n) + 0.5) * len(frames) / n).astype(int)]  # segment midpoints  # noqa: E731
+        with torch.no_grad():
+            if slow is None:
+                z = model.encode_video(_plain_clip(pick(k)))
+            else:
+                z = model.encode_video_dual(_plain_clip(pick(k)), _plain_clip(pick(slow)))
+        videos.append(_unit(z)[0])
+    text = _embed_texts(model, [classes[i] for i in sorted(classes)])
+    return np.stack(videos) @ text.T, np.array([int(r[1]) - 1 for r in rows])
+
+
+def _classification_reference(scores, labels):
+    pred = scores.argmax(axis=1)
+    rank = (scores > scores[np.arange(len(labels)), labels][:, None]).sum(axis=1)
+    per_class = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
+    return {"top1": 100 * np.mean(pred == labels), "top5": 100 * np.mean(rank < 5),
+            "mean_class_acc": 100 * np.mean(per_class)}
+
+
+@pytest.fixture()
+def spy(monkeypatch):
+    """The arrays each protocol hands to its scorer (the real scorer still runs)."""
+    from egohod.benchmarks import protocols
+
+    seen = {}
+    for name in ("classification_scores", "egomcq_scores"):
+        real = getattr(protocols, name)
+
+        def wrapper(*args, _real=real, _name=name, **kw):
+            seen[_name] = [np.asarray(a) for a in args]
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(protocols, name, wrapper)
+    return seen
 
 
 def _in_range(metrics, keys):
@@ -104,17 +202,41 @@ def test_eval_ek100_cls(datasets, tmp_path):
     assert rec["metrics"]["top5"] == 100.0  # 5 classes: every label is in the top 5
 
 
-def test_eval_egtea(datasets, tmp_path):
+def test_eval_egtea_matches_an_independent_computation(datasets, tmp_path, spy):
     rec = _run("egtea", datasets["egtea"], tmp_path, "num_frames=4")
-    _in_range(rec["metrics"], ["top1", "top5", "mean_class_acc"])
     assert rec["num_clips"] == 4 and rec["num_classes"] == 3
+    scores, labels = spy["classification_scores"]
+    want_scores, want_labels = _egtea_reference(datasets["egtea"], _reference_model(datasets["egtea"], "egtea"), 4)
+    np.testing.assert_array_equal(labels, want_labels)
+    assert want_labels.tolist() == [0, 1, 2, 0]  # action ids 1, 2, 3, 1 of the fixture
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert rec["metrics"] == pytest.approx(_classification_reference(want_scores, want_labels), abs=1e-9)
 
 
-def test_eval_egomcq_chunked_and_plain(datasets, tmp_path):
-    rec = _run("egomcq", datasets["egomcq"], tmp_path, "num_frames=4", "chunk_seconds=2")
-    _in_range(rec["metrics"], ["inter", "intra"])
+def test_eval_egomcq_matches_an_independent_computation(datasets, tmp_path, spy):
+    data = datasets["egomcq"]
+    rec = _run("egomcq", data, tmp_path, "num_frames=4", "chunk_seconds=2")
     assert rec["num_inter"] == 1 and rec["num_intra"] == 1
-    assert rec["metrics"]["inter"] in (0.0, 100.0)
+    scores, answers, types = spy["egomcq_scores"]
+    model = _reference_model(data, "egomcq", "num_frames=4")
+    questions = json.loads((data / "egomcq.json").read_text())
+    want = np.zeros((2, 5))
+    for qi, key in enumerate(["0", "1"]):
+        q = questions[key]
+        text = _embed_texts(model, [q["query"]["clip_text"]])[0]
+        for c in range(5):
+            ch = q["choices"][str(c)]
+            if ch["video_uid"] == "vchunk":
+                frames = fr.read_chunked_window(data / "videos", "vchunk", ch["clip_start"], ch["clip_end"], 4,
+                                                chunk_seconds=2)
+            else:
+                frames = fr.read_time_window(data / "videos" / "vplain.mp4", ch["clip_start"], ch["clip_end"], 4)
+            with torch.no_grad():
+                want[qi, c] = _unit(model.encode_video(_plain_clip(frames)))[0] @ text
+    np.testing.assert_allclose(scores, want, atol=1e-5)
+    assert answers.tolist() == [1, 3] and types.tolist() == [1, 2]
+    correct = want.argmax(axis=1) == np.array([1, 3])
+    assert rec["metrics"] == {"inter": 100.0 * correct[0], "intra": 100.0 * correct[1]}
 
 
 def test_eval_is_independent_of_batching_and_workers(datasets, tmp_path):
@@ -135,10 +257,18 @@ def test_eval_is_independent_of_batching_and_workers(datasets, tmp_path):
     assert not np.allclose(embs[0][0], embs[0][1])
 
 
-def test_eval_dual_path(datasets, tmp_path):
-    rec = _run("egtea", datasets["egtea"], tmp_path, "num_frames=4", "dual=true", "slow_frames=8")
-    _in_range(rec["metrics"], ["top1", "top5", "mean_class_acc"])
+def test_eval_dual_path_matches_an_independent_computation_and_differs_from_single(datasets, tmp_path, spy):
+    data = datasets["egtea"]
+    rec = _run("egtea", data, tmp_path, "num_frames=4", "dual=true", "slow_frames=8")
     assert rec["config"]["dual"] is True and rec["config"]["slow_frames"] == 8
+    dual_scores, labels = spy["classification_scores"]
+    model = _reference_model(data, "egtea")
+    want_dual, want_labels = _egtea_reference(data, model, 4, slow=8)
+    np.testing.assert_allclose(dual_scores, want_dual, atol=1e-5)
+    assert rec["metrics"] == pytest.approx(_classification_reference(want_dual, want_labels), abs=1e-9)
+    # the dual path is another embedding than the backbone alone
+    single, _ = _egtea_reference(data, model, 4)
+    assert np.abs(dual_scores - single).max() > 1e-2
 
 
 def test_eval_limit_and_missing_video_message(datasets, tmp_path, capsys):
