@@ -263,22 +263,17 @@ def test_segmentation_length_error():
         segmentation_scores([[1, 1]], [[1, 1, 1]])
 
 
-# ---- speed on the full EK-100 MIR size ---------------------------------------------------------
+# ---- the full EK-100 MIR size (its time: bench/mir_scorer.py) ---------------------------------
 
 @pytest.mark.slow  # ~15 s on 2 cores; the tie / block tests above cover the same code path
-def test_mir_full_size_is_fast():
-    import time
-
+def test_mir_full_size_runs_without_warnings():
     rng = np.random.default_rng(0)
     sim = rng.standard_normal((9668, 3842)).astype(np.float32)
     rel = (rng.random((9668, 3842)) < 0.01) * rng.choice([0.25, 0.5, 1.0], size=(9668, 3842))
     rel[np.arange(3842), np.arange(3842)] = 1.0
     rel[np.arange(3842, 9668), rng.integers(0, 3842, 9668 - 3842)] = 1.0
     rel[rng.integers(0, 9668, 3842), np.arange(3842)] = 1.0
-    t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s = ek100_mir_scores(sim, rel)
-    elapsed = time.perf_counter() - t
     assert all(0 <= v <= 100 for v in s.values())
-    assert elapsed < 60, elapsed

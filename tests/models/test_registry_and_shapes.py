@@ -40,15 +40,11 @@ def tiny():
     return egohod.create_model("egovideo_tiny").eval()
 
 
-def test_tiny_forward_shapes_and_speed(tiny):
-    import time
-
+def test_tiny_forward_shapes(tiny):
+    # speed: bench/encoder_throughput.py --variant egovideo_tiny (no timing in tests)
     tok = egohod.get_tokenizer("egovideo_tiny")(["#C C opens the fridge", "#C C cuts a tomato"])
     video = torch.randn(2, 3, 4, 32, 32)
-    tiny(video, tok)  # warm-up
-    t0 = time.perf_counter()
     out = tiny(video, tok)
-    assert time.perf_counter() - t0 < 1.0
     assert out["video"].shape == (2, 32) and out["text"].shape == (2, 32)
     assert torch.allclose(out["video"].norm(dim=-1), torch.ones(2), atol=1e-5)
     assert out["logit_scale"].item() == pytest.approx(1 / 0.07, rel=1e-5)
