@@ -69,7 +69,7 @@ def _place_and_step(name: str, fraction: float, steps: int = MIN_STEPS + 3):
     where they started), then step with zero actions. One substep per control step
     (``frame_skip=1``), so the objects barely move. Returns per step: the distance computed here
     from the documented goal, and the env's info."""
-    joints, idx, goal, threshold, _, moves = TABLE[name]
+    _, idx, goal, threshold, _, moves = TABLE[name]
     idx = np.array(idx)
     env = envs.make(f"kitchen/{name}", camera=None, seed=0, frame_skip=1, horizon=50)
     env.reset(seed=0)
