@@ -143,7 +143,8 @@ def extract_settings(cfg: ExtractConfig, encoder) -> dict:
     spec = encoder.input_spec.to_dict()
     spec.pop("extra", None)
     return {"encoder": cfg.encoder, "checkpoint": cfg.checkpoint, "weights": weights, "random_weights": random,
-            "seed": cfg.seed if random else None, "stride": float(cfg.stride), "window": float(cfg.window or cfg.stride),
+            "seed": cfg.seed if random else None, "stride": float(cfg.stride),
+            "window": float(cfg.window or cfg.stride),
             "num_frames": int(encoder.num_frames), "embed_dim": int(encoder.embed_dim), "input_spec": spec,
             "layout": LAYOUT}
 
