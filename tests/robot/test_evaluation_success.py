@@ -16,7 +16,7 @@ from robot.evaluation import EvalEnvs, evaluate
 from robot.obs_encoders import StateObsEncoder
 
 TASK = "microwave"
-SEED = 0          # the microwave expert solves this seed (envs/experts/README.md lists the failures)
+CANDIDATE_SEEDS = range(5)  # the first one the expert solves is used (it solves ~96% of seeds)
 HORIZON = 50      # the protocol's evaluation horizon
 
 
@@ -46,15 +46,8 @@ class ReplayPolicy(Policy):
         return torch.from_numpy(acts), {"episodes": state["episodes"], "t": state["t"] + 1}
 
 
-@pytest.fixture(scope="module")
-def expert_episode():
-    """The expert's actions on ``SEED`` and when the env reported success (state only)."""
-    import envs
-    from envs.experts import make_expert
-
-    env = envs.make(f"kitchen/{TASK}", camera=None, horizon=HORIZON)
-    expert = make_expert(TASK)
-    env.reset(seed=SEED)
+def _expert_rollout(env, expert, seed):
+    env.reset(seed=seed)
     expert.reset(env)
     actions, success_step, info = [], None, {}
     for t in range(HORIZON):
@@ -65,9 +58,27 @@ def expert_episode():
             success_step = t + 1
         if term or trunc:
             break
-    env.close()
-    assert info["success"], f"the {TASK} expert failed seed {SEED}; pick a seed it solves"
-    return {"actions": np.stack(actions), "success_step": success_step, "solved_steps": int(info["solved_steps"])}
+    return {"seed": seed, "actions": np.stack(actions), "success": bool(info["success"]),
+            "success_step": success_step, "solved_steps": int(info["solved_steps"])}
+
+
+@pytest.fixture(scope="module")
+def expert_episode():
+    """The expert's actions on the first candidate seed it solves, and when the env reported
+    success (state only, no rendering)."""
+    import envs
+    from envs.experts import make_expert
+
+    env = envs.make(f"kitchen/{TASK}", camera=None, horizon=HORIZON)
+    expert = make_expert(TASK)
+    try:
+        for seed in CANDIDATE_SEEDS:
+            episode = _expert_rollout(env, expert, seed)
+            if episode["success"]:
+                return episode
+    finally:
+        env.close()
+    pytest.fail(f"the {TASK} expert solved none of the seeds {list(CANDIDATE_SEEDS)}")
 
 
 @pytest.fixture(scope="module")
@@ -77,31 +88,32 @@ def pool():
     p.close()
 
 
-def _evaluate(plans, pool, episodes):
-    return evaluate(ReplayPolicy(plans), StateObsEncoder(30), pool, episodes, SEED, torch.device("cpu"))
+def _evaluate(plans, pool, episodes, seed0):
+    return evaluate(ReplayPolicy(plans), StateObsEncoder(30), pool, episodes, seed0, torch.device("cpu"))
 
 
 def test_replayed_expert_episode_counts_as_a_success(expert_episode, pool):
-    res = _evaluate([expert_episode["actions"]], pool, 1)
+    res = _evaluate([expert_episode["actions"]], pool, 1, expert_episode["seed"])
     assert res["success_rate"] == 1.0
     (ep,) = res["episodes"]
-    assert ep["seed"] == SEED and ep["success"] is True and ep["steps"] == HORIZON
+    assert ep["seed"] == expert_episode["seed"] and ep["success"] is True and ep["steps"] == HORIZON
     # the same initial state and actions: the same solved steps, success at the same step
     assert ep["solved_steps"] == expert_episode["solved_steps"] > 5
     assert ep["success_step"] == expert_episode["success_step"]
 
 
-def test_zero_actions_from_the_same_seed_count_as_a_failure(pool):
-    res = _evaluate([None], pool, 1)
+def test_zero_actions_from_the_same_seed_count_as_a_failure(expert_episode, pool):
+    res = _evaluate([None], pool, 1, expert_episode["seed"])
     assert res["success_rate"] == 0.0
     (ep,) = res["episodes"]
-    assert ep["seed"] == SEED and ep["success"] is False and ep["success_step"] is None
+    assert ep["seed"] == expert_episode["seed"] and ep["success"] is False and ep["success_step"] is None
     assert ep["solved_steps"] == 0 and ep["steps"] == HORIZON
 
 
 def test_success_rate_is_the_fraction_of_successful_episodes(expert_episode, pool):
-    """Two episodes (seeds SEED, SEED + 1): the expert replay, then zero actions."""
-    res = _evaluate([expert_episode["actions"], None], pool, 2)
-    assert [ep["seed"] for ep in res["episodes"]] == [SEED, SEED + 1]
+    """Two episodes (seeds s, s + 1): the expert replay, then zero actions."""
+    seed = expert_episode["seed"]
+    res = _evaluate([expert_episode["actions"], None], pool, 2, seed)
+    assert [ep["seed"] for ep in res["episodes"]] == [seed, seed + 1]
     assert [ep["success"] for ep in res["episodes"]] == [True, False]
     assert res["success_rate"] == 0.5
