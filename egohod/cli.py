@@ -29,7 +29,9 @@ def models_main(argv: list[str]) -> int:
     for kind, names in (("model", list_models()), ("encoder", list_encoders())):
         for n in names:
             s = get_input_spec(n)
-            print(f"{kind:8s} {n:18s} {s.image_size}px x{s.num_frames} frames -> {s.embed_dim}-d")
+            weights = s.extra.get("weights")
+            print(f"{kind:8s} {n:18s} {s.image_size}px x{s.num_frames} frames -> {s.embed_dim}-d"
+                  + (f"  weights: {weights}" if weights else ""))
     return 0
 
 

@@ -7,7 +7,14 @@ egovideo_b      ViT-B/16 (768, 12L) / CLIP text 512, 12L     224      4     512
 egovideo_l      ViT-L/14 (1024, 24L) / CLIP text 768, 12L    336      4     512
 egovideo_g      InternVideo2-1B (1408, 40L) / BERT-large     224      4     512
 egovideo_tiny   ViT 64-wide, 2L, patch 16 / text 64, 2L       32      4      32
+egovideo_small  ViT 192-wide, 6L, patch 16 / text 256, 4L    112      4     256
 ==============  =========================================  ======  ======  =====
+
+``egovideo_small`` is this project's own size, with **no official weights**: the same family as
+B (joint space-time ViT, Linear patch embedding, motion adapter, dual path with
+``slowfast_projection``, CLIP text tower and BPE tokenizer, context 77), made small enough to
+pretrain on a CPU (``configs/pretrain/small_kitchen.yaml``). Its weights come only from
+``pretrain/train.py`` checkpoints; without one it is random.
 
 ``create_model(name, checkpoint=None, num_frames=None, adapter=None, trust_pickle=False)``:
 
@@ -52,6 +59,12 @@ B_SPEC = InputSpec(224, 4, 512, resize_size=224,
 L_SPEC = InputSpec(336, 4, 512, resize_size=336,
                    extra={"tokenizer": "clip_bpe", "weights": f"{_RELEASE} (large_best.pt)"})
 TINY_SPEC = InputSpec(32, 4, 32, resize_size=32, extra={"tokenizer": "clip_bpe", "weights": "none (tests)"})
+# this project's CPU-trainable size: 112 px (7x7 patches per frame), 4 + 16 frames, 256-d
+SMALL_CONFIG = EgoVideoConfig(image_size=112, patch_size=16, vision_width=192, vision_layers=6, vision_heads=3,
+                              text_width=256, text_layers=4, text_heads=4, embed_dim=256)
+SMALL_SPEC = InputSpec(112, 4, 256, resize_size=112,
+                       extra={"tokenizer": "clip_bpe",
+                              "weights": "none official (egohod's own size: pretrain with pretrain/train.py)"})
 G_CONFIG = EgoVideoGConfig()
 G_SPEC = InputSpec(224, 4, 512, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize_size=224,
                    extra={"tokenizer": "bert", "context_length": 40,
@@ -173,6 +186,12 @@ def egovideo_tiny(checkpoint=None, num_frames=None, **kw) -> nn.Module:
     return build_egovideo("egovideo_tiny", TINY_CONFIG, TINY_SPEC, checkpoint, num_frames, **kw)
 
 
+@register_model(spec=SMALL_SPEC)
+def egovideo_small(checkpoint=None, num_frames=None, **kw) -> nn.Module:
+    """EgoVideo-small: egohod's own CPU-trainable size (112 px, ViT 192x6, text 256x4, 256-d); no official weights."""
+    return build_egovideo("egovideo_small", SMALL_CONFIG, SMALL_SPEC, checkpoint, num_frames, **kw)
+
+
 @register_model(spec=G_SPEC)
 def egovideo_g(checkpoint=None, num_frames=None, **kw) -> nn.Module:
     """EgoVideo-G: InternVideo2-1B vision tower (224 px, patch 14) + BERT-large text, 512-d."""
@@ -212,3 +231,9 @@ def _egovideo_g_encoder(checkpoint=None, num_frames=None) -> nn.Module:
 def _egovideo_tiny_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-tiny vision tower, frozen (tests)."""
     return frozen_from_model("egovideo_tiny", checkpoint, num_frames)
+
+
+@register_encoder(spec=SMALL_SPEC, name="egovideo_small")
+def _egovideo_small_encoder(checkpoint=None, num_frames=None) -> nn.Module:
+    """EgoVideo-small vision tower, frozen (uint8 frames in, 256-d out); no official weights."""
+    return frozen_from_model("egovideo_small", checkpoint, num_frames)
