@@ -143,7 +143,7 @@ def test_train_resume_eval(tmp_path, tiny_demos, capsys):
         train_bc(compose(_overrides(tmp_path, tiny_demos, resume="false")), run)
     assert (run / "results.json").read_bytes() == before and not (run / ".lock").exists()
     res3 = train_bc(compose(_overrides(tmp_path, tiny_demos, resume="false", overwrite="true",
-                                       **{"train.steps": 2, "eval.videos": 0})), run)
+                                       **{"train.steps": 2, "eval.videos": 0, "eval.episodes": 1})), run)
     assert [e["step"] for e in res3["evals"]] == [2]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0000002", "last"]
     assert not (run / "videos").exists() and not (run / "eval").exists()
@@ -155,7 +155,7 @@ def test_encoder_seed_is_part_of_the_run(tmp_path, tiny_demos):
     from robot.run_bc import encoder_from_checkpoint, train_bc
     from robot.training import load_checkpoint
 
-    fast = {"train.steps": 2, "eval.videos": 0}
+    fast = {"train.steps": 2, "eval.videos": 0, "eval.episodes": 1}
     r0 = train_bc(compose(_overrides(tmp_path, tiny_demos, out_dir=tmp_path / "s0", **fast)), tmp_path / "s0")
     r1 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=1, out_dir=tmp_path / "s1", **fast)), tmp_path / "s1")
     assert r0["encoder"]["weights"] == "random:seed=0" and r1["encoder"]["weights"] == "random:seed=1"
