@@ -142,3 +142,11 @@ def test_narrations_are_parsed_into_actor_verb_and_object(text, expected):
 def test_kitchen_corpus_narrations(text, expected):
     s = summarize_dynamics(_kitchen_clip("NNNNPPPPPP"))
     assert _narrate(s, text) == ["#C C's right hand " + expected]
+
+
+def test_a_reach_that_ends_before_the_contact_keeps_its_target():
+    # the corpus's reach clips end before the gripper touches the part: the narration must still
+    # say what the hand goes for (else every task's reach reads "moves up" and the task is lost)
+    s = summarize_dynamics(_kitchen_clip("NNNNNN"))
+    [text] = _narrate(s, "#C C reaches for the stove knob")
+    assert text.startswith("#C C's right hand moves up") and text.endswith("toward the stove knob.")

@@ -214,6 +214,8 @@ def hand_clauses(h: dict, p: ParsedNarration, words: _Words) -> tuple[list[str],
                 clauses.append(words(_RELEASE))
             if nxt is not None:  # going for a contact
                 clauses.append(words(_REACH, dir=d, target=target) if moving else words(_REACH_STILL, target=target))
+            elif moving and j == 0 and p.obj:  # a reach that ends before the contact: keep its target
+                clauses.append(f"moves {d} toward {target}")
             elif moving:
                 clauses.append(f"moves {d}" if j == 0 else f"then moves {d}")
             elif j == 0:
