@@ -24,6 +24,7 @@ class DataConfig:
     num_frames: int = 4  # T of the trainable (fast) path
     slow_frames: int = 16  # lambda * T of the adapter (slow) path; 0 = no slow path
     resize_short: int = 320  # short side at decode time (and before RandomResizedCrop)
+    flip: bool = True  # random horizontal flip in training; false when captions name left/right
     batch_size: int = 128  # per process
     num_workers: int = 8
     prefetch_factor: int = 2

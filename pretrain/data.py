@@ -21,9 +21,10 @@ def load_records(cfg: DataConfig, seed: int) -> tuple[list[ClipRecord], list[Cli
 
 def build_dataset(records, cfg: DataConfig, spec, tokenizer, train: bool, seed: int) -> VideoTextDataset:
     """Dataset whose transform follows the model's input spec; in training frames are decoded at
-    short side ``data.resize_short`` and cropped with one RandomResizedCrop + flip per sample."""
+    short side ``data.resize_short`` and cropped with one RandomResizedCrop (+ flip unless
+    ``data.flip=false``) per sample."""
     transform = VideoTransform(spec.image_size, spec.mean, spec.std, resize=spec.eval_resize, train=train,
-                               train_short_side=cfg.resize_short)
+                               train_short_side=cfg.resize_short, flip=cfg.flip)
     return VideoTextDataset(
         records, cfg.video_root, layout=cfg.layout, chunk_seconds=cfg.chunk_seconds, ext=cfg.ext,
         num_frames=cfg.num_frames, slow_frames=cfg.slow_frames, train=train, transform=transform,
