@@ -174,6 +174,16 @@ def under_torchrun_agent(env: dict | None = None) -> bool:
     return "TORCHELASTIC_RUN_ID" in env and "RANK" in env
 
 
+_WATCHED_PARENT: list = [None]
+
+
+def parent_gone() -> bool:
+    """True when :func:`start_parent_watchdog` watches a parent and that parent is gone (the
+    ranks of one node share torchrun's agent, so a rank whose own watchdog has not fired yet
+    still sees why another rank stopped)."""
+    return _WATCHED_PARENT[0] is not None and os.getppid() != _WATCHED_PARENT[0]
+
+
 def start_parent_watchdog(on_orphan: Callable[[], None] | None = None, exit_after_s: float = 60.0,
                           poll_s: float = 0.5, parent: int | None = None) -> threading.Thread:
     """Watch the parent process (torchrun's agent) from a daemon thread.
@@ -185,6 +195,7 @@ def start_parent_watchdog(on_orphan: Callable[[], None] | None = None, exit_afte
     at once with status 1. ``parent``: the PID to watch (default: the current parent).
     """
     parent = os.getppid() if parent is None else parent
+    _WATCHED_PARENT[0] = parent
     if on_orphan is None:
         on_orphan = lambda: os.kill(os.getpid(), signal.SIGTERM)  # noqa: E731
 

@@ -41,7 +41,7 @@ from pretrain.checkpointing import (CHECKPOINT_FORMAT, capture_rng, checkpoint_s
                                     load_train_state, remove_partial, restore_rng, save_checkpoint)
 from pretrain.config import PretrainConfig, TrainConfig, register_configs, validate
 from pretrain.distributed import (DistInfo, all_gather_objects, any_rank, barrier, broadcast_object, cleanup,
-                                  init_distributed, reduce_scalar, start_parent_watchdog, under_torchrun_agent)
+                                  init_distributed, reduce_scalar, parent_gone, start_parent_watchdog, under_torchrun_agent)
 from pretrain.optim import build_optimizer, lr_at, set_lr
 from pretrain.runlog import RunLogger, trim_jsonl
 from pretrain.step import batch_to_device, train_step
@@ -427,7 +427,7 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
         if any_signal:
             if r.pos.step % cfg.train.save_every_steps != 0:
                 save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
-            why = _STOP_SIGNAL[0] if _STOP_SIGNAL else "other rank"
+            why = _STOP_SIGNAL[0] if _STOP_SIGNAL else ("launcher died" if parent_gone() else "other rank")
             log.write({"event": "stopped", "step": r.pos.step, "signal": why})
             raise SystemExit(f"stopped ({why}) at step {r.pos.step}; checkpoint saved, resume with train.resume=true")
     if gsum is not None:
