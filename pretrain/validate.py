@@ -3,7 +3,8 @@
 Every rank embeds its share of the held-out clips; the features are gathered and rank 0's
 numbers (identical on all ranks) are returned. A retrieval counts as correct when the retrieved
 item carries the same caption as the query's ground truth (several held-out clips may share one
-caption, e.g. "#C C opens the drawer"), so duplicates are not counted as misses.
+caption, e.g. "#C C opens the drawer"), so duplicates are not counted as misses; mAP ranks every
+held-out item for each query, the items with the query's caption being the relevant ones.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-__all__ = ["retrieval_metrics", "validate_ek100_mir", "validate_retrieval"]
+__all__ = ["retrieval_map", "retrieval_metrics", "validate_ek100_mir", "validate_retrieval"]
 
 
 def retrieval_metrics(video: torch.Tensor, text: torch.Tensor, captions: list[str], ks=(1, 5)) -> dict:
@@ -32,6 +33,25 @@ def retrieval_metrics(video: torch.Tensor, text: torch.Tensor, captions: list[st
         out[f"v2t_r{k}"] = 100.0 * same.gather(1, top_t).any(1).float().mean().item()
         out[f"t2v_r{k}"] = 100.0 * same.gather(1, top_v).any(1).float().mean().item()
     return out
+
+
+def retrieval_map(video: torch.Tensor, text: torch.Tensor, captions: list[str]) -> dict:
+    """Mean average precision (percent) for text->video and video->text: each clip's caption (or
+    video) is a query over all held-out videos (or captions); relevant = same caption. Ties keep
+    the items' order."""
+    video, text = F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1)
+    sim = video @ text.t()
+    ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
+    cap = torch.tensor([ids[c] for c in captions])
+    same = cap[:, None] == cap[None, :]
+
+    def mean_ap(scores: torch.Tensor) -> float:  # rows: queries, columns: items
+        order = scores.argsort(dim=1, descending=True, stable=True)
+        rel = same.gather(1, order).float()
+        precision = rel.cumsum(1) / torch.arange(1, rel.shape[1] + 1)
+        return 100.0 * ((precision * rel).sum(1) / rel.sum(1)).mean().item()
+
+    return {"t2v_map": mean_ap(sim.t()), "v2t_map": mean_ap(sim)}
 
 
 def _gather_cat(x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +89,7 @@ def validate_retrieval(model, loader, device: torch.device, dual: bool,
     v, t, i = _gather_cat(torch.cat(vids)), _gather_cat(torch.cat(txts)), _gather_cat(torch.cat(idx))
     records = loader.dataset.records
     captions = [records[int(k)].texts[0] for k in i.tolist()]
-    return retrieval_metrics(v.cpu(), t.cpu(), captions)
+    return {**retrieval_metrics(v.cpu(), t.cpu(), captions), **retrieval_map(v.cpu(), t.cpu(), captions)}
 
 
 def validate_ek100_mir(checkpoint: str, model_name: str, val_cfg, data_cfg, dual: bool, device: torch.device) -> dict:

@@ -104,3 +104,19 @@ def test_readme_tour_recipe_learns(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r.get("event") == "train"]
     assert losses[-1] < 0.5 * math.log(16), losses
+
+
+def test_retrieval_map_known_answer():
+    """3 clips, captions A A B; similarities (rows videos, columns texts) chosen by hand:
+    t2v: t0 ranks v0 v1 v2 -> AP 1; t1 ranks v2 v1 v0 -> (1/2 + 2/3)/2; t2 ranks v1 v2 v0 -> 1/2.
+    v2t: v0 ranks t0 t2 t1 -> (1 + 2/3)/2; v1 ranks t2 t1 t0 -> (1/2 + 2/3)/2; v2 ranks t2 first -> 1."""
+    from pretrain.validate import retrieval_map
+
+    s = 0.5 * torch.tensor([[.9, .1, .5], [.2, .3, .8], [.1, .4, .7]], dtype=torch.float64)
+    video = torch.cat([s, (1 - (s * s).sum(1, keepdim=True)).sqrt()], 1)  # unit rows, video @ text = s
+    text = torch.eye(3, 4, dtype=torch.float64)
+    out = retrieval_map(video, text, ["A", "A", "B"])
+    assert out["t2v_map"] == pytest.approx(100 * (1 + 7 / 12 + 1 / 2) / 3)
+    assert out["v2t_map"] == pytest.approx(100 * (5 / 6 + 7 / 12 + 1) / 3)
+    perfect = retrieval_map(text[:, :3] * 1.0, text[:, :3] * 1.0, ["A", "B", "C"])
+    assert perfect == {"t2v_map": pytest.approx(100.0), "v2t_map": pytest.approx(100.0)}
