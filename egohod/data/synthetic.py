@@ -85,7 +85,10 @@ def render_video(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.nda
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     seg_frames = max(1, int(round(cfg.segment_seconds * fps)))
     margin = r + 2
-    step = min(w, h) * 0.45 / seg_frames  # pixels per frame: a segment covers ~45% of the short side
+    # pixels per frame: a segment covers ~45% of the short side, and at most what keeps a move
+    # from the centre along the long side inside the frame (square frames), so from every
+    # position at least one direction is feasible
+    step = min(min(w, h) * 0.45, max(w, h) / 2 - margin) / seg_frames
     cy, cx = h / 2, w / 2
     frames = np.empty((n, h, w, 3), np.uint8)
     segments = []

@@ -120,3 +120,15 @@ def test_retrieval_map_known_answer():
     assert out["v2t_map"] == pytest.approx(100 * (5 / 6 + 7 / 12 + 1) / 3)
     perfect = retrieval_map(text[:, :3] * 1.0, text[:, :3] * 1.0, ["A", "B", "C"])
     assert perfect == {"t2v_map": pytest.approx(100.0), "v2t_map": pytest.approx(100.0)}
+
+
+def test_synthetic_square_frames_keep_the_shape_inside(tmp_path):
+    """Square frames (the 112-px kitchen size) used to leave no feasible direction from the centre."""
+    import numpy as np
+
+    from egohod.data.synthetic import render_video
+
+    cfg = SyntheticConfig(out=str(tmp_path), seconds=8, fps=4, height=64, width=64)
+    frames, segments, _, _ = render_video(cfg, np.random.default_rng(0))
+    assert frames.shape == (32, 64, 64, 3) and len(segments) == 4
+    assert {d for _, _, d in segments} <= {"left", "right", "up", "down"}
