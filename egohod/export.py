@@ -9,7 +9,8 @@ What is exported is the frozen encoder of ``egohod.load_encoder`` (uint8 frames 
 preprocessing included):
 
 * ``safetensors``: the encoder's weights (keys ``visual.*``; reload with
-  ``egohod.load_encoder(name, checkpoint=OUT)``) and, in the file metadata, ``egohod_format``,
+  ``egohod.load_encoder(checkpoint=OUT)``: the file names its encoder) and, in the file metadata
+  (written by :func:`egohod.models.checkpoint_io.write_checkpoint`), ``egohod_format``,
   ``encoder``, ``num_frames``, ``weights`` (sha256 of the source checkpoint, or
   ``random:seed=<seed>``), ``seed`` and the JSON ``input_spec``;
 * ``torchscript``: a traced module ``frames uint8 [B, T, H, W, 3] -> [B, E]`` (``torch.jit.load``),
@@ -105,10 +106,9 @@ def read_export_metadata(path: str | Path) -> dict[str, str]:
     with open(path, "rb") as f:
         head = f.read(8)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from .models.checkpoint_io import read_checkpoint_meta
 
-        with safe_open(str(path), "pt") as f:
-            return dict(f.metadata() or {})
+        return read_checkpoint_meta(path)
     if path.suffix == ".onnx":
         import onnx
 
@@ -121,12 +121,9 @@ def read_export_metadata(path: str | Path) -> dict[str, str]:
 
 
 def export_safetensors(enc, out: Path, cfg: ExportConfig) -> None:
-    from safetensors.torch import save_file
+    from .models.checkpoint_io import write_checkpoint
 
-    tmp = _atomic_path(out)
-    save_file({k: v.detach().contiguous() for k, v in enc.state_dict().items()}, str(tmp),
-              metadata=export_metadata(enc, cfg))
-    os.replace(tmp, out)
+    write_checkpoint(out, enc.state_dict(), export_metadata(enc, cfg))
 
 
 def export_torchscript(enc, example: torch.Tensor, out: Path, meta: dict | None = None) -> None:

@@ -4,8 +4,10 @@ Layout under ``{out_dir}/checkpoints/``::
 
     <step>/model.pt         {'state_dict': {'module.<key>': tensor}, 'step', 'epoch', 'model_name',
                              'input_spec', 'model_config', 'config', 'format'}
-                            -- the official EgoVideo layout: egohod.create_model(name,
-                            checkpoint=".../model.pt") and egohod.load_encoder read it directly
+                            -- the official EgoVideo layout plus what the file is, built by
+                            egohod.models.checkpoint_io.checkpoint_payload (the one checkpoint
+                            format module); egohod.create_model(checkpoint=".../model.pt") and
+                            egohod.load_encoder(checkpoint=...) read it directly, without a name
     <step>/train_state.pt   optimizer, GradScaler, every rank's RNG states, data position,
                             bad-sample counts, world size / batch geometry
     <step>/config.yaml      the resolved run configuration

@@ -28,15 +28,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python pretrain/train.py` / `torchrun pretrain/train.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from egohod.data.datasets import TooManyBadSamples
 from egohod.fileio import FolderLock, FolderLockedError, atomic_write_text
+from egohod.models.checkpoint_io import checkpoint_payload, split_checkpoint
 from pretrain.checkpointing import (CHECKPOINT_FORMAT, capture_rng, checkpoint_steps, find_last, load_latest,
                                     load_train_state, remove_partial, restore_rng, save_checkpoint)
 from pretrain.config import PretrainConfig, TrainConfig, register_configs, validate
@@ -48,6 +46,8 @@ from pretrain.step import batch_to_device, train_step
 from pretrain.validate import validate_ek100_mir, validate_retrieval
 
 register_configs()
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrain"  # absolute: also `python -m`, egohod-pretrain
 
 
 @dataclass
@@ -82,10 +82,10 @@ def build_model(cfg: PretrainConfig, info: DistInfo):
     import egohod
 
     torch.manual_seed(cfg.train.seed)  # identical initialisation on every rank
-    kw = {"adapter": True} if cfg.model.stage != "contrastive" else {}
+    # the dual path (cotrain/adapter stages) runs with the model's slow_grad, also when DDP/FSDP call forward
+    kw = {"adapter": True, "slow_grad": cfg.model.slow_grad} if cfg.model.stage != "contrastive" else {}
     model = egohod.create_model(cfg.model.name, checkpoint=cfg.model.checkpoint, num_frames=cfg.data.num_frames,
                                 seed=cfg.train.seed, **kw)
-    _bind_slow_grad(model, cfg.model.slow_grad)
     model.set_trainable(cfg.model.stage)
     if cfg.model.grad_checkpointing:
         model.set_grad_checkpointing(True)
@@ -102,13 +102,6 @@ def build_model(cfg: PretrainConfig, info: DistInfo):
     unused = cfg.model.stage != "contrastive" and cfg.model.slow_grad == "no_grad"
     ddp = DDP(model, device_ids=[info.device] if info.device.type == "cuda" else None, find_unused_parameters=unused)
     return model, ddp, ddp.no_sync
-
-
-def _bind_slow_grad(model, slow_grad: str) -> None:
-    """Make ``model.forward`` (called through DDP/FSDP) use ``slow_grad`` in the dual path."""
-    import functools
-
-    model.encode_video_dual = functools.partial(type(model).encode_video_dual, model, slow_grad=slow_grad)
 
 
 def _wrap_fsdp(model, info: DistInfo):
@@ -153,12 +146,11 @@ def save(cfg, cfg_dict, info, model, wrapped, optimizer, scaler, pos: Position, 
     rngs = all_gather_objects(capture_rng(), info)
     monitors = all_gather_objects(monitor.state_dict(), info)
     if info.is_main:
-        model_file = {
-            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+        model_file = checkpoint_payload(sd, {
             "epoch": pos.epoch, "step": pos.step, "format": CHECKPOINT_FORMAT,
             "model_name": cfg.model.name, "input_spec": model.input_spec.to_dict(),
             "model_config": model.cfg.to_dict(), "config": cfg_dict,
-        }
+        })
         train_state = {"format": CHECKPOINT_FORMAT, "position": vars(pos).copy(), "optimizer": osd,
                        "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                        "bad_samples": monitors, "geometry": geometry}
@@ -189,7 +181,7 @@ def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Po
     if state["geometry"] != geometry:
         raise ValueError(f"{ckpt}: exact resume needs the same world size, batch and data as the saved run; "
                          f"saved {state['geometry']}, now {geometry}")
-    sd = {k.removeprefix("module."): v for k, v in model_file["state_dict"].items()}
+    sd, _ = split_checkpoint(model_file, ckpt / "model.pt")
     set_model_state_dict(wrapped, sd, options=_state_options())
     set_optimizer_state_dict(wrapped, optimizer, state["optimizer"], options=_state_options())
     if scaler is not None and state["scaler"] is not None:
@@ -502,7 +494,7 @@ def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position
     return r.pos
 
 
-@hydra.main(config_path="../configs/pretrain", config_name="default", version_base=None)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="default", version_base=None)
 def main(dcfg: DictConfig) -> None:
     cfg: PretrainConfig = OmegaConf.to_object(dcfg)
     validate(cfg)

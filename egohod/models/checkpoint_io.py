@@ -1,4 +1,21 @@
-"""Reading official and egohod checkpoints safely and loading them strictly.
+"""The checkpoint format: writing egohod checkpoints and reading them (and the official ones)
+safely, with what the file says about itself, and loading them strictly.
+
+An egohod ``.pt`` checkpoint (:func:`checkpoint_payload`, written by :func:`write_checkpoint` or
+by ``pretrain/``'s atomic checkpoint folders) is the official EgoVideo layout plus metadata::
+
+    {'state_dict': {'module.<key>': tensor, ...}, 'model_name': 'egovideo_b', 'input_spec': {...},
+     'model_config': {...}, 'step': ..., 'epoch': ..., 'format': ..., 'config': {...}}
+
+A ``.safetensors`` file holds the bare tensors (no prefix) and the metadata as strings (non-string
+values JSON-encoded); ``egohod export ... format=safetensors`` names its encoder under
+``encoder`` (with ``egohod_format: frozen_encoder``).
+
+:func:`read_checkpoint_with_meta` returns ``(state_dict, meta)``; :func:`checkpoint_model_name`
+says which registered model a file holds (``None`` for files that do not say: the official
+releases, bare state dicts); :func:`resolve_model_name` checks it against the name a caller gave,
+so ``create_model(checkpoint=PATH)`` / ``load_encoder(checkpoint=PATH)`` need no name for files
+that name their model, and a name that disagrees with the file is an error naming both.
 
 Accepted files:
 
@@ -21,9 +38,11 @@ expected and the found shapes.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -48,6 +67,11 @@ _FLASH_TO_PLAIN = (
     (re.compile(r"^(visual\.transformer\.resblocks\.\d+\.)mlp\.fc2\.(weight|bias)$"), r"\1mlp.c_proj.\2"),
 )
 
+# the entry of a torch checkpoint that holds the tensors (first one present wins)
+STATE_DICT_KEYS = ("state_dict", "model", "module")
+# the prefix an egohod .pt file puts on every key (the official release's DDP layout)
+WRITE_PREFIX = "module."
+
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file (identifies the weights an encoder was loaded from)."""
@@ -66,48 +90,217 @@ class CorruptCheckpointError(CheckpointError, CorruptFileError):
     """A checkpoint file that is empty, cut off or not a checkpoint."""
 
 
+# ----------------------------------------------------------------------------- writing
+
+def checkpoint_payload(state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict:
+    """The object an egohod ``.pt`` checkpoint holds: ``{'state_dict': {'module.<key>': tensor},
+    **meta}``. ``meta`` says what the file is (``model_name``, ``input_spec``, ``model_config``,
+    ``step``, ...); it may not use the key ``state_dict``."""
+    meta = dict(meta)
+    if "state_dict" in meta:
+        raise ValueError("checkpoint meta may not have a 'state_dict' entry (that is where the tensors go)")
+    name = meta.get("model_name")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"checkpoint meta 'model_name' must be a str, got {type(name).__name__}")
+    return {"state_dict": {WRITE_PREFIX + k: v for k, v in state_dict.items()}, **meta}
+
+
+def write_checkpoint(path: str | Path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+    """Write a self-describing checkpoint atomically (:func:`egohod.fileio.atomic_write_bytes`).
+
+    ``.safetensors``: the tensors as they are and ``meta`` as the file's string metadata
+    (non-string values JSON-encoded); any other suffix: ``torch.save`` of
+    :func:`checkpoint_payload`. Read back with :func:`read_checkpoint_with_meta`.
+    """
+    from ..fileio import atomic_write_bytes
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        data = save({k: v.detach().contiguous() for k, v in state_dict.items()},
+                    metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+    else:
+        buf = io.BytesIO()
+        torch.save(checkpoint_payload(state_dict, meta), buf)
+        data = buf.getvalue()
+    return atomic_write_bytes(path, data)
+
+
+# ----------------------------------------------------------------------------- reading
+
 def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a flat ``{key: tensor}`` dict with ``module.`` prefixes removed.
 
     ``trust_pickle=True`` allows arbitrary unpickling (only for files you trust).
     """
+    return read_checkpoint_with_meta(path, trust_pickle)[0]
+
+
+def read_checkpoint_with_meta(path: str | Path, trust_pickle: bool = False, *,
+                              data: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a checkpoint file: the tensors as :func:`read_checkpoint` returns
+    them and every other top-level entry of the file (``{}`` for a bare state dict; the string
+    metadata of a ``.safetensors`` file).
+
+    ``data=False``: the tensors are on the ``meta`` device (names, shapes and dtypes only; their
+    bytes are not read), which is cheap even for a multi-GB file.
+    """
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        sd, meta = _read_safetensors(path, data)
+        return strip_prefixes(sd), meta
+    obj = load_checkpoint_object(path, trust_pickle, map_location="cpu" if data else "meta")
+    sd, meta = split_checkpoint(obj, path)
+    return strip_prefixes(sd), meta
+
+
+def read_checkpoint_meta(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """What a checkpoint file says about itself, without reading its tensors' data.
+
+    Lenient about the layout: files of any other kind (a bare state dict, a baseline's own
+    layout) give ``{}``; unreadable or unsafe files raise as :func:`read_checkpoint` does.
+    """
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                return dict(f.metadata() or {})
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {e}") from e
+    obj = load_checkpoint_object(path, trust_pickle, map_location="meta")
+    key = _state_dict_key(obj)
+    return {k: v for k, v in obj.items() if k != key} if key is not None else {}
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return strip_prefixes(load_file(str(path)))
-        except Exception as e:  # safetensors raises its own error types
-            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {e}") from e
-    return strip_prefixes(unwrap_state_dict(load_checkpoint_object(path, trust_pickle), path))
+    return path
 
 
-def load_checkpoint_object(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint"):
-    """The object a ``torch.save`` checkpoint holds, read through :func:`egohod.safe_load.load_torch`;
-    its refusals and corruption errors are raised as :class:`CheckpointError` subclasses."""
+def _read_safetensors(path: Path, data: bool) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
     try:
-        return load_torch(path, trust_pickle=trust_pickle, what=what)
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+            if data:
+                sd = {k: f.get_tensor(k) for k in f.keys()}
+            else:
+                sd = {}
+                for k in f.keys():
+                    s = f.get_slice(k)
+                    sd[k] = torch.empty(s.get_shape(), dtype=_ST_DTYPES.get(s.get_dtype(), torch.float32),
+                                        device="meta")
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read safetensors checkpoint {path}: {e}") from e
+    return sd, meta
+
+
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+def load_checkpoint_object(path: str | Path, trust_pickle: bool = False, what: str = "checkpoint",
+                           map_location: Any = "cpu"):
+    """The object a ``torch.save`` checkpoint holds, read through :func:`egohod.safe_load.load_torch`;
+    its refusals and corruption errors are raised as :class:`CheckpointError` subclasses.
+    ``map_location="meta"`` reads no tensor data (shapes only)."""
+    try:
+        return load_torch(path, trust_pickle=trust_pickle, what=what, map_location=map_location)
     except UnsafeFileError as e:
         raise UnsafeCheckpointError(e.path, e.what, e.wanted) from None
     except CorruptFileError as e:
         raise CorruptCheckpointError(e.path, e.what, e.reason) from None
 
 
-def unwrap_state_dict(obj, path: str | Path = "<memory>") -> dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint object (``state_dict``/``model`` wrappers or bare)."""
+def _state_dict_key(obj) -> str | None:
+    if isinstance(obj, Mapping):
+        for key in STATE_DICT_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                return key
+    return None
+
+
+def split_checkpoint(obj, path: str | Path = "<memory>") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a checkpoint object: the inverse of :func:`checkpoint_payload`
+    (one ``module.`` prefix removed from every key). The tensors are the ``state_dict`` /
+    ``model`` / ``module`` entry, or the whole object for a bare state dict (then ``meta == {}``)."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict of tensors")
-    for key in ("state_dict", "model", "module"):
-        if key in obj and isinstance(obj[key], Mapping):
-            obj = obj[key]
-            break
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    key = _state_dict_key(obj)
+    sd, meta = (obj[key], {k: v for k, v in obj.items() if k != key}) if key is not None else (obj, {})
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"checkpoint {path}: entries that are not tensors: {bad[:10]} "
                               "(expected a state dict, or a dict with a 'state_dict' entry)")
-    return dict(obj)
+    return {k.removeprefix(WRITE_PREFIX): v for k, v in sd.items()}, meta
+
+
+def unwrap_state_dict(obj, path: str | Path = "<memory>") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint object (``state_dict``/``model`` wrappers or bare)."""
+    return split_checkpoint(obj, path)[0]
+
+
+# ----------------------------------------------------------------------------- what the file holds
+
+def checkpoint_model_name(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(key, name)``: the registered model a file's meta names and the entry that says so
+    (``model_name``; ``encoder`` in an ``egohod export`` safetensors file), or ``None``."""
+    candidates = [("model_name", meta.get("model_name"))]
+    if meta.get("egohod_format") == "frozen_encoder":
+        candidates.append(("encoder", meta.get("encoder")))
+    for key, name in candidates:
+        if isinstance(name, str) and name:
+            return key, name
+    return None
+
+
+def resolve_model_name(name: str | None, checkpoint: str | Path | None, *, call: str, known: Iterable[str],
+                       trust_pickle: bool = False) -> str:
+    """The registered name to build for ``call(name, checkpoint=...)``.
+
+    With a checkpoint that names a registered model (one of ``known``), ``name`` may be ``None``;
+    a ``name`` that disagrees with the file raises :class:`CheckpointError` naming both. A file
+    that does not say (the official releases), or names something egohod does not register (a
+    third-party file's own label), needs ``name``; without one the error adds a guess from the
+    tensor shapes.
+    """
+    if checkpoint is None:
+        if name is None:
+            raise TypeError(f"{call}() needs a name or a checkpoint= file that names its model")
+        return name
+    found = checkpoint_model_name(read_checkpoint_meta(checkpoint, trust_pickle))
+    known = set(known)
+    if found is not None and found[1] in known:
+        key, file_name = found
+        if name is not None and name != file_name:
+            raise CheckpointError(f"checkpoint {checkpoint} holds {file_name!r} (its {key!r} entry), but {call}() "
+                                  f"was asked for {name!r}: pass {file_name!r} or no name")
+        return file_name
+    if name is not None:
+        return name
+    if found is not None:
+        raise CheckpointError(f"checkpoint {checkpoint} names {found[1]!r} (its {found[0]!r} entry), which {call}() "
+                              f"does not know; pass one of: {', '.join(sorted(known))}")
+    hint = _shape_hint(checkpoint, trust_pickle)
+    raise CheckpointError(
+        f"checkpoint {checkpoint} does not say which model it holds (no 'model_name' entry, as in the official "
+        f"EgoVideo releases): pass the name, e.g. {call}('egovideo_b', checkpoint=...)" + (f"; {hint}" if hint else ""))
+
+
+def _shape_hint(checkpoint: str | Path, trust_pickle: bool) -> str:
+    try:
+        sd, _ = read_checkpoint_with_meta(checkpoint, trust_pickle, data=False)
+    except CheckpointError:  # another layout (a baseline's own file): no guess
+        return ""
+    guess = guess_variant(to_plain_layout(sd))
+    return f"this looks like a checkpoint of {guess}" if guess else ""
 
 
 def strip_prefixes(sd: Mapping[str, torch.Tensor], prefixes: Iterable[str] = ("module.", "_orig_mod.")) -> dict:
@@ -197,18 +390,22 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
 
 
 # conv1 weight shape -> variant: a cheap way to say "this is an L checkpoint"
-_SIGNATURES = {(768, 768): "egovideo_b", (1024, 588): "egovideo_l", (64, 768): "egovideo_tiny"}
+_SIGNATURES = {(768, 768): "egovideo_b", (1024, 588): "egovideo_l", (64, 768): "egovideo_tiny",
+               (192, 768): "egovideo_small"}
+
+
+def guess_variant(sd: Mapping[str, torch.Tensor]) -> str | None:
+    """The variant a state dict's patch embedding looks like (a guess from shapes), or ``None``."""
+    w = sd.get("visual.conv1.weight")
+    if w is None:
+        return "egovideo_g" if "visual.patch_embed.proj.weight" in sd else None
+    return _SIGNATURES.get(tuple(w.shape[:2]) if w.dim() == 2 else (w.shape[0], w[0].numel()))
 
 
 def guess_variant_hint(sd: Mapping[str, torch.Tensor], variant: str) -> str:
-    w = sd.get("visual.conv1.weight")
-    if w is None:
-        if "visual.patch_embed.proj.weight" in sd:
-            guess = "egovideo_g"
-        else:
-            return ""
-    else:
-        guess = _SIGNATURES.get(tuple(w.shape[:2]) if w.dim() == 2 else (w.shape[0], w[0].numel()))
+    """A hint for a mismatch with a file that does not name its model (the guess is never used
+    when the file says what it holds: :func:`resolve_model_name`)."""
+    guess = guess_variant(sd)
     if guess and guess != variant:
         return f"hint: this looks like a checkpoint of {guess}, not {variant}"
     return ""

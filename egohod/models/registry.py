@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from .checkpoint_io import resolve_model_name
 from .spec import InputSpec
 
 
@@ -153,27 +154,38 @@ def build_model(name: str, checkpoint: str | Path | None = None, **kwargs) -> nn
     return _lookup(_MODELS, "model", name).builder(checkpoint=checkpoint, **kwargs)
 
 
-def create_model(name: str, checkpoint: str | Path | None = None, *, seed: int = 0, **kwargs) -> nn.Module:
+def create_model(name: str | None = None, checkpoint: str | Path | None = None, *, seed: int = 0,
+                 **kwargs) -> nn.Module:
     """Build a registered model; with ``checkpoint``, load its weights strictly.
+
+    ``name`` may be left out when the checkpoint names its model (``pretrain/`` checkpoints,
+    ``egohod export`` safetensors files); a name that disagrees with the file is a
+    :class:`~egohod.models.checkpoint_io.CheckpointError` naming both. Official release files do
+    not name their model: pass the name.
 
     Initial weights are drawn under :func:`seeded_init` (``seed``, default 0): the same
     ``(name, seed)`` gives the same random weights, and the global RNG is untouched. Without a
     checkpoint, ``.weights == "random:seed=<seed>"``. The returned module is in train mode on
     the CPU, as ``nn.Module`` constructors leave it.
     """
+    name = resolve_model_name(name, checkpoint, call="create_model", known=list_models(),
+                              trust_pickle=bool(kwargs.get("trust_pickle", False)))
     entry = _lookup(_MODELS, "model", name)
     with seeded_init(seed):
         model = entry.builder(checkpoint=checkpoint, **kwargs)
     return _label(model, seed)
 
 
-def load_encoder(name: str, checkpoint: str | Path | None = None, num_frames: int | None = None, *,
+def load_encoder(name: str | None = None, checkpoint: str | Path | None = None, num_frames: int | None = None, *,
                  seed: int = 0) -> nn.Module:
     """A frozen, eval-mode encoder: uint8 frames ``[B, T, H, W, 3]`` or ``[B, H, W, 3]`` in,
     ``[B, embed_dim]`` float features out. It resizes, crops and normalises by itself and has
     ``.embed_dim``, ``.num_frames`` and ``.input_spec``. ``checkpoint=None`` means random
     weights drawn with ``seed`` (default 0; ``.weights == "random:seed=<seed>"``): a function of
-    ``(name, seed)``, identical on every call, without touching the global RNG."""
+    ``(name, seed)``, identical on every call, without touching the global RNG.
+
+    ``name`` may be left out when the checkpoint names its model (as :func:`create_model`)."""
+    name = resolve_model_name(name, checkpoint, call="load_encoder", known=list_encoders())
     entry = _lookup(_ENCODERS, "encoder", name)
     with seeded_init(seed):
         enc = entry.builder(checkpoint=checkpoint, num_frames=num_frames)
