@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from .features import atomic_write_bytes
+from egohod.fileio import atomic_write_bytes
 
 RESULTS_FORMAT = "egohod-bc-results/1"
 
@@ -78,12 +78,6 @@ def plot_success_curve(results: dict, path: str | Path) -> None:
 
 # --- tables over runs -----------------------------------------------------------------------
 
-def _mean_std(values: list[float]) -> str:
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return f"{100 * m:.1f} ± {100 * sd:.1f}"
-
-
 def find_results(root: str | Path) -> list[Path]:
     """Every ``results.json`` under ``root`` (symlinked run directories included; the
     ``eval/`` re-evaluations written by eval_bc are not training runs and are skipped)."""
@@ -111,26 +105,100 @@ def load_results(paths: Iterable[Path]) -> list[dict]:
     return out
 
 
-def summary_table(runs: list[dict]) -> str:
-    """Markdown table: one row per (encoder, weights, task, camera, demos, policy), success
-    mean ± std (percent, sample std) over seeds of the best and the final evaluation."""
+def weights_kind(encoder: dict) -> str:
+    """``random`` (random weights), ``none`` (no vision weights: the privileged ``state`` encoder)
+    or ``pretrained`` (a checkpoint)."""
+    if encoder.get("random_weights"):
+        return "random"
+    if encoder.get("name") == "state" or encoder.get("weights") in (None, "", "none"):
+        return "none"
+    return "pretrained"
+
+
+def summary_rows(runs: list[dict]) -> list[dict]:
+    """One row per (encoder, weights, task, camera, demos, policy): seeds, episodes per
+    evaluation, and the best / final success in percent (mean and sample std over seeds)."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         if not r.get("evals"):
             continue
         enc = r["encoder"]
-        weights = "RANDOM WEIGHTS" if enc.get("random_weights") else (enc.get("weights") or "")[:12]
-        key = (enc["name"], weights, r["env"]["task"], r["env"]["camera"], r["demos"]["num"],
-               r.get("policy", {}).get("name", "?"))
+        key = (enc["name"], weights_kind(enc), "" if enc.get("random_weights") else (enc.get("weights") or "")[:12],
+               r["env"]["task"], r["env"]["camera"], r["demos"]["num"], r.get("policy", {}).get("name", "?"))
         groups.setdefault(key, []).append(r)
-    lines = ["| encoder | weights | task | camera | demos | policy | seeds | episodes | best success (%) | final success (%) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
         rs = groups[key]
-        episodes = sorted({len(r["evals"][-1]["episodes"]) for r in rs})
-        incomplete = sum(not r.get("complete") for r in rs)
-        note = f" ({incomplete} incomplete)" if incomplete else ""
-        lines.append("| " + " | ".join(map(str, key)) + f" | {len(rs)}{note} | {'/'.join(map(str, episodes))} | "
-                     f"{_mean_std([r['best']['success_rate'] for r in rs])} | "
-                     f"{_mean_std([r['final']['success_rate'] for r in rs])} |")
+        best = [100 * r["best"]["success_rate"] for r in rs]
+        final = [100 * r["final"]["success_rate"] for r in rs]
+        rows.append({"encoder": key[0], "weights": key[1], "weights_id": key[2], "task": key[3], "camera": key[4],
+                     "demos": key[5], "policy": key[6], "seeds": sorted(r.get("seed") for r in rs),
+                     "episodes": sorted({len(r["evals"][-1]["episodes"]) for r in rs}),
+                     "incomplete": sum(not r.get("complete") for r in rs),
+                     "checkpoint": rs[0]["encoder"].get("checkpoint"),
+                     "best": _mean(best), "best_std": _std(best), "final": _mean(final), "final_std": _std(final)})
+    return rows
+
+
+def _mean(v: list[float]) -> float:
+    return sum(v) / len(v)
+
+
+def _std(v: list[float]) -> float | None:
+    """Sample std; None for one value (a single seed has no spread to report)."""
+    if len(v) < 2:
+        return None
+    m = _mean(v)
+    return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
+
+
+_WEIGHTS_LABEL = {"random": "RANDOM WEIGHTS", "none": "privileged state", "pretrained": "pretrained"}
+
+
+def summary_table(runs: list[dict]) -> str:
+    """Markdown table: one row per (encoder, weights, task, camera, demos, policy), success
+    mean ± std (percent, sample std; no ± for a single seed) over seeds of the best and the
+    final evaluation."""
+    lines = ["| encoder | weights | task | camera | demos | policy | seeds | episodes | best success (%) | final success (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in summary_rows(runs):
+        weights = _WEIGHTS_LABEL[row["weights"]] + (f" {row['weights_id']}" if row["weights"] == "pretrained" else "")
+        note = f" ({row['incomplete']} incomplete)" if row["incomplete"] else ""
+        lines.append(f"| {row['encoder']} | {weights} | {row['task']} | {row['camera']} | {row['demos']} | "
+                     f"{row['policy']} | {len(row['seeds'])}{note} | {'/'.join(map(str, row['episodes']))} | "
+                     f"{_pm(row['best'], row['best_std'])} | {_pm(row['final'], row['final_std'])} |")
     return "\n".join(lines)
+
+
+def plot_summary(rows: list[dict], path: str | Path, title: str = "") -> None:
+    """Bar chart of best and final success per row (error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['encoder']}\n{_WEIGHTS_LABEL[r['weights']]}" for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(rows), 3.8), dpi=120)
+    for k, (what, off) in enumerate((("best", -0.2), ("final", 0.2))):
+        ax.bar([i + off for i in x], [r[what] for r in rows], width=0.38, label=what,
+               yerr=[r[f"{what}_std"] or 0.0 for r in rows], capsize=3, color=("C0", "C1")[k])
+    ax.set_xticks(list(x), labels, fontsize=8)
+    for tick, r in zip(ax.get_xticklabels(), rows):
+        if r["weights"] == "random":
+            tick.set_color("red")
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
