@@ -90,3 +90,22 @@ def test_find_results_follows_symlinks_and_skips_reevaluations(tmp_path):
     (tmp_path / "picked" / "a").symlink_to(tmp_path / "sweep" / "job1", target_is_directory=True)
     assert len(find_results(tmp_path / "sweep")) == 5
     assert find_results(tmp_path / "picked") == [tmp_path / "picked" / "a" / "results.json"]
+
+
+def test_summary_json_and_plot(tmp_path):
+    runs = _write_sweep(tmp_path / "sweep")
+    r = _run("egovideo_small", "ab12" * 16, 0, [0.4, 0.3])
+    (tmp_path / "sweep" / "job9").mkdir()
+    r.save(tmp_path / "sweep" / "job9" / "results.json")
+    js, png = tmp_path / "summary.json", tmp_path / "summary.png"
+    p = subprocess.run([sys.executable, str(ROOT / "robot" / "summarize.py"), str(tmp_path / "sweep"),
+                        "--json", str(js), "--plot", str(png)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = {row["encoder"]: row for row in json.loads(js.read_text())}
+    assert {k: rows["state"][k] for k in ("weights", "best", "final", "seeds")} == \
+        {"weights": "none", "best": pytest.approx(90.0), "final": pytest.approx(90.0), "seeds": [0, 1, 2]}
+    assert rows["egovideo_tiny"]["weights"] == "random" and rows["egovideo_tiny"]["best"] == pytest.approx(20.0)
+    assert rows["egovideo_small"]["weights"] == "pretrained" and rows["egovideo_small"]["best_std"] is None
+    assert "| 1 | 10 | 40.0 | 30.0 |" in p.stdout  # one seed: no "± 0.0"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(runs) == 5
