@@ -8,9 +8,13 @@ before anything runs. :func:`validate` checks values and says what to change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING
+
+# the YAML of every robot command (and of pretraining): configs/ of the source tree
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass

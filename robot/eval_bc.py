@@ -6,28 +6,25 @@ The checkpoint names its encoder (and the sha256 of the encoder weights, checked
 file), head, normalisation and environment; ``encoder_checkpoint=PATH`` points at moved weights.
 The checkpoint is read without running code from it; ``trust_pickle=true`` lifts that for files
 you trust.
-Results go to ``<run>/eval/<step>/results.json`` unless ``out_dir`` is given.
+Results go to ``<run>/eval/<step>/results.json`` unless ``out_dir`` is given. ``egohod-eval-bc ...``
+is the same command, installed with the package.
 """
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hydra
 
-import hydra  # noqa: E402
-
-from robot.config import register_configs  # noqa: E402
+from robot.config import CONFIG_ROOT, register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="robot/eval_bc")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_ROOT), config_name="robot/eval_bc")
 def main(cfg) -> None:
     from robot.run_bc import evaluate_checkpoint
 
+    os.environ.setdefault("WANDB_SILENT", "true")
     evaluate_checkpoint(cfg.checkpoint, cfg.eval, cfg.device, cfg.encoder_checkpoint, cfg.out_dir, cfg.trust_pickle)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("WANDB_SILENT", "true")
     main()

@@ -11,7 +11,6 @@ A corrupt entry, or one whose identity differs, is recomputed and overwritten.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,29 +23,28 @@ from egohod.fileio import atomic_write_bytes
 from .obs_encoders import ObsEncoder, identity_key
 
 
-def file_sha256(path: str | Path, memo_dir: str | Path | None = None, chunk: int = 1 << 22) -> str:
-    """sha256 of a file; with ``memo_dir``, remembered per (path, size, mtime) so a large demo
-    file is hashed once, not on every run."""
+def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
+    """sha256 of a file (:func:`egohod.models.checkpoint_io.file_sha256`); with ``memo_dir``,
+    remembered per (path, size, mtime) so a large demo file is hashed once, not on every run."""
+    from egohod.models.checkpoint_io import file_sha256 as sha256_of
+
     path = Path(path).resolve()
+    if memo_dir is None:
+        return sha256_of(path)
     st = path.stat()
     memo_key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    memo_file = Path(memo_dir) / "file_sha256.json" if memo_dir else None
+    memo_file = Path(memo_dir) / "file_sha256.json"
     memo = {}
-    if memo_file is not None and memo_file.is_file():
+    if memo_file.is_file():
         try:
             memo = json.loads(memo_file.read_text())
         except (OSError, json.JSONDecodeError):
             memo = {}
         if memo_key in memo:
             return memo[memo_key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    digest = h.hexdigest()
-    if memo_file is not None:
-        memo[memo_key] = digest
-        atomic_write_bytes(memo_file, json.dumps(memo, indent=1, sort_keys=True).encode())
+    digest = sha256_of(path)
+    memo[memo_key] = digest
+    atomic_write_bytes(memo_file, json.dumps(memo, indent=1, sort_keys=True).encode())
     return digest
 
 

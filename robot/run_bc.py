@@ -16,17 +16,18 @@ created is removed).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from egohod.device import resolve_device
 from egohod.fileio import FolderLock
 from egohod.models import is_random_weights, random_weights_seed
 
 from .bc_data import BCData
-from .config import ConfigError, validate
+from .config import ConfigError, EnvConfig, EvalConfig, validate
 from .evaluation import EvalEnvs, evaluate, run_episodes, write_video
 from .features import FeatureCache, cached_features, file_sha256
 from .obs_encoders import STATE_ENCODER, ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
@@ -39,14 +40,6 @@ def console():
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available; use device=cpu or device=auto")
-    return torch.device(name)
 
 
 def env_id(env_cfg) -> str:
@@ -106,7 +99,7 @@ def demo_record(path: str | Path) -> dict:
 
 
 def generated_demos_path(cfg, cameras: list[str]) -> Path:
-    from robot.make_demos import demo_file_name
+    from robot.demo_gen import demo_file_name
 
     return Path(cfg.demos.cache_dir) / demo_file_name(cfg.env.task, cameras, cfg.demos.num, cfg.env.image_size,
                                                       cfg.demos.seed, cfg.demos.action_noise)
@@ -121,7 +114,7 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
             raise FileNotFoundError(f"demos.path={cfg.demos.path!r}: demo file not found "
                                     "(remove demos.path to generate demos with the scripted experts)")
         return p
-    from robot.make_demos import generate_demos
+    from robot.demo_gen import generate_demos
 
     cameras = [cfg.env.camera] if encoder.needs_rgb else []
     out = generated_demos_path(cfg, cameras)
@@ -460,9 +453,8 @@ def _run(cfg, out: Path, r: _Run) -> dict:
     pool = EvalEnvs(env_id(cfg.env), cfg.eval.num_envs, camera, cfg.env.image_size, cfg.env.horizon,
                     env_kwargs(cfg.env))
     try:
-        _loop(cfg, prep, r.policy, r.optimizer, r.generator, results, pool, wb, out, r.device, r.start,
-              r.train_seconds, log)
-        _final_videos(cfg, prep, r.policy, out, r.device, log)
+        _loop(cfg, out, r, pool, wb)
+        _final_videos(cfg.eval, cfg.env, prep.encoder, r.policy, out, r.device, log)
         results.data["complete"] = True
         results.data["timing"]["feature_seconds"] = round(prep.feature_seconds, 2)
         results.data["timing"]["feature_cache_hit"] = prep.feature_cache_hit
@@ -498,9 +490,13 @@ def _resume(last: Path, cfg, prep, policy, optimizer, generator, results, log) -
     return int(ckpt["step"]), float(ckpt["results"].get("train", {}).get("seconds", 0.0))
 
 
-def _loop(cfg, prep, policy, optimizer, generator, results, pool, wb, out, device, start, train_seconds, log):
+def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
+    """Updates from ``r.start`` to ``train.steps``, with an evaluation, results, plot and checkpoint
+    every ``eval.every`` steps (and after the last)."""
     from tqdm.auto import tqdm
 
+    prep, policy, optimizer, generator, results = r.prep, r.policy, r.optimizer, r.generator, r.results
+    device, start, train_seconds = r.device, r.start, r.train_seconds
     data = prep.data
     seq_len = policy.seq_len
     loss = None
@@ -545,16 +541,17 @@ def _loop(cfg, prep, policy, optimizer, generator, results, pool, wb, out, devic
         results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)}
 
 
-def _final_videos(cfg, prep, policy, out: Path, device, log) -> list[Path]:
+def _final_videos(eval_cfg: EvalConfig, env_cfg: EnvConfig, encoder: ObsEncoder, policy, out: Path, device,
+                  log) -> list[Path]:
     """A few rollout mp4s of the final policy (the first evaluation seeds), named with their outcome."""
-    k = min(cfg.eval.videos, cfg.eval.episodes)
+    k = min(eval_cfg.videos, eval_cfg.episodes)
     if k <= 0:
         return []
-    pool = EvalEnvs(env_id(cfg.env), k, cfg.env.camera, cfg.env.image_size, cfg.env.horizon, env_kwargs(cfg.env))
+    pool = EvalEnvs(env_id(env_cfg), k, env_cfg.camera, env_cfg.image_size, env_cfg.horizon, env_kwargs(env_cfg))
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.eval.seed)
-            records, videos = run_episodes(policy, prep.encoder, pool, [cfg.eval.seed + i for i in range(k)], device,
+            torch.manual_seed(eval_cfg.seed)
+            records, videos = run_episodes(policy, encoder, pool, [eval_cfg.seed + i for i in range(k)], device,
                                            record=k)
     finally:
         pool.close()
@@ -625,9 +622,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     env = ckpt["env"]
     cfg_env = ckpt["config"]["env"]
     camera = env["camera"] if encoder.needs_rgb else None  # videos render in their own pool
-    from types import SimpleNamespace
-
-    env_cfg = SimpleNamespace(**cfg_env)
+    env_cfg = EnvConfig(**{f.name: cfg_env[f.name] for f in fields(EnvConfig) if f.name in cfg_env})
     pool = EvalEnvs(env_id(env_cfg), eval_cfg.num_envs, camera, env["image_size"], env["horizon"], env_kwargs(env_cfg))
     ckpt_dir = Path(ckpt["path"]).resolve().parent
     out = Path(out_dir) if out_dir else ckpt_dir.parent.parent / "eval" / ckpt_dir.name
@@ -646,8 +641,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     results.data["complete"] = True
     results.data["evaluated_checkpoint"] = ckpt["path"]
     results.save(out / "results.json")
-    cfg_like = SimpleNamespace(eval=eval_cfg, env=env_cfg)
     if eval_cfg.videos:
-        _final_videos(cfg_like, SimpleNamespace(encoder=encoder), policy, out, device, con.print)
+        _final_videos(eval_cfg, env_cfg, encoder, policy, out, device, con.print)
     print(summary_table([results.data]), flush=True)
     return results.data

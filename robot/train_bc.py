@@ -11,31 +11,28 @@ config.yaml (resolved config), overrides.yaml (the command line), results.json,
 success_curve.png, checkpoints/<step>/policy.pt (+ last), videos/, wandb/ (offline unless
 wandb.mode=online). Hydra writes nothing there itself (``hydra.output_subdir: null``, job log
 to stdout), so a run refused by a check leaves out_dir as it was; see robot/run_bc.py for the
-folder lock, resume and ``overwrite=true``.
+folder lock, resume and ``overwrite=true``. ``egohod-train-bc ...`` is the same command, installed with
+the package.
 """
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+import hydra
+from hydra.core.hydra_config import HydraConfig
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-
-from robot.config import register_configs  # noqa: E402
+from robot.config import CONFIG_ROOT, register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="robot/train_bc")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_ROOT), config_name="robot/train_bc")
 def main(cfg) -> None:
     from robot.run_bc import train_bc
 
+    os.environ.setdefault("WANDB_SILENT", "true")
     hc = HydraConfig.get()
     # run: out_dir (= hydra.run.dir); multirun: each job's own sweep subdir
     train_bc(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("WANDB_SILENT", "true")
     main()

@@ -31,7 +31,10 @@ Dual path (``encode_video_dual``), as in the paper's figure and the upstream slo
   (upstream does the same);
 * ``concat(slow, fast)`` (slow first, as upstream) -> ``slowfast_projection`` ``[2E, E]``.
 
-``slow_grad`` chooses how "without gradient" is realised:
+``slow_grad`` (a field of :class:`EgoVideoConfig`, ``create_model(name, slow_grad=...)``, so the
+plain ``model(video, tokens, video_slow)`` forward that DDP/FSDP call uses it; a call to
+``encode_video_dual(..., slow_grad=...)`` may override it) chooses how "without gradient" is
+realised:
 
 * ``"frozen"`` (default): the slow path's blocks use *detached* weights, so no gradient from the
   slow path reaches any backbone weight, while activations stay differentiable, so every
@@ -84,6 +87,13 @@ class EgoVideoConfig:
     vision_ln_eps: float = 1e-6
     text_ln_eps: float = 1e-5
     adapter: bool = True
+    # how the dual path's slow clip runs the shared backbone without gradient (module docstring);
+    # a training choice with no weights of its own: create_model(name, slow_grad="no_grad")
+    slow_grad: SlowGrad = "frozen"
+
+    def __post_init__(self):
+        if self.slow_grad not in ("no_grad", "frozen"):
+            raise ValueError(f"slow_grad must be 'no_grad' or 'frozen'; got {self.slow_grad!r}")
 
     @property
     def grid(self) -> int:
@@ -272,19 +282,20 @@ class EgoVideo(VideoTextTowers):
 
     # -- encoders ------------------------------------------------------------------------------
     def encode_video_dual(self, clip_fast: torch.Tensor, clip_slow: torch.Tensor, normalize: bool = False,
-                          slow_grad: SlowGrad = "frozen") -> torch.Tensor:
+                          slow_grad: SlowGrad | None = None) -> torch.Tensor:
         """Co-training forward: ``concat(slow(adapter), fast(backbone)) @ slowfast_projection``.
 
         ``clip_fast`` ``[B, 3, T, H, W]`` (T=4) trains the backbone; ``clip_slow``
         ``[B, 3, lambda*T, H, W]`` (16 frames) runs the shared weights without gradient and the
-        adapters with gradient (see ``slow_grad`` in the module docstring).
+        adapters with gradient (see ``slow_grad`` in the module docstring; ``None``: the model's
+        ``cfg.slow_grad``).
         """
         if self.slowfast_projection is None:
             raise RuntimeError(f"{self.name} was built without the adapter (adapter=False); "
                                "encode_video_dual needs adapter=True")
         if clip_fast.shape[0] != clip_slow.shape[0]:
             raise ValueError(f"batch sizes differ: fast {clip_fast.shape[0]} vs slow {clip_slow.shape[0]}")
-        slow = self.visual.forward_slow(clip_slow, slow_grad=slow_grad)
+        slow = self.visual.forward_slow(clip_slow, slow_grad=self.cfg.slow_grad if slow_grad is None else slow_grad)
         fast = self.visual(clip_fast)
         z = torch.cat([slow, fast], dim=-1) @ self.slowfast_projection
         return F.normalize(z, dim=-1) if normalize else z

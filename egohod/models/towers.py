@@ -35,7 +35,7 @@ class VideoTextTowers(nn.Module):
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_video_dual(self, clip_fast: torch.Tensor, clip_slow: torch.Tensor, normalize: bool = False,
-                          slow_grad: str = "frozen") -> torch.Tensor:
+                          slow_grad: str | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} has no motion adapter; use encode_video")
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor, video_slow: torch.Tensor | None = None) -> dict:

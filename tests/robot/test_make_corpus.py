@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from robot.corpus import (CORPUS_FIRST_SEED, NARRATIONS, STATE_F, STATE_N, STATE_P, check_corpus_seeds,
                           corpus_seeds, fill_gaps, reserved_seed_ranges)
-from robot.make_corpus import MakeCorpusConfig, make_corpus
+from robot.corpus_gen import MakeCorpusConfig, make_corpus
 
 TASKS = ["light_switch", "kettle"]  # a stationary part (F) and a portable one (P)
 CAMERAS = ["ego", "left"]
@@ -121,7 +121,7 @@ def test_gripper_box_contains_the_projected_end_effector(corpus):
     from envs.cameras import get_camera, project_points
     from envs.experts import make_expert
     from robot.corpus import HandObjectProjector
-    from robot.make_demos import record_episode
+    from robot.demo_gen import record_episode
 
     out, _ = corpus
     rec = next(r for r in _records(out) if r["task"] == "kettle" and r["success"])

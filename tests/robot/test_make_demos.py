@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from robot.demos import read_demos, read_env_args
-from robot.make_demos import generate_demos, summary_table
+from robot.demo_gen import generate_demos, summary_table
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "light_switch"  # the quickest expert
@@ -124,7 +124,7 @@ def test_too_many_failures_write_nothing(tmp_path):
 
 def test_killed_run_leaves_no_file(tmp_path):
     out = tmp_path / "killed.hdf5"
-    code = (f"from robot.make_demos import generate_demos; "
+    code = (f"from robot.demo_gen import generate_demos; "
             f"generate_demos({TASK!r}, [], 200, out={str(out)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
@@ -161,7 +161,7 @@ def test_changed_task_or_expert_makes_the_cache_stale(tmp_path, monkeypatch):
     import dataclasses
 
     import envs.kitchen_tasks as kt
-    import robot.make_demos as md
+    import robot.demo_gen as md
 
     out = tmp_path / "cache.hdf5"
     generate_demos(TASK, [], num_demos=1, seed=0, out=out, progress=False)
@@ -202,7 +202,7 @@ def test_changed_task_or_expert_makes_the_cache_stale(tmp_path, monkeypatch):
 def test_two_processes_asking_for_one_file_generate_it_once(tmp_path):
     """Parallel sweep jobs sharing the demo cache: the second waits for the first and reuses its file."""
     out = tmp_path / "shared.hdf5"
-    code = (f"from robot.make_demos import generate_demos; "
+    code = (f"from robot.demo_gen import generate_demos; "
             f"_, st = generate_demos({TASK!r}, [], 2, out={str(out)!r}, progress=False, return_stats=True); "
             f"print('REUSED' if st.reused else 'GENERATED')")
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -219,7 +219,7 @@ def test_action_noise_records_the_expert_action_and_is_reproducible(tmp_path):
     action (replaying recorded action + the seed's noise reproduces the recorded states)."""
     import envs
     from envs.experts import make_expert
-    from robot.make_demos import N_ACTION, record_episode
+    from robot.demo_gen import N_ACTION, record_episode
 
     env, expert = envs.make(f"kitchen/{TASK}", camera=None), make_expert(TASK)
     plain, _ = record_episode(env, expert, 3, [], 20)
