@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from egohod.device import resolve_device
 
 
 def _sync(device):
@@ -65,7 +65,7 @@ def run(args) -> dict:
     from robot.obs_encoders import build_obs_encoder, history_index
     from robot.training import train_step
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device, "--device")
     torch.manual_seed(0)
     enc = build_obs_encoder(args.encoder, args.checkpoint, args.frames, str(device))
     rng = np.random.default_rng(0)

@@ -48,9 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 LAYOUTS = {
     "x264-default": {"gop": 250, "bframes": 3, "b_pyramid": "normal", "tune": "", "crf": 23},

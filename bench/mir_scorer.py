@@ -14,13 +14,9 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def inputs(videos: int, captions: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -66,45 +66,35 @@ class ExtractConfig:
     seed: int = 0                        # torch seed before building the encoder (random-weight runs)
 
 
-def _load(schema_cls, argv: list[str], extra_yaml: Path | None = None):
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+def _load(schema_cls, argv: list[str], layers=()):
+    """:func:`egohod.overrides.parse_overrides`, its errors as the exit message of the command."""
+    from ..overrides import OverrideError, parse_overrides
 
-    for a in argv:
-        if "=" not in a:
-            raise SystemExit(f"arguments are key=value; got {a!r}")
-    base = OmegaConf.structured(schema_cls)
     try:
-        layers = [base]
-        if extra_yaml is not None and extra_yaml.is_file():
-            layers.append(OmegaConf.load(extra_yaml))
-        layers.append(OmegaConf.from_dotlist(argv))
-        cfg = OmegaConf.merge(*layers)
-    except OmegaConfBaseException as e:
-        known = ", ".join(base.keys())
-        raise SystemExit(f"config error: {e}\nknown keys: {known}") from None
-    return OmegaConf.to_object(cfg)
+        return parse_overrides(schema_cls, argv, layers)
+    except OverrideError as e:
+        if e.argument is not None:
+            raise SystemExit(str(e)) from None
+        raise SystemExit(f"config error: {e}\nknown keys: {', '.join(e.known)}") from None
+
+
+def _check_device(name: str) -> None:
+    from ..device import resolve_device
+
+    try:
+        resolve_device(name)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def load_eval_config(benchmark: str, argv: list[str]) -> EvalConfig:
     """Dataclass defaults < protocol file (``configs/eval/<benchmark>.yaml``, or the built-in
     copy of it) < ``argv`` (``key=value``)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     if benchmark not in BENCHMARKS:
         raise SystemExit(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
-    for a in argv:
-        if "=" not in a:
-            raise SystemExit(f"arguments are key=value; got {a!r}")
-    base = OmegaConf.structured(EvalConfig)
     yaml_path = CONFIG_DIR / f"{benchmark}.yaml"
-    try:
-        protocol = OmegaConf.load(yaml_path) if yaml_path.is_file() else OmegaConf.create(PROTOCOL_DEFAULTS[benchmark])
-        cfg = OmegaConf.merge(base, {"benchmark": benchmark}, protocol, OmegaConf.from_dotlist(argv))
-    except OmegaConfBaseException as e:
-        raise SystemExit(f"config error: {e}\nknown keys: {', '.join(base.keys())}") from None
-    out = OmegaConf.to_object(cfg)
+    protocol = yaml_path if yaml_path.is_file() else PROTOCOL_DEFAULTS[benchmark]
+    out = _load(EvalConfig, argv, [{"benchmark": benchmark}, protocol])
     if out.benchmark != benchmark:
         raise SystemExit(f"the benchmark is the subcommand ({benchmark}); drop benchmark={out.benchmark}")
     _validate_eval(out)
@@ -129,6 +119,7 @@ def _validate_eval(cfg: EvalConfig) -> None:
                          f"as they are (as upstream), so templates={cfg.templates} would be ignored")
     if cfg.limit is not None and cfg.limit < 1:
         raise SystemExit("limit must be >= 1")
+    _check_device(cfg.device)
 
 
 def load_extract_config(argv: list[str]) -> ExtractConfig:
@@ -139,4 +130,5 @@ def load_extract_config(argv: list[str]) -> ExtractConfig:
         raise SystemExit("stride and window must be positive (seconds)")
     if cfg.batch < 1 or (cfg.num_frames is not None and cfg.num_frames < 1):
         raise SystemExit("batch and num_frames must be >= 1")
+    _check_device(cfg.device)
     return cfg

@@ -186,7 +186,7 @@ def run_extract(cfg: ExtractConfig) -> dict:
     from tqdm import tqdm
 
     from ..models import load_encoder
-    from .protocols import resolve_device
+    from ..device import resolve_device
 
     root, out = Path(cfg.videos), Path(cfg.out)
     videos = list_videos(root, cfg.extensions)

@@ -63,17 +63,6 @@ def find_annotation(data: str | Path, name: str, subdirs: Sequence[str] = ("",))
     raise BenchmarkDataError(f"{name} not found; looked in " + ", ".join(str(p.parent) for p in tried))
 
 
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"device={name} but CUDA is not available")
-    return dev
-
-
 class _ClipDataset:
     """Map-style dataset: item ``i`` = ``transform(clip_fns[i](n))`` for each ``n`` in ``frames``
     (``[3, T, S, S]`` float; a tuple of them when two clip lengths are asked for)."""
@@ -99,6 +88,7 @@ class ZeroShotModel:
         import torch
 
         from .. import create_transforms, get_tokenizer
+        from ..device import resolve_device
         from ..models import create_model
 
         self.device = resolve_device(self.cfg.device)

@@ -136,17 +136,15 @@ def make_corpus(cfg: SyntheticConfig, progress: bool = True) -> Path:
 
 
 def _parse(argv: list[str]) -> SyntheticConfig:
-    from omegaconf import OmegaConf
+    from ..overrides import OverrideError, parse_overrides
 
-    schema = OmegaConf.structured(SyntheticConfig)
-    for a in argv:
-        if "=" not in a:
-            raise SystemExit(f"synthetic: arguments are key=value, got {a!r}; keys: {list(schema.keys())}")
     try:
-        return OmegaConf.to_object(OmegaConf.merge(schema, OmegaConf.from_dotlist(argv)))
-    except Exception as e:  # unknown key, wrong type or missing out=
+        return parse_overrides(SyntheticConfig, argv)
+    except OverrideError as e:  # not key=value, unknown key, wrong type or missing out=
+        if e.argument is not None:
+            raise SystemExit(f"synthetic: arguments are key=value, got {e.argument!r}; keys: {e.known}") from None
         raise SystemExit(f"synthetic: {str(e).splitlines()[0]} (usage: python -m egohod.data.synthetic "
-                         f"out=DIR videos=N; keys: {list(schema.keys())})") from None
+                         f"out=DIR videos=N; keys: {e.known})") from None
 
 
 def main(argv: list[str] | None = None) -> Path:

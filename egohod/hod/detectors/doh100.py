@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...device import resolve_device
 from ...safe_load import load_torch
 from ..types import CONTACT_STATES, FrameDetections, HandDetection, ObjectDetection
 from .base import ClipFrames, Detector, register_detector
@@ -365,9 +366,7 @@ class Doh100Detector(Detector):
             sd, meta = load_state_dict_file(checkpoint)
             model = build_from_state_dict(sd, meta, RCNNTestConfig(scale=scale, max_size=max_size,
                                                                    post_nms_top_n=post_nms_top_n))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device, "detector.device")
         self.model = model.to(self.device).eval()
         self.batch_size = int(batch_size)
         self.hand_threshold, self.object_threshold = float(hand_threshold), float(object_threshold)

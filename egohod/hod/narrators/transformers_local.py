@@ -27,13 +27,14 @@ class TransformersNarrator(Narrator):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ...device import resolve_device
+
         self.torch = torch
         self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device, "device")
         torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                        "float16": torch.float16}[dtype]
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch_dtype)
