@@ -8,9 +8,33 @@ The promised public surface is small on purpose::
     tok = egohod.get_tokenizer("egovideo_b")
     tf = egohod.create_transforms("egovideo_b", train=False)
 """
-from .models import InputSpec, create_model, get_input_spec, list_encoders, list_models, load_encoder
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so that ``import egohod.registry`` / ``egohod.fileio`` (which
+# the environment and policy packages use) does not load torch and the model zoo.
+_FROM_MODELS = ("InputSpec", "create_model", "get_input_spec", "list_encoders", "list_models", "load_encoder")
+
+
+def __getattr__(name: str):
+    if name in _FROM_MODELS:
+        value = getattr(importlib.import_module(".models", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):  # a subpackage: egohod.data, egohod.hod, ...
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FROM_MODELS))
 
 
 def get_tokenizer(name: str, **kwargs):

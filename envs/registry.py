@@ -6,47 +6,25 @@ Built-in variants live in :mod:`envs.variants` and are imported on first use, so
 """
 from __future__ import annotations
 
-import fnmatch
 from typing import Callable
 
-_REGISTRY: dict[str, Callable] = {}
-_BUILTINS_LOADED = False
+from egohod.registry import Registry
+
+ENVS = Registry("environment", builtins=("envs.variants",))  # imported on first use: registers the kitchen tasks
 
 
 def register_env(name: str):
     """Decorator registering ``fn(**kwargs) -> gymnasium.Env`` under ``name``."""
-
-    def decorator(fn: Callable) -> Callable:
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
-            raise ValueError(f"environment {name!r} is already registered by "
-                             f"{_REGISTRY[name].__module__}.{_REGISTRY[name].__name__}")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorator
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        import envs.variants  # noqa: F401  (registers the kitchen tasks)
+    return ENVS.register(name)
 
 
 def list_envs(pattern: str = "*") -> list[str]:
     """Registered environment names matching a glob ``pattern`` (sorted)."""
-    _load_builtins()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return ENVS.list(pattern)
 
 
 def get_env_fn(name: str) -> Callable:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown environment {name!r}; registered environments: {', '.join(list_envs())}"
-        ) from None
+    return ENVS.get(name)
 
 
 def make(name: str, camera: str | None = "default", image_size: int = 224,

@@ -9,36 +9,24 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-_POLICIES: dict[str, type] = {}
+from egohod.registry import Registry
+
+POLICIES = Registry("policy", builtins=("policies.mlp", "policies.robomimic_heads"), plural="policies",
+                    name_attr="policy_name")
 
 
 def register_policy(name: str):
-    """Class decorator: register a :class:`~policies.base.Policy` subclass under ``name``."""
-
-    def deco(cls):
-        if name in _POLICIES:
-            raise ValueError(f"policy {name!r} is registered twice")
-        cls.policy_name = name
-        _POLICIES[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: register a :class:`~policies.base.Policy` subclass under ``name``
+    (also its ``policy_name``)."""
+    return POLICIES.register(name)
 
 
-def _ensure_builtin() -> None:
-    from . import mlp, robomimic_heads  # noqa: F401  (registration side effect)
-
-
-def list_policies() -> list[str]:
-    _ensure_builtin()
-    return sorted(_POLICIES)
+def list_policies(pattern: str = "*") -> list[str]:
+    return POLICIES.list(pattern)
 
 
 def get_policy_class(name: str) -> type:
-    _ensure_builtin()
-    if name not in _POLICIES:
-        raise KeyError(f"unknown policy {name!r}; registered policies: {', '.join(sorted(_POLICIES))}")
-    return _POLICIES[name]
+    return POLICIES.get(name)
 
 
 def policy_options(name: str, options: Mapping[str, Any] | None = None):

@@ -8,8 +8,10 @@ One small builder function per variant, registered by name with a decorator::
     @register_encoder(spec=InputSpec(224, 1, 2048, mean=IMAGENET_MEAN, std=IMAGENET_STD))
     def r3m(checkpoint=None, num_frames=None) -> nn.Module: ...
 
-Builders import heavy optional dependencies inside their body, so importing the registry
-stays cheap and side-effect free.
+Both tables are :class:`egohod.registry.Registry` instances (``MODELS``, ``ENCODERS``; the input
+spec is each entry's ``meta["spec"]``); the built-in variants and baselines are imported on the
+first look-up. Builders import heavy optional dependencies inside their body, so importing the
+registry stays cheap and side-effect free.
 
 Random weights are a function of ``(name, seed)``: :func:`create_model` and :func:`load_encoder`
 run the builder under :func:`seeded_init` (a forked torch RNG seeded with ``seed``, default 0),
@@ -21,89 +23,46 @@ only decides the few parameters a checkpoint may leave at their initialisation).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .checkpoint_io import resolve_model_name
 from .spec import InputSpec
 
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    builder: Callable[..., nn.Module]
-    spec: InputSpec
-    description: str
-
-
-_MODELS: dict[str, Entry] = {}
-_ENCODERS: dict[str, Entry] = {}
-
-
-def _register(table: dict[str, Entry], kind: str, spec: InputSpec, name: str | None):
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        key = name or fn.__name__
-        if key in table:
-            raise ValueError(f"{kind} {key!r} is registered twice")
-        doc = (fn.__doc__ or "").strip().splitlines()
-        table[key] = Entry(key, fn, spec, doc[0] if doc else "")
-        return fn
-
-    return deco
+# the variants register models and encoders, the baselines encoders (absent in a partial install)
+_BUILTINS = {"builtins": (f"{__package__}.variants",), "optional_builtins": (f"{__package__}.baselines",)}
+MODELS = Registry("model", **_BUILTINS)
+ENCODERS = Registry("encoder", **_BUILTINS)
 
 
 def register_model(*, spec: InputSpec, name: str | None = None):
     """Register a full-model builder ``fn(**kwargs) -> nn.Module`` under ``name`` (default: fn name)."""
-    return _register(_MODELS, "model", spec, name)
+    return MODELS.register(name, spec=spec)
 
 
 def register_encoder(*, spec: InputSpec, name: str | None = None):
     """Register a frozen-encoder builder ``fn(checkpoint=None, num_frames=None) -> nn.Module``."""
-    return _register(_ENCODERS, "encoder", spec, name)
-
-
-def _ensure_builtin() -> None:
-    # Importing the variant modules fills the tables; done lazily so `import egohod` is cheap.
-    from . import variants  # noqa: F401
-
-    try:
-        from . import baselines  # noqa: F401
-    except ModuleNotFoundError as e:  # baselines may be absent in a partial install
-        if e.name != f"{__package__}.baselines":
-            raise
-
-
-def _lookup(table: dict[str, Entry], kind: str, name: str) -> Entry:
-    _ensure_builtin()
-    if name not in table:
-        known = ", ".join(sorted(table)) or "(none)"
-        raise KeyError(f"unknown {kind} {name!r}; registered {kind}s: {known}")
-    return table[name]
+    return ENCODERS.register(name, spec=spec)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of registered full models (vision + text), filtered by a glob pattern."""
-    _ensure_builtin()
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return MODELS.list(pattern)
 
 
 def list_encoders(pattern: str = "*") -> list[str]:
     """Names of registered frozen encoders (EgoVideo variants and baselines)."""
-    _ensure_builtin()
-    return sorted(n for n in _ENCODERS if fnmatch.fnmatch(n, pattern))
+    return ENCODERS.list(pattern)
 
 
 def get_input_spec(name: str) -> InputSpec:
     """Input spec of a registered model or encoder."""
-    _ensure_builtin()
-    if name in _MODELS:
-        return _MODELS[name].spec
-    return _lookup(_ENCODERS, "encoder", name).spec
+    return (MODELS if name in MODELS else ENCODERS).entry(name).meta["spec"]
 
 
 RANDOM_PREFIX = "random"
@@ -151,7 +110,7 @@ def build_model(name: str, checkpoint: str | Path | None = None, **kwargs) -> nn
     full model's vision tower) inside the seeded scope of :func:`load_encoder`; everyone else
     uses :func:`create_model`.
     """
-    return _lookup(_MODELS, "model", name).builder(checkpoint=checkpoint, **kwargs)
+    return MODELS.get(name)(checkpoint=checkpoint, **kwargs)
 
 
 def create_model(name: str | None = None, checkpoint: str | Path | None = None, *, seed: int = 0,
@@ -170,9 +129,9 @@ def create_model(name: str | None = None, checkpoint: str | Path | None = None, 
     """
     name = resolve_model_name(name, checkpoint, call="create_model", known=list_models(),
                               trust_pickle=bool(kwargs.get("trust_pickle", False)))
-    entry = _lookup(_MODELS, "model", name)
+    builder = MODELS.get(name)
     with seeded_init(seed):
-        model = entry.builder(checkpoint=checkpoint, **kwargs)
+        model = builder(checkpoint=checkpoint, **kwargs)
     return _label(model, seed)
 
 
@@ -186,9 +145,9 @@ def load_encoder(name: str | None = None, checkpoint: str | Path | None = None, 
 
     ``name`` may be left out when the checkpoint names its model (as :func:`create_model`)."""
     name = resolve_model_name(name, checkpoint, call="load_encoder", known=list_encoders())
-    entry = _lookup(_ENCODERS, "encoder", name)
+    builder = ENCODERS.get(name)
     with seeded_init(seed):
-        enc = entry.builder(checkpoint=checkpoint, num_frames=num_frames)
+        enc = builder(checkpoint=checkpoint, num_frames=num_frames)
     _label(enc, seed)
     enc.eval()
     for p in enc.parameters():

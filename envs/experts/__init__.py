@@ -19,41 +19,25 @@ joint-velocity actions with damped least squares IK; it never writes to the simu
 """
 from __future__ import annotations
 
-from typing import Callable
+from egohod.registry import Registry
 
-_EXPERTS: dict[str, Callable] = {}
+EXPERTS = Registry("expert", builtins=(f"{__name__}.hinge_cabinet", f"{__name__}.tasks"),
+                   unknown="no scripted expert for task {name!r}", name_attr="task")
 
 
 def register_expert(task: str):
-    """Class decorator registering an expert class for ``task``."""
-
-    def deco(cls):
-        if task in _EXPERTS and _EXPERTS[task] is not cls:
-            raise ValueError(f"an expert for task {task!r} is already registered ({_EXPERTS[task].__name__})")
-        cls.task = task
-        _EXPERTS[task] = cls
-        return cls
-
-    return deco
-
-
-def _load_builtin() -> None:
-    from . import hinge_cabinet, tasks  # noqa: F401  (register the experts)
+    """Class decorator registering an expert class for ``task`` (also its ``task`` attribute)."""
+    return EXPERTS.register(task)
 
 
 def list_experts() -> list[str]:
     """Task names that have a scripted expert (sorted)."""
-    _load_builtin()
-    return sorted(_EXPERTS)
+    return EXPERTS.list()
 
 
 def make_expert(task: str, **kwargs):
     """A fresh expert for ``task`` (``"microwave"`` or ``"kitchen/microwave"``)."""
-    _load_builtin()
-    name = task.split("/", 1)[1] if task.startswith("kitchen/") else task
-    if name not in _EXPERTS:
-        raise KeyError(f"no scripted expert for task {task!r}; experts exist for: {', '.join(sorted(_EXPERTS))}")
-    return _EXPERTS[name](**kwargs)
+    return EXPERTS.get(task.removeprefix("kitchen/"))(**kwargs)
 
 
 __all__ = ["list_experts", "make_expert", "register_expert"]

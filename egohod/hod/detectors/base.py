@@ -12,10 +12,10 @@ so the runner does not decode video for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
+from ...registry import Registry
 from ..types import FrameDetections
 
 
@@ -41,31 +41,18 @@ class Detector:
         return [self.detect(c) for c in clips]
 
 
-_DETECTORS: dict[str, Callable[..., Detector]] = {}
+DETECTORS = Registry("detector", builtins=tuple(f"{__package__}.{m}" for m in ("doh100", "precomputed", "skin")))
 
 
 def register_detector(name: str):
-    def deco(fn):
-        if name in _DETECTORS:
-            raise ValueError(f"detector {name!r} is registered twice")
-        _DETECTORS[name] = fn
-        return fn
-
-    return deco
-
-
-def _ensure_builtin() -> None:
-    from . import doh100, precomputed, skin  # noqa: F401
+    """Decorator registering a detector class or factory ``fn(**options) -> Detector``."""
+    return DETECTORS.register(name)
 
 
 def list_detectors() -> list[str]:
-    _ensure_builtin()
-    return sorted(_DETECTORS)
+    return DETECTORS.list()
 
 
 def create_detector(name: str, **kwargs) -> Detector:
     """Build a registered detector with its options (the fields of its config, minus ``name``)."""
-    _ensure_builtin()
-    if name not in _DETECTORS:
-        raise KeyError(f"unknown detector {name!r}; registered detectors: {', '.join(sorted(_DETECTORS))}")
-    return _DETECTORS[name](**kwargs)
+    return DETECTORS.get(name)(**kwargs)

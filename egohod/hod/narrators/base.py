@@ -15,7 +15,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+
+from ...registry import Registry
 
 PLACEHOLDERS = ("narration", "duration", "dynamics", "dynamics_json", "num_narrations")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -143,30 +144,18 @@ class Narrator:
         pass
 
 
-_NARRATORS: dict[str, Callable[..., Narrator]] = {}
+NARRATORS = Registry("narrator",
+                     builtins=tuple(f"{__package__}.{m}" for m in ("openai_chat", "template", "transformers_local")))
 
 
 def register_narrator(name: str):
-    def deco(fn):
-        if name in _NARRATORS:
-            raise ValueError(f"narrator {name!r} is registered twice")
-        _NARRATORS[name] = fn
-        return fn
-
-    return deco
-
-
-def _ensure_builtin() -> None:
-    from . import openai_chat, template, transformers_local  # noqa: F401
+    """Decorator registering a narrator class or factory ``fn(validation=..., **options) -> Narrator``."""
+    return NARRATORS.register(name)
 
 
 def list_narrators() -> list[str]:
-    _ensure_builtin()
-    return sorted(_NARRATORS)
+    return NARRATORS.list()
 
 
 def create_narrator(name: str, validation: Validation = Validation(), **kwargs) -> Narrator:
-    _ensure_builtin()
-    if name not in _NARRATORS:
-        raise KeyError(f"unknown narrator {name!r}; registered narrators: {', '.join(sorted(_NARRATORS))}")
-    return _NARRATORS[name](validation=validation, **kwargs)
+    return NARRATORS.get(name)(validation=validation, **kwargs)
