@@ -45,11 +45,13 @@ def get_tokenizer(name: str, **kwargs):
     return _get(name, **kwargs)
 
 
-def create_transforms(name: str, train: bool = False):
-    """Video transforms built from a registered model's input spec."""
-    from .data.transforms import create_transforms as _create
+def create_transforms(name: str, train: bool = False, generator=None):
+    """Video transforms built from a registered model's input spec (``egohod.data.transforms``;
+    ``generator``: a ``torch.Generator`` for the train-time random crop and flip)."""
+    from .data.transforms import transforms_from_spec
+    from .models import get_input_spec
 
-    return _create(name, train=train)
+    return transforms_from_spec(get_input_spec(name), train=train, generator=generator)
 
 
 __all__ = [

@@ -18,81 +18,24 @@ with the spec's mean/std on 0..1 pixels, ``S = spec.image_size``:
 Randomness comes only from the ``torch.Generator`` passed to ``create_transforms`` or to the
 call (``tf(frames, generator=g)``); no global RNG is used when one is given.
 
-The batched helpers (:func:`resize_short_side`, :func:`center_crop`, :func:`normalize`,
-:func:`preprocess_uint8`) are shared with the frozen encoders and the exported graphs.
+The batched pixel helpers (:func:`~egohod.preprocess.resize_short_side`, ``center_crop``,
+``normalize``, ``preprocess_uint8``, ``as_uint8_frames``) live in :mod:`egohod.preprocess`, shared
+with the frozen encoders and the exported graphs; they are importable from here too.
+``egohod.create_transforms(name)`` builds these transforms from a registered model's input spec
+(this module does not import the model registry: ``egohod.data`` does not depend on
+``egohod.models``).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..preprocess import (as_uint8_frames, center_crop, normalize, preprocess_uint8, resize_short_side,  # noqa: F401
+                          short_side_shape)
+
 TRAIN_SHORT_SIDE = 320
-
-
-def as_uint8_frames(frames, what: str = "frames") -> torch.Tensor:
-    """Check and convert uint8 ``[..., H, W, 3]`` (tensor or ndarray) to a torch uint8 tensor."""
-    if isinstance(frames, np.ndarray):
-        if frames.dtype != np.uint8:
-            raise TypeError(f"{what} must be uint8 pixels in 0..255; got a numpy array of {frames.dtype}")
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
-    if not isinstance(frames, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor or numpy.ndarray of uint8; got {type(frames).__name__}")
-    if frames.dtype != torch.uint8:
-        raise TypeError(
-            f"{what} must be uint8 pixels in 0..255 (channels last); got {frames.dtype}. "
-            "Float frames that are already CLIP-normalised go to model.encode_video instead."
-        )
-    if frames.shape[-1] != 3:
-        raise ValueError(f"{what} must be channels-last RGB [..., H, W, 3]; got shape {tuple(frames.shape)}")
-    return frames
-
-
-def short_side_shape(h: int, w: int, size: int) -> tuple[int, int]:
-    """(height, width) after :func:`resize_short_side` to ``size``."""
-    if min(h, w) == size:
-        return h, w
-    if h <= w:
-        return size, int(size * w / h)
-    return int(size * h / w), size
-
-
-def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``[N, C, H, W]`` float -> short side ``size`` (long side ``int(size * long / short)``, as
-    torchvision), bicubic with antialiasing."""
-    h, w = int(x.shape[-2]), int(x.shape[-1])  # python ints: traced/exported graphs fix the input size
-    if min(h, w) == size:
-        return x
-    nh, nw = short_side_shape(h, w, size)
-    return F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    if h < size or w < size:
-        raise ValueError(f"cannot centre-crop {size}x{size} from {h}x{w}")
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return x[..., top: top + size, left: left + size]
-
-
-def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Channel normalisation of ``[N, 3, H, W]`` 0..1 pixels."""
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-def preprocess_uint8(frames: torch.Tensor, image_size: int, resize: int, mean, std,
-                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 ``[B, T, H, W, 3]`` -> float ``[B, 3, T, S, S]``: resize short side, centre crop, normalise."""
-    b, t, h, w, c = frames.shape
-    x = frames.reshape(b * t, h, w, c).permute(0, 3, 1, 2).to(dtype) / 255.0
-    x = center_crop(resize_short_side(x, resize), image_size)
-    x = normalize(x, mean, std)
-    return x.reshape(b, t, 3, image_size, image_size).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def random_resized_crop_params(h: int, w: int, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3),
@@ -181,10 +124,3 @@ class VideoTransform:
 def transforms_from_spec(spec, train: bool = False, generator: torch.Generator | None = None) -> VideoTransform:
     return VideoTransform(spec.image_size, spec.mean, spec.std, resize=spec.eval_resize, train=train,
                           generator=generator)
-
-
-def create_transforms(name: str, train: bool = False, generator: torch.Generator | None = None) -> VideoTransform:
-    """Transforms of a registered model/encoder, built from its input spec."""
-    from ..models.registry import get_input_spec
-
-    return transforms_from_spec(get_input_spec(name), train=train, generator=generator)

@@ -26,62 +26,43 @@ frame is embedded separately and the ``T`` embeddings are concatenated (frame st
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
+from .frozen import FrozenEncoder
 from .registry import register_encoder
 from .spec import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 
-class FrozenImageEncoder(nn.Module):
+class FrozenImageEncoder(FrozenEncoder):
     """uint8 frames -> per-frame backbone embedding -> concatenated over frames.
 
-    Same contract as :class:`egohod.models.frozen.FrozenVideoEncoder` (input validation,
-    preprocessing, eval mode, no grad, output float32 on the encoder's device), except that
-    frames are embedded one by one and the embeddings concatenated.
+    The :class:`egohod.models.frozen.FrozenEncoder` contract (input validation, preprocessing,
+    eval mode, no grad, output float32 on the encoder's device), with frames embedded one by one
+    and the embeddings concatenated: ``embed_dim == num_frames * frame_dim``.
     """
 
     def __init__(self, name: str, backbone: nn.Module, spec: InputSpec, frame_dim: int,
                  weights: str = "random", num_frames: int | None = None):
-        super().__init__()
-        num_frames = int(num_frames or spec.num_frames)
-        if num_frames < 1:
-            raise ValueError(f"{name}: num_frames must be >= 1, got {num_frames}")
-        self.name = name
+        n = int(num_frames or spec.num_frames)
+        super().__init__(name, spec, n, weights, embed_dim=frame_dim * n)
         self.backbone = backbone
         self.frame_dim = frame_dim
-        self.num_frames = num_frames
-        self.embed_dim = frame_dim * num_frames
-        self.input_spec = dataclasses.replace(spec, num_frames=num_frames, embed_dim=self.embed_dim)
-        self.weights = weights
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
+        self.freeze()
 
-    def train(self, mode: bool = True):
-        return super().train(False)  # frozen: BatchNorm/dropout stay in eval mode
-
-    def check_frames(self, frames) -> torch.Tensor:
-        from .frozen import FrozenVideoEncoder
-
-        return FrozenVideoEncoder.check_frames(self, frames)
+    def tower(self) -> nn.Module:
+        return self.backbone
 
     def forward_features(self, frames) -> torch.Tensor:
         """Per-frame embeddings ``[B, T, frame_dim]``."""
-        from ..data.transforms import preprocess_uint8
-
         frames = self.check_frames(frames)
         b, t = frames.shape[:2]
-        s = self.input_spec
-        ref = next(self.backbone.parameters())
         with torch.no_grad():
-            x = preprocess_uint8(frames.to(ref.device).flatten(0, 1).unsqueeze(1), s.image_size, s.eval_resize,
-                                 s.mean, s.std)  # [B*T, 3, 1, S, S]
-            return self.backbone(x[:, :, 0].to(ref.dtype)).float().reshape(b, t, -1)
+            x = self.preprocess(frames.flatten(0, 1).unsqueeze(1))  # [B*T, 3, 1, S, S]
+            return self.backbone(x[:, :, 0]).float().reshape(b, t, -1)
 
     def forward(self, frames) -> torch.Tensor:
         return self.forward_features(frames).flatten(1)

@@ -21,6 +21,11 @@ Contract of :class:`FrozenVideoEncoder` (what ``egohod.load_encoder`` returns)::
 
 Wrong dtype (anything but uint8), rank, or channel count raise ``TypeError``/``ValueError``
 saying what was expected.
+
+:class:`FrozenEncoder` is the base of every frozen encoder, video (:class:`FrozenVideoEncoder`)
+and image (:class:`egohod.models.baselines.FrozenImageEncoder`): the attributes, eval mode, input
+checks and pixel preprocessing (:mod:`egohod.preprocess`) above; a subclass holds its tower and
+says how frames become one embedding.
 """
 from __future__ import annotations
 
@@ -30,33 +35,41 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.transforms import preprocess_uint8
+from ..preprocess import preprocess_uint8
 from .spec import InputSpec
 
 
-class FrozenVideoEncoder(nn.Module):
-    """Wraps a vision tower (``visual(video [B,3,T,S,S]) -> [B, E]``) with its preprocessing."""
+class FrozenEncoder(nn.Module):
+    """What every frozen encoder shares: ``.name``, ``.num_frames``, ``.input_spec``, ``.embed_dim``,
+    ``.weights``, eval mode for good, the uint8 input checks and the spec's preprocessing.
 
-    def __init__(self, visual: nn.Module, input_spec: InputSpec, num_frames: int | None = None,
-                 weights: str = "random", name: str = "encoder"):
+    A subclass registers its tower, then calls :meth:`freeze`; :meth:`tower` is the module whose
+    parameters say the device and dtype the input is moved to.
+    """
+
+    def __init__(self, name: str, input_spec: InputSpec, num_frames: int | None = None, weights: str = "random",
+                 embed_dim: int | None = None):
         super().__init__()
-        self.visual = visual
-        self.num_frames = int(num_frames or input_spec.num_frames)
-        self.input_spec = dataclasses.replace(input_spec, num_frames=self.num_frames)
-        self.embed_dim = input_spec.embed_dim
-        self.weights = weights
         self.name = name
+        self.num_frames = int(num_frames or input_spec.num_frames)
+        if self.num_frames < 1:
+            raise ValueError(f"{name}: num_frames must be >= 1, got {self.num_frames}")
+        self.embed_dim = int(embed_dim if embed_dim is not None else input_spec.embed_dim)
+        self.input_spec = dataclasses.replace(input_spec, num_frames=self.num_frames, embed_dim=self.embed_dim)
+        self.weights = weights
+
+    def tower(self) -> nn.Module:
+        raise NotImplementedError
+
+    def freeze(self) -> "FrozenEncoder":
+        """Eval mode and no parameter requiring grad (called once the tower is registered)."""
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
-
-    def extra_repr(self) -> str:
-        s = self.input_spec
-        return (f"name={self.name!r}, {s.image_size}px x{self.num_frames} frames -> {self.embed_dim}-d, "
-                f"weights={self.weights[:12]}")
+        return self
 
     def train(self, mode: bool = True):
-        # a frozen encoder stays in eval mode (dropout/drop-path off) whatever the caller does
+        # a frozen encoder stays in eval mode (dropout/drop-path/BatchNorm statistics) whatever the caller does
         return super().train(False)
 
     def check_frames(self, frames) -> torch.Tensor:
@@ -89,11 +102,29 @@ class FrozenVideoEncoder(nn.Module):
         return frames
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, T, S, S]`` on the encoder's device."""
+        """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, T, S, S]`` on the tower's device and dtype."""
         s = self.input_spec
-        ref = next(self.visual.parameters())
+        ref = next(self.tower().parameters())
         x = preprocess_uint8(frames.to(ref.device), s.image_size, s.eval_resize, s.mean, s.std)
         return x.to(ref.dtype)
+
+
+class FrozenVideoEncoder(FrozenEncoder):
+    """Wraps a vision tower (``visual(video [B,3,T,S,S]) -> [B, E]``) with its preprocessing."""
+
+    def __init__(self, visual: nn.Module, input_spec: InputSpec, num_frames: int | None = None,
+                 weights: str = "random", name: str = "encoder"):
+        super().__init__(name, input_spec, num_frames, weights)
+        self.visual = visual
+        self.freeze()
+
+    def tower(self) -> nn.Module:
+        return self.visual
+
+    def extra_repr(self) -> str:
+        s = self.input_spec
+        return (f"name={self.name!r}, {s.image_size}px x{self.num_frames} frames -> {self.embed_dim}-d, "
+                f"weights={self.weights[:12]}")
 
     def forward(self, frames) -> torch.Tensor:
         frames = self.check_frames(frames)
