@@ -4,15 +4,10 @@
     python robot/make_demos.py task=knob cameras=[left,right] image_size=128 workers=2
     python robot/make_demos.py task=kettle cameras=[] num_demos=100        # state only, no rendering
 
-The expert runs from successive seeds ``seed, seed + 1, ...``; only successful episodes are kept,
-until ``num_demos``. Each kept episode holds ``obs/rgb_<camera>`` (one per camera),
-``obs/proprio``, ``obs/object_state``, ``actions``, ``rewards``, ``dones`` and ``states``
-(flattened ``[qpos, qvel]``); ``obs[t]`` is observed before ``actions[t]``. The file appears at
-``out`` only when complete (``robot.demos.DemoWriter``); an existing ``out`` written for the same
-request is reused, a different one is an error unless ``overwrite=true``.
-
-Also ``egohod-make-demos task=...`` (the same command, installed with the package). The library
-behind it is :mod:`robot.demo_gen`; the BC scripts call it to generate-and-cache demos::
+Only successful expert episodes are kept (seeds ``seed, seed + 1, ...``); what a file holds, and
+when an existing ``out`` is reused, is described in :mod:`robot.demo_gen`, the library behind this
+command, which the BC scripts call to generate-and-cache demos. ``egohod-make-demos task=...`` is
+the same command, installed with the package::
 
     from robot.demo_gen import generate_demos
     path = generate_demos("microwave", ["left"], num_demos=25, image_size=224, seed=0,
