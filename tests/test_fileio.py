@@ -80,3 +80,12 @@ def test_append_jsonl(tmp_path):
     append_jsonl(p, {"step": 1})
     append_jsonl(p, {"step": 2})
     assert [json.loads(x)["step"] for x in p.read_text().splitlines()] == [1, 2]
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "x.txt", "x")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644
