@@ -7,7 +7,7 @@ STAMP := $(VENV)/.egohod-installed
 export WANDB_MODE ?= offline
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-all demo clean-venv
+.PHONY: venv test test-all demo demo-full clean-venv
 
 venv: $(STAMP)
 
@@ -24,13 +24,42 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
-# A short Franka Kitchen BC cell (microwave, left camera): the privileged `state` encoder and a
-# random-weight egovideo_tiny, 10 generated demos, 2000 steps, 10 evaluation episodes every 500.
+# The two halves meet (issue 11): egovideo_small pretrained here on the simulator's egocentric
+# kitchen corpus with HOD narrations (the committed weights/egovideo_small_kitchen/, verified by
+# sha256) against the same encoder with RANDOM WEIGHTS and the privileged `state` features, in one
+# Franka Kitchen BC cell (microwave, left camera, 112 px, 25 demos, 5000 steps, 20 evaluation
+# episodes at steps 2500 and 5000, seed 0). Ends with summary.md / summary.json / summary.png.
 DEMO_DIR ?= outputs/demo
+DEMO_WEIGHTS ?= weights/egovideo_small_kitchen
+DEMO_CHECKPOINT ?= $(DEMO_WEIGHTS)/encoder.safetensors
+DEMO_SEED ?= 0
+DEMO_CELL = env.task=microwave env.camera=left env.image_size=112 demos.num=25 train.steps=5000 \
+	eval.every=2500 eval.episodes=20 eval.videos=1 wandb.mode=disabled seed=$(DEMO_SEED)
+export MUJOCO_GL ?= egl
 demo: $(STAMP)
-	$(PY) robot/train_bc.py --multirun encoder=state,egovideo_tiny demos.num=10 train.steps=2000 \
-		eval.every=500 eval.episodes=10 eval.videos=1 resume=false hydra.sweep.dir=$(DEMO_DIR)
-	$(PY) robot/summarize.py $(DEMO_DIR)
+	@if [ "$(DEMO_CHECKPOINT)" = "$(DEMO_WEIGHTS)/encoder.safetensors" ]; then \
+		cd $(DEMO_WEIGHTS) && sha256sum --check SHA256SUMS; fi
+	$(PY) robot/train_bc.py encoder=egovideo_small encoder.checkpoint=$(abspath $(DEMO_CHECKPOINT)) $(DEMO_CELL) \
+		out_dir=$(DEMO_DIR)/egovideo_small_pretrained_s$(DEMO_SEED)
+	$(PY) robot/train_bc.py encoder=egovideo_small $(DEMO_CELL) out_dir=$(DEMO_DIR)/egovideo_small_random_s$(DEMO_SEED)
+	$(PY) robot/train_bc.py encoder=state $(DEMO_CELL) out_dir=$(DEMO_DIR)/state_s$(DEMO_SEED)
+	$(PY) robot/summarize.py $(DEMO_DIR) --out $(DEMO_DIR)/summary.md --json $(DEMO_DIR)/summary.json \
+		--plot $(DEMO_DIR)/summary.png
+
+# Everything the committed weights came from, regenerated: corpus -> HOD -> dual-path pretraining
+# (2 processes, ~40 min on 2 cores) -> safetensors export -> the demo cell with the new encoder.
+FULL_DIR ?= outputs/demo_full
+demo-full: $(STAMP)
+	$(PY) robot/make_corpus.py out=$(FULL_DIR)/corpus
+	$(VENV)/bin/egohod hod run clips=$(FULL_DIR)/corpus/clips.csv videos=$(FULL_DIR)/corpus/videos out=$(FULL_DIR)/hod \
+		detector=precomputed detector.format=100doh detector.root=$(FULL_DIR)/corpus/detections
+	$(VENV)/bin/egohod hod merge out=$(FULL_DIR)/hod
+	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc_per_node=2 pretrain/train.py \
+		--config-name small_kitchen data.csv=$(FULL_DIR)/hod/hod.csv data.video_root=$(FULL_DIR)/corpus/videos \
+		train.out_dir=$(FULL_DIR)/pretrain_hod
+	$(VENV)/bin/egohod export encoder=egovideo_small checkpoint=$(FULL_DIR)/pretrain_hod/checkpoints/last/model.pt \
+		format=safetensors out=$(FULL_DIR)/encoder.safetensors
+	$(MAKE) demo DEMO_CHECKPOINT=$(FULL_DIR)/encoder.safetensors DEMO_DIR=$(FULL_DIR)/bc
 
 clean-venv:
 	rm -rf $(VENV)
