@@ -87,7 +87,6 @@ def main(argv=None) -> int:
     if not 0 < train < len(names):
         print(f"probe_features: --train must be in [1, {len(names) - 1}]", file=sys.stderr)
         return 2
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     result = {"demos": args.demos, "task": task, "camera": args.camera, "episodes": len(names), "train_episodes": train,
               "proprio_only": probe([np.zeros((len(p), 0)) for p in proprio], proprio, state, train, args.ridge)}
     encoders = [(f"RANDOM WEIGHTS (seed {args.seed})", None)] + ([("checkpoint", args.checkpoint)] if args.checkpoint else [])
