@@ -1,0 +1,242 @@
+"""What every head run shares: its config, its output folder, seeds, checkpoints and results.
+
+* :func:`compose_config`: ``configs/head/<task>.yaml`` composed with Hydra on the task's
+  structured schema, plus the ``key=value`` overrides of the command line; the head's node is
+  checked against the registered head's ``Options``. Errors are :class:`HeadConfigError`.
+* :class:`HeadRun`: the output folder a run owns (``FolderLock``), ``config.json`` (a folder
+  holds one configuration: a run with other settings is refused, naming the keys), resumable
+  checkpoints written through :mod:`egohod.models.checkpoint_io`, and the results JSON +
+  markdown table (``<name>.json`` / ``<name>.md``, as ``egohod eval`` writes them).
+* :func:`features_provenance`: which encoder and weights made a feature folder (from
+  ``egohod extract``'s ``index.json`` / ``settings.json``), so results of random-weight
+  features say RANDOM WEIGHTS.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ...fileio import FolderLock, atomic_write_json, atomic_write_text
+
+__all__ = ["HeadConfigError", "HeadDataError", "HeadRunError", "HeadRun", "compose_config", "config_dir",
+           "features_provenance", "seed_everything", "CONFIG_FILE"]
+
+CONFIG_FILE = "config.json"
+
+
+class HeadConfigError(ValueError):
+    """A head command's settings that cannot work; the message says what to change."""
+
+
+class HeadDataError(ValueError):
+    """Annotation or feature files that do not fit together; the message names the file."""
+
+
+class HeadRunError(RuntimeError):
+    """An output folder that belongs to another configuration."""
+
+
+# ----------------------------------------------------------------------------- config
+
+def config_dir() -> Path:
+    """``configs/head`` of the checkout (override with ``$EGOHOD_HEAD_CONFIGS``)."""
+    env = os.environ.get("EGOHOD_HEAD_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs" / "head"
+
+
+def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapping[str, str] = ()) -> Any:
+    """``configs/head/<task>.yaml`` (whose defaults list starts with ``<task>_schema``) composed
+    with Hydra and ``argv`` (``key=value``), returned as an instance of the dataclass ``schema``.
+
+    ``select`` maps a short option to the Hydra group it picks, e.g. ``{"head":
+    "segmentation@head"}`` turns ``head=asformer`` into ``segmentation@head=asformer``. A field
+    ``head`` holding ``{name: ..., ...}`` is checked against that head's ``Options``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from . import head_options
+
+    overrides = []
+    for a in argv:
+        key, eq, value = a.partition("=")
+        if not eq:
+            raise HeadConfigError(f"arguments are key=value; got {a!r}")
+        overrides.append(f"{dict(select).get(key, key)}={value}")
+    d = config_dir()
+    if not (d / f"{task}.yaml").is_file():
+        raise HeadConfigError(f"head config {d / (task + '.yaml')} not found (set $EGOHOD_HEAD_CONFIGS?)")
+    ConfigStore.instance().store(name=f"{task}_schema", node=schema)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(d), version_base="1.3"):
+            cfg = hydra_compose(config_name=task, overrides=overrides)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise HeadConfigError(f"missing required setting(s) {missing}; pass them as key=value")
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise HeadConfigError(f"{e}\nknown keys: {', '.join(f.name for f in dataclasses.fields(schema))}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    head = plain.get("head")
+    if isinstance(head, dict):
+        try:
+            plain["head"] = dataclasses.asdict(head_options(str(head.get("name")), head, task=task)) | {
+                "name": head["name"]}
+        except (KeyError, ValueError, TypeError) as e:
+            raise HeadConfigError(str(e).strip('"')) from None
+    try:
+        return _to_dataclass(schema, plain)
+    except TypeError as e:
+        raise HeadConfigError(str(e)) from None
+
+
+def _to_dataclass(schema: type, values: dict) -> Any:
+    """``values`` (plain containers) into ``schema``, nested dataclass fields included."""
+    kwargs = {}
+    for f in dataclasses.fields(schema):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        sub = f.type if isinstance(f.type, type) else None
+        kwargs[f.name] = _to_dataclass(sub, v) if sub is not None and dataclasses.is_dataclass(sub) and isinstance(
+            v, dict) else v
+    return schema(**kwargs)
+
+
+# ----------------------------------------------------------------------------- seeds and provenance
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and every CUDA device)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def features_provenance(features: str | Path) -> dict:
+    """``{"encoder", "weights", "random_weights", "source"}`` of a feature folder, read from
+    ``egohod extract``'s ``index.json`` or ``settings.json``; features from elsewhere give
+    ``encoder: "unknown"`` and ``random_weights: False``."""
+    root = Path(features)
+    for name in ("index.json", "settings.json"):
+        p = root / name
+        if p.is_file():
+            try:
+                info = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise HeadDataError(f"{p} is unreadable ({type(e).__name__}: {e})") from None
+            weights = str(info.get("weights", "unknown"))
+            return {"encoder": info.get("encoder", "unknown"), "weights": weights,
+                    "random_weights": bool(info.get("random_weights", weights.startswith("random"))),
+                    "source": str(p)}
+    return {"encoder": "unknown", "weights": "unknown", "random_weights": False, "source": None}
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+class HeadRun:
+    """The output folder of one head run, held for the run's lifetime::
+
+        with HeadRun(out, config=asdict(cfg), what="egohod head segmentation",
+                     transport=("device", "progress")) as run:
+            state = run.load_checkpoint("fold1/last.pt")       # None on a fresh start
+            run.save_checkpoint("fold1/last.pt", model, meta)  # atomic, self-describing
+            run.write_results("segmentation", record, rows)
+
+    ``config`` is saved as ``config.json`` on the first run; a later run in the same folder must
+    have the same settings except the ``transport`` keys (device, progress bars...), otherwise
+    :class:`HeadRunError` names the differing keys. ``overwrite=True`` drops the saved config,
+    checkpoints and results first (asked for explicitly, never silently).
+    """
+
+    def __init__(self, out: str | Path, config: Mapping[str, Any], *, what: str = "head run",
+                 transport: Iterable[str] = (), overwrite: bool = False):
+        self.out = Path(out)
+        self.config = json.loads(json.dumps(dict(config)))  # plain JSON values, as saved
+        self.transport = set(transport)
+        self.overwrite = overwrite
+        self._lock = FolderLock(self.out, what=what)
+
+    def __enter__(self) -> "HeadRun":
+        self._lock.acquire()
+        try:
+            self._claim()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def _claim(self) -> None:
+        path = self.out / CONFIG_FILE
+        if self.overwrite:
+            self._clear()
+        elif path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise HeadRunError(f"{path} is unreadable ({type(e).__name__}: {e}); choose another out= folder "
+                                   "or pass overwrite=true") from None
+            diff = sorted(k for k in set(old) | set(self.config)
+                          if k not in self.transport and old.get(k) != self.config.get(k))
+            if diff:
+                lines = "\n".join(f"  {k}: folder has {old.get(k)!r}, this run has {self.config.get(k)!r}"
+                                  for k in diff)
+                raise HeadRunError(f"{self.out} holds a run with other settings ({path}):\n{lines}\n"
+                                   "choose another out= folder, run with the folder's settings (it resumes), "
+                                   "or pass overwrite=true to start it again")
+        atomic_write_json(path, self.config)
+
+    def _clear(self) -> None:
+        import shutil
+
+        for p in self.out.iterdir():
+            if p.name == FolderLock.name:
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def path(self, rel: str | Path) -> Path:
+        return self.out / rel
+
+    # -- checkpoints
+    def save_checkpoint(self, rel: str | Path, model, meta: Mapping[str, Any]) -> Path:
+        """``model``'s weights plus ``meta`` (epoch, optimizer and RNG state...) and the run's
+        config, written atomically through :func:`egohod.models.checkpoint_io.write_checkpoint`."""
+        from ...models.checkpoint_io import write_checkpoint
+
+        return write_checkpoint(self.out / rel, model.state_dict(), {**meta, "config": self.config})
+
+    def load_checkpoint(self, rel: str | Path) -> tuple[dict, dict] | None:
+        """``(state_dict, meta)`` of a checkpoint this run wrote, or ``None`` if there is none.
+        Read safely (no arbitrary unpickling)."""
+        from ...models.checkpoint_io import read_checkpoint_with_meta
+
+        p = self.out / rel
+        if not p.is_file():
+            return None
+        return read_checkpoint_with_meta(p)
+
+    # -- results
+    def write_results(self, name: str, record: Mapping[str, Any], rows: list[dict],
+                      columns: list[str] | None = None) -> tuple[Path, Path]:
+        """``<out>/<name>.json`` (``record``) and ``<out>/<name>.md`` (``rows`` as a table)."""
+        from ..results import json_safe, markdown_table
+
+        js = atomic_write_text(self.out / f"{name}.json", json.dumps(json_safe(dict(record)), indent=2) + "\n")
+        md = atomic_write_text(self.out / f"{name}.md", markdown_table(rows, columns))
+        return js, md
