@@ -24,8 +24,8 @@ Use it like this (a new command adds nothing else)::
             cfg = load_config(HeadConfig, argv)
         ...
 
-Overrides use Hydra's grammar (``a.b=1``, ``xs=[1,2]``, ``x=null``, quote values holding
-``{}`` or spaces: ``templates=['a video of {}']``). An argument that is not ``key=value``, an
+Overrides use Hydra's override grammar (``a.b=1``, ``xs=[1,2]``, ``x=null``; quote values
+holding ``{}`` or commas: ``templates=['a video of {}']``). An argument that is not ``key=value``, an
 unknown key, a wrongly typed value or a missing required one raises :class:`ConfigError` (a
 ``ValueError``), whose message names the key and lists the known ones.
 
@@ -39,9 +39,9 @@ Shared settings have one name in every command: ``num_frames`` (frames per clip)
 ``out`` (the output file or folder).
 
 :func:`compose` returns the raw ``DictConfig`` for configs that choose components through Hydra
-config groups (``egohod hod``: ``detector=100doh``); :func:`load_config` is for everything else.
-Composition uses Hydra's global state, so do not call these from inside an ``@hydra.main`` app or
-from several threads at once.
+config groups (``egohod hod``: ``detector=100doh``); it uses Hydra's global state, so do not call
+it from inside an ``@hydra.main`` app. :func:`load_config` is for everything else and keeps no
+global state.
 """
 from __future__ import annotations
 
@@ -94,35 +94,34 @@ def _schema_keys(schema: type) -> list[str]:
     return [f.name for f in dataclasses.fields(schema)]
 
 
-def _check_arguments(argv: Sequence[str], known: list[str], schema_name: str) -> None:
+def _parse_overrides(argv: Sequence[str], known: list[str], schema_name: str) -> list:
+    """Hydra ``Override`` objects of ``argv``: plain ``key=value`` on a key of the schema."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     for a in argv:
         if "=" not in a:
             raise ConfigError(f"arguments are key=value; got {a!r} (known keys: {', '.join(known)})", known, argument=a)
-        key = a.split("=", 1)[0].lstrip("+~").split(".", 1)[0].split("[", 1)[0]
-        if key not in known:
+        key = a.split("=", 1)[0]
+        if key[:1] in "+~":
+            raise ConfigError(f"{a!r}: the settings are fixed by the schema; write {key.lstrip('+~')}=VALUE "
+                              f"(known keys: {', '.join(known)})", known, argument=a)
+        top = key.split(".", 1)[0]
+        if top not in known:
             import difflib
 
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(top, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Key {key!r} not in {schema_name!r}{hint} (known keys: {', '.join(known)})", known)
-
-
-def _hydra_compose(config_name: str, overrides: Sequence[str], known: Sequence[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    GlobalHydra.instance().clear()
+            raise ConfigError(f"Key {top!r} not in {schema_name!r}{hint} (known keys: {', '.join(known)})", known)
     try:
-        with initialize_config_dir(config_dir=str(config_root()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as e:
-        cause = f": {e.__cause__}" if e.__cause__ is not None else ""
-        raise ConfigError(f"{e}{cause}", known) from None
-    finally:
-        GlobalHydra.instance().clear()
+        parsed = OverridesParser.create().parse_overrides(list(argv))
+    except HydraException as e:
+        raise ConfigError(str(e), known) from None
+    for o in parsed:
+        if o.is_sweep_override():
+            raise ConfigError(f"{o.input_line!r} is a sweep; give one value (quote values holding commas: "
+                              f"key='a,b', or a list: key=[a,b])", known, argument=o.input_line)
+    return parsed
 
 
 def _check_missing(cfg, known: Sequence[str], command: str) -> None:
@@ -136,28 +135,33 @@ def _check_missing(cfg, known: Sequence[str], command: str) -> None:
 
 
 def load_config(schema: type, overrides: Sequence[str] = (), *, config: str | None = None,
-                layers: Sequence[Mapping[str, Any]] = (), command: str = "") -> Any:
-    """``schema`` defaults < ``configs/<config>.yaml`` < ``layers`` (mappings, in order) < ``overrides``
-    (``key=value`` strings) -> an instance of the dataclass ``schema``.
+                layers: Sequence[Mapping[str, Any] | Path] = (), command: str = "") -> Any:
+    """``schema`` defaults < ``configs/<config>.yaml`` < ``layers`` (mappings or YAML files, in order) < ``overrides``
+    (``key=value`` strings in Hydra's override grammar) -> an instance of the dataclass ``schema``.
 
-    ``command`` names the command in error messages. Raises :class:`ConfigError`."""
-    from hydra.core.config_store import ConfigStore
+    ``command`` names the command in error messages. Raises :class:`ConfigError`. (No Hydra
+    global state: the config groups of ``configs/`` do not capture keys such as ``encoder=``.)"""
+    import yaml
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     known = _schema_keys(schema)
-    _check_arguments(overrides, known, schema.__name__)
-    cs = ConfigStore.instance()
-    schema_node = f"_egohod_schema_{schema.__module__}.{schema.__qualname__}".replace(".", "_")
-    cs.store(name=schema_node, node=schema)
-    defaults: list[Any] = [schema_node]
-    if config is not None:
-        config_file(config)  # a clear error when it is absent
-        defaults.append(f"{config}@_here_")
-    for i, layer in enumerate(layers):
-        cs.store(name=f"_egohod_layer_{i}", node=dict(layer))
-        defaults.append(f"_egohod_layer_{i}")
-    cs.store(name="_egohod_primary", node={"defaults": [*defaults, "_self_"]})
-    cfg = _hydra_compose("_egohod_primary", overrides, known)
+    parsed = _parse_overrides(overrides, known, schema.__name__)
+    try:
+        cfg = OmegaConf.structured(schema)
+        if config is not None:
+            file_layer = OmegaConf.load(config_file(config))
+            if "defaults" in file_layer:
+                raise ConfigError(f"{config_file(config)} has a Hydra defaults list; load it with compose()", known)
+            cfg = OmegaConf.merge(cfg, file_layer)
+        for layer in layers:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(layer) if isinstance(layer, Path) else OmegaConf.create(dict(layer)))
+        for o in parsed:
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+    except (OmegaConfBaseException, ValueError, TypeError, yaml.YAMLError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e), known) from None
     _check_missing(cfg, known, command)
     try:
         return OmegaConf.to_object(cfg)
@@ -165,12 +169,27 @@ def load_config(schema: type, overrides: Sequence[str] = (), *, config: str | No
         raise ConfigError(str(e), known) from None
 
 
-def compose(config: str, overrides: Sequence[str] = (), *, command: str = ""):
-    """``configs/<config>.yaml`` composed with Hydra ``overrides``: a ``DictConfig``. The YAML names
-    its schema in its defaults list (register the schema in Hydra's ``ConfigStore`` first).
-    Raises :class:`ConfigError`."""
-    config_file(config)
-    cfg = _hydra_compose(config, overrides, ())
+def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: str = ""):
+    """``configs/<group>/<config>.yaml`` composed by Hydra with ``overrides``: a ``DictConfig``.
+    For configs that pick components through Hydra config groups (``configs/hod``:
+    ``detector=100doh``); the YAML names its schema in its defaults list (register the schemas in
+    Hydra's ``ConfigStore`` first). ``$EGOHOD_CONFIGS`` moves the root. Raises :class:`ConfigError`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    folder = config_file(f"{group}/{config}").parent
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+            cfg = hydra_compose(config_name=config, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        cause = f": {e.__cause__}" if e.__cause__ is not None else ""
+        raise ConfigError(f"{e}{cause}") from None
+    finally:
+        GlobalHydra.instance().clear()
     _check_missing(cfg, (), command)
     return cfg
 

@@ -83,8 +83,8 @@ def test_a_wheel_ships_the_configs_and_loads_them_through_the_package(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("egohod-*.whl"))
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("egohod/configs/")}
-    on_disk = {f"egohod/configs/{p.relative_to(REPO / 'configs').as_posix()}"
-               for p in (REPO / "configs").rglob("*") if p.is_file() and p.suffix in (".yaml", ".txt", ".sh")}
+    on_disk = {f"egohod/configs/{p.relative_to(src / 'configs').as_posix()}"
+               for p in (src / "configs").rglob("*") if p.is_file() and p.suffix in (".yaml", ".txt", ".sh")}
     assert on_disk and shipped == on_disk
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

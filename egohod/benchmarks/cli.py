@@ -166,6 +166,7 @@ def score_main(argv: list[str]) -> int:
 def eval_main(argv: list[str]) -> int:
     from ..data.video import VideoReadError
     from ..safe_load import CorruptFileError
+    from ..config import exit_on_config_error
     from .config import BENCHMARKS, load_eval_config
     from .protocols import run_benchmark
 
@@ -173,7 +174,8 @@ def eval_main(argv: list[str]) -> int:
         print(f"usage: egohod eval <{'|'.join(BENCHMARKS)}> encoder=NAME checkpoint=PATH data=DIR [key=value ...]",
               file=sys.stderr)
         return 2
-    cfg = load_eval_config(argv[0], argv[1:])
+    with exit_on_config_error("egohod eval"):
+        cfg = load_eval_config(argv[0], argv[1:])
     t0 = time.time()
     try:
         metrics, info = run_benchmark(cfg)
@@ -195,12 +197,14 @@ def eval_main(argv: list[str]) -> int:
 
 def extract_main(argv: list[str]) -> int:
     from ..fileio import FolderLockedError
+    from ..config import exit_on_config_error
     from .config import load_extract_config
     from .extract import FAILURES_FILE, run_extract
 
-    cfg = load_extract_config(argv)
     try:
-        index = run_extract(cfg)
+        with exit_on_config_error("egohod extract"):
+            cfg = load_extract_config(argv)
+            index = run_extract(cfg)
     except FolderLockedError as e:
         print(f"egohod extract: {e}", file=sys.stderr)
         return 2

@@ -1,27 +1,18 @@
-"""Typed configs of ``egohod eval`` and ``egohod extract`` (OmegaConf structured configs).
+"""Typed configs of ``egohod eval`` and ``egohod extract`` (loaded by :func:`egohod.config.load_config`).
 
 ``egohod eval <benchmark> key=value ...``: the dataclass defaults, then the benchmark's protocol
-file ``configs/eval/<benchmark>.yaml`` (frames, templates, video folder), then the command
-line. Unknown keys and wrongly typed values are errors that name the key.
+file ``configs/eval/<benchmark>.yaml`` (frames, templates, video folder; shipped with the
+package), then the command line. Unknown keys, wrongly typed or out-of-range values raise
+:class:`egohod.config.ConfigError` naming the key.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
+from ..config import ConfigError, load_config
+
 BENCHMARKS = ("ek100-mir", "ek100-cls", "egtea", "egomcq")
-
-# configs/eval/ at the repository root (present in a source checkout; the same values are the
-# built-in PROTOCOL_DEFAULTS below, which a test keeps in sync)
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "eval"
-
-PROTOCOL_DEFAULTS: dict[str, dict] = {
-    "ek100-mir": {"num_frames": 4, "videos": "videos", "templates": ["{}"], "mir_text": "narration"},
-    "ek100-cls": {"num_frames": 16, "videos": "videos", "templates": ["{}"], "cls_clips": "retrieval_test"},
-    "egtea": {"num_frames": 16, "videos": "cropped_clips", "templates": ["{}"]},
-    "egomcq": {"num_frames": 16, "videos": "videos", "templates": ["{}"], "chunk_seconds": 15.0},
-}
 
 
 @dataclass
@@ -66,69 +57,55 @@ class ExtractConfig:
     seed: int = 0                        # torch seed before building the encoder (random-weight runs)
 
 
-def _load(schema_cls, argv: list[str], layers=()):
-    """:func:`egohod.overrides.parse_overrides`, its errors as the exit message of the command."""
-    from ..overrides import OverrideError, parse_overrides
-
-    try:
-        return parse_overrides(schema_cls, argv, layers)
-    except OverrideError as e:
-        if e.argument is not None:
-            raise SystemExit(str(e)) from None
-        raise SystemExit(f"config error: {e}\nknown keys: {', '.join(e.known)}") from None
-
-
 def _check_device(name: str) -> None:
     from ..device import resolve_device
 
     try:
         resolve_device(name)
     except ValueError as e:
-        raise SystemExit(str(e)) from None
+        raise ConfigError(str(e)) from None
 
 
 def load_eval_config(benchmark: str, argv: list[str]) -> EvalConfig:
-    """Dataclass defaults < protocol file (``configs/eval/<benchmark>.yaml``, or the built-in
-    copy of it) < ``argv`` (``key=value``)."""
+    """Dataclass defaults < protocol file ``configs/eval/<benchmark>.yaml`` < ``argv`` (``key=value``)."""
     if benchmark not in BENCHMARKS:
-        raise SystemExit(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
-    yaml_path = CONFIG_DIR / f"{benchmark}.yaml"
-    protocol = yaml_path if yaml_path.is_file() else PROTOCOL_DEFAULTS[benchmark]
-    out = _load(EvalConfig, argv, [{"benchmark": benchmark}, protocol])
+        raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    out = load_config(EvalConfig, argv, config=f"eval/{benchmark}", layers=[{"benchmark": benchmark}],
+                      command=f"egohod eval {benchmark}")
     if out.benchmark != benchmark:
-        raise SystemExit(f"the benchmark is the subcommand ({benchmark}); drop benchmark={out.benchmark}")
+        raise ConfigError(f"the benchmark is the subcommand ({benchmark}); drop benchmark={out.benchmark}")
     _validate_eval(out)
     return out
 
 
 def _validate_eval(cfg: EvalConfig) -> None:
     if not cfg.data:
-        raise SystemExit("data=DIR is required (the folder holding the benchmark's annotation files)")
+        raise ConfigError("data=DIR is required (the folder holding the benchmark's annotation files)")
     if cfg.batch < 1 or cfg.text_batch < 1 or cfg.num_frames < 1 or cfg.slow_frames < 1:
-        raise SystemExit("batch, text_batch, num_frames and slow_frames must be >= 1")
+        raise ConfigError("batch, text_batch, num_frames and slow_frames must be >= 1")
     if cfg.precision not in ("fp32", "fp16", "bf16"):
-        raise SystemExit(f"precision must be fp32, fp16 or bf16; got {cfg.precision!r}")
+        raise ConfigError(f"precision must be fp32, fp16 or bf16; got {cfg.precision!r}")
     if cfg.mir_text not in ("narration", "sentence"):
-        raise SystemExit(f"mir_text must be 'narration' or 'sentence'; got {cfg.mir_text!r}")
+        raise ConfigError(f"mir_text must be 'narration' or 'sentence'; got {cfg.mir_text!r}")
     if cfg.cls_clips not in ("retrieval_test", "validation"):
-        raise SystemExit(f"cls_clips must be 'retrieval_test' or 'validation'; got {cfg.cls_clips!r}")
+        raise ConfigError(f"cls_clips must be 'retrieval_test' or 'validation'; got {cfg.cls_clips!r}")
     if not cfg.templates or any("{}" not in t for t in cfg.templates):
-        raise SystemExit(f"templates must be a non-empty list of strings containing '{{}}'; got {cfg.templates}")
+        raise ConfigError(f"templates must be a non-empty list of strings containing '{{}}'; got {cfg.templates}")
     if cfg.benchmark in ("ek100-mir", "egomcq") and cfg.templates != ["{}"]:
-        raise SystemExit(f"templates apply to class names (ek100-cls, egtea); {cfg.benchmark} embeds captions "
-                         f"as they are (as upstream), so templates={cfg.templates} would be ignored")
+        raise ConfigError(f"templates apply to class names (ek100-cls, egtea); {cfg.benchmark} embeds captions "
+                          f"as they are (as upstream), so templates={cfg.templates} would be ignored")
     if cfg.limit is not None and cfg.limit < 1:
-        raise SystemExit("limit must be >= 1")
+        raise ConfigError("limit must be >= 1")
     _check_device(cfg.device)
 
 
 def load_extract_config(argv: list[str]) -> ExtractConfig:
-    cfg = _load(ExtractConfig, argv)
+    cfg = load_config(ExtractConfig, argv, command="egohod extract")
     if not cfg.videos or not cfg.out:
-        raise SystemExit("videos=DIR and out=DIR are required")
+        raise ConfigError("videos=DIR and out=DIR are required")
     if cfg.stride <= 0 or (cfg.window is not None and cfg.window <= 0):
-        raise SystemExit("stride and window must be positive (seconds)")
+        raise ConfigError("stride and window must be positive (seconds)")
     if cfg.batch < 1 or (cfg.num_frames is not None and cfg.num_frames < 1):
-        raise SystemExit("batch and num_frames must be >= 1")
+        raise ConfigError("batch and num_frames must be >= 1")
     _check_device(cfg.device)
     return cfg

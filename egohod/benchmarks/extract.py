@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigError
 from ..fileio import FolderLock, atomic_write_bytes, atomic_write_text
 from .config import ExtractConfig
 
@@ -45,7 +46,7 @@ LAYOUT = "[T, D] float32; timestamps [T, 2] seconds"
 COMPARED = ("encoder", "weights", "seed", "stride", "window", "num_frames", "embed_dim", "input_spec", "layout")
 
 
-class ExtractSettingsError(SystemExit):
+class ExtractSettingsError(ConfigError):
     """``out`` already holds features made with other settings."""
 
 
@@ -62,11 +63,11 @@ def window_times(duration: float, stride: float, window: float) -> np.ndarray:
 def list_videos(root: str | Path, extensions) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
-        raise SystemExit(f"videos={root} is not a folder")
+        raise ConfigError(f"videos={root} is not a folder")
     exts = set(extensions)
     found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in exts)
     if not found:
-        raise SystemExit(f"no video files ({', '.join(sorted(exts))}) under {root}")
+        raise ConfigError(f"no video files ({', '.join(sorted(exts))}) under {root}")
     return found
 
 

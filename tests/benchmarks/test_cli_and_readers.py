@@ -9,7 +9,8 @@ import pytest
 
 from egohod.benchmarks import readers
 from egohod.benchmarks.cli import score_main
-from egohod.benchmarks.config import CONFIG_DIR, PROTOCOL_DEFAULTS, load_eval_config
+from egohod.benchmarks.config import BENCHMARKS, load_eval_config
+from egohod.config import ConfigError, config_file
 from egohod.benchmarks.readers import BenchmarkDataError
 
 from . import fixtures
@@ -161,17 +162,18 @@ def test_egomcq_reader_and_errors(tmp_path):
         readers.read_egomcq(tmp_path / "bad2.json")
 
 
-def test_protocol_yaml_files_match_builtin_defaults():
+def test_protocol_files_set_the_eval_config():
+    """The packaged configs/eval/<benchmark>.yaml is the one place the protocol defaults live."""
     from omegaconf import OmegaConf
 
-    for bench, defaults in PROTOCOL_DEFAULTS.items():
-        y = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{bench}.yaml"))
-        assert y == defaults, bench
+    for bench in BENCHMARKS:
+        defaults = OmegaConf.to_container(OmegaConf.load(config_file(f"eval/{bench}")))
+        assert defaults and "num_frames" in defaults, bench
         cfg = load_eval_config(bench, ["data=/d"])
         assert all(getattr(cfg, k) == v for k, v in defaults.items())
-    with pytest.raises(SystemExit, match="ek100-mir embeds captions as they are"):
+    with pytest.raises(ConfigError, match="ek100-mir embeds captions as they are"):
         load_eval_config("ek100-mir", ["data=/d", "templates=['#C C {}']"])
-    with pytest.raises(SystemExit, match="mir_text must be 'narration' or 'sentence'"):
+    with pytest.raises(ConfigError, match="mir_text must be 'narration' or 'sentence'"):
         load_eval_config("ek100-mir", ["data=/d", "mir_text=caption"])
-    with pytest.raises(SystemExit, match="data=DIR is required"):
+    with pytest.raises(ConfigError, match="data=DIR is required"):
         load_eval_config("egtea", [])
