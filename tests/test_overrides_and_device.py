@@ -1,11 +1,11 @@
-"""The shared ``key=value`` loader (egohod/overrides.py) and device choice (egohod/device.py)."""
+"""The shared ``key=value`` loader (egohod/config.py:load_config) and device choice (egohod/device.py)."""
 from dataclasses import dataclass, field
 
 import pytest
 import torch
 
 from egohod.device import resolve_device
-from egohod.overrides import OverrideError, parse_overrides
+from egohod.config import ConfigError, load_config
 
 
 @dataclass
@@ -18,9 +18,9 @@ class _Schema:
 def test_defaults_then_layers_then_arguments(tmp_path):
     y = tmp_path / "layer.yaml"
     y.write_text("size: 5\nname: from_yaml\n")
-    cfg = parse_overrides(_Schema, ["name=cli", "tags=[x,y]"], [{"size": 3}, y])
+    cfg = load_config(_Schema, ["name=cli", "tags=[x,y]"], layers=[{"size": 3}, y])
     assert isinstance(cfg, _Schema) and (cfg.name, cfg.size, cfg.tags) == ("cli", 5, ["x", "y"])
-    assert parse_overrides(_Schema, []) == _Schema()
+    assert load_config(_Schema, []) == _Schema()
 
 
 @pytest.mark.parametrize("argv, argument, words", [
@@ -29,8 +29,8 @@ def test_defaults_then_layers_then_arguments(tmp_path):
     (["size=big"], None, "size"),
 ])
 def test_bad_arguments_name_what_is_wrong(argv, argument, words):
-    with pytest.raises(OverrideError, match=words) as e:
-        parse_overrides(_Schema, argv)
+    with pytest.raises(ConfigError, match=words) as e:
+        load_config(_Schema, argv)
     assert e.value.argument == argument and e.value.known == ["name", "size", "tags"]
     assert isinstance(e.value, ValueError)
 

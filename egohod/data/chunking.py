@@ -154,19 +154,12 @@ def run(cfg: ChunkConfig, progress: bool = True) -> tuple[list[dict], list[tuple
     return done, failed
 
 
-def _parse(argv: list[str]) -> ChunkConfig:
-    from omegaconf import OmegaConf
-
-    schema = OmegaConf.structured(ChunkConfig)
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(schema, OmegaConf.from_dotlist(argv)))
-    except Exception as e:
-        raise SystemExit(f"chunking: {str(e).splitlines()[0]} (usage: python -m egohod.data.chunking src=VIDEOS "
-                         f"out=DIR; keys: {list(schema.keys())})") from None
-
-
 def main(argv: list[str] | None = None) -> int:
-    cfg = _parse(sys.argv[1:] if argv is None else argv)
+    from ..config import exit_on_config_error, load_config
+
+    prog = "python -m egohod.data.chunking"
+    with exit_on_config_error(prog):
+        cfg = load_config(ChunkConfig, sys.argv[1:] if argv is None else argv, command=f"{prog} src=VIDEOS out=DIR")
     done, failed = run(cfg)
     frames = sum(r["frames"] for r in done)
     print(f"{len(done)} videos chunked ({sum(r['chunks'] for r in done)} chunks, {frames} frames) under {cfg.out}; "

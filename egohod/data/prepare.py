@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigError, exit_on_config_error, load_config
 from .video import VideoReadError, VideoWriter, open_video_stream, resized_shape
 
 __all__ = ["EncodeLayout", "PrepareConfig", "TRAIN_LAYOUT", "main", "prepare_file", "run"]
@@ -116,8 +117,8 @@ def _check_layout(cfg: PrepareConfig, out: Path) -> None:
     if record.exists():
         have = json.loads(record.read_text())
         if have != want and not cfg.overwrite:
-            raise SystemExit(f"prepare: {out} holds files encoded with {have}, not {want}; "
-                             f"use another out= or overwrite=true")
+            raise ConfigError(f"prepare: {out} holds files encoded with {have}, not {want}; "
+                              f"use another out= or overwrite=true")
     out.mkdir(parents=True, exist_ok=True)
     tmp = record.with_name(".layout.json.tmp")
     tmp.write_text(json.dumps(want, indent=1))
@@ -139,7 +140,7 @@ def run(cfg: PrepareConfig, progress: bool = True) -> tuple[int, int, list[tuple
 
     src, out = Path(cfg.src), Path(cfg.out)
     if src.resolve() == out.resolve():
-        raise SystemExit("prepare: out= must differ from src=")
+        raise ConfigError("prepare: out= must differ from src=")
     files = _sources(src)
     _check_layout(cfg, out)
     jobs, skipped = [], 0
@@ -172,26 +173,20 @@ def run(cfg: PrepareConfig, progress: bool = True) -> tuple[int, int, list[tuple
     return len(jobs) - len(failed), skipped, failed
 
 
-def _parse(argv: list[str]) -> PrepareConfig:
-    from omegaconf import OmegaConf
-
-    schema = OmegaConf.structured(PrepareConfig)
-    try:
-        cfg = OmegaConf.to_object(OmegaConf.merge(schema, OmegaConf.from_dotlist(argv)))
-    except Exception as e:
-        raise SystemExit(f"prepare: {str(e).splitlines()[0]} (usage: python -m egohod.data.prepare src=CORPUS "
-                         f"out=DIR; keys: {list(schema.keys())})") from None
+def load_prepare_config(argv: list[str]) -> PrepareConfig:
+    cfg = load_config(PrepareConfig, argv, command="python -m egohod.data.prepare src=CORPUS out=DIR")
     if cfg.b_pyramid not in ("none", "strict", "normal"):
-        raise SystemExit(f"prepare: b_pyramid must be none, strict or normal, got {cfg.b_pyramid!r}")
+        raise ConfigError(f"b_pyramid must be none, strict or normal, got {cfg.b_pyramid!r}")
     if cfg.gop < 1 or cfg.bframes < 0 or cfg.workers < 1 or cfg.short_side < 0:
-        raise SystemExit(f"prepare: need gop >= 1, bframes >= 0, workers >= 1, short_side >= 0; got "
-                         f"gop={cfg.gop} bframes={cfg.bframes} workers={cfg.workers} short_side={cfg.short_side}")
+        raise ConfigError(f"need gop >= 1, bframes >= 0, workers >= 1, short_side >= 0; got "
+                          f"gop={cfg.gop} bframes={cfg.bframes} workers={cfg.workers} short_side={cfg.short_side}")
     return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = _parse(sys.argv[1:] if argv is None else argv)
-    done, skipped, failed = run(cfg)
+    with exit_on_config_error("python -m egohod.data.prepare"):
+        cfg = load_prepare_config(sys.argv[1:] if argv is None else argv)
+        done, skipped, failed = run(cfg)
     print(f"{done} files encoded, {skipped} already done, {len(failed)} failed -> {cfg.out} "
           f"(layout {json.dumps(cfg.layout())})")
     for path, reason in failed:

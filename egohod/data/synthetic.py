@@ -135,20 +135,12 @@ def make_corpus(cfg: SyntheticConfig, progress: bool = True) -> Path:
     return write_hod_csv(out / "metadata.csv", records)
 
 
-def _parse(argv: list[str]) -> SyntheticConfig:
-    from ..overrides import OverrideError, parse_overrides
-
-    try:
-        return parse_overrides(SyntheticConfig, argv)
-    except OverrideError as e:  # not key=value, unknown key, wrong type or missing out=
-        if e.argument is not None:
-            raise SystemExit(f"synthetic: arguments are key=value, got {e.argument!r}; keys: {e.known}") from None
-        raise SystemExit(f"synthetic: {str(e).splitlines()[0]} (usage: python -m egohod.data.synthetic "
-                         f"out=DIR videos=N; keys: {e.known})") from None
-
-
 def main(argv: list[str] | None = None) -> Path:
-    cfg = _parse(sys.argv[1:] if argv is None else argv)
+    from ..config import exit_on_config_error, load_config
+
+    prog = "python -m egohod.data.synthetic"
+    with exit_on_config_error(prog):
+        cfg = load_config(SyntheticConfig, sys.argv[1:] if argv is None else argv, command=f"{prog} out=DIR videos=N")
     csv_path = make_corpus(cfg)
     print(f"wrote {cfg.videos} videos ({cfg.seconds:g}s, {cfg.fps} fps, {cfg.height}x{cfg.width}, "
           f"{cfg.chunk_seconds:g}-s chunks) under {Path(cfg.out) / 'videos'} and {csv_path}")

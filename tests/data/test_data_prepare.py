@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from egohod.config import ConfigError
 from egohod.data.prepare import TRAIN_LAYOUT, PrepareConfig, main, run
 from egohod.data.video import PyAVReader, chunk_path, probe_video, read_chunked_clip, write_video
 
@@ -62,7 +63,7 @@ def test_resume_skips_finished_files_and_refuses_other_settings(corpus, tmp_path
     done, skipped, failed = run(_cfg(corpus, out), progress=False)
     assert (done, skipped, failed) == (1, 3, []) and chunk_path(out, "a", 0).stat().st_mtime_ns == stamp
     assert not list(out.rglob(".*tmp*"))
-    with pytest.raises(SystemExit, match="gop"):
+    with pytest.raises(ConfigError, match="gop"):
         run(_cfg(corpus, out, gop=30), progress=False)
 
 
