@@ -51,6 +51,8 @@ class MakeDemosConfig:
     # are the expert's own, so a cloned policy learns how the expert corrects small deviations)
     action_noise: float = 0.1
     overwrite: bool = False             # replace an existing `out` written for a different request
+    valid_ratio: float = 0.1            # share of demos in the file's mask/valid (robomimic's split)
+    split_seed: int = 0                 # seed of the mask/train / mask/valid split
 
 
 def register_configs() -> None:
@@ -69,7 +71,7 @@ def resolve_cameras(camera: Optional[str] = None, cameras: Sequence[str] | None 
         if cams and cams != [camera]:
             raise ValueError(f"camera={camera!r} and cameras={cams} disagree; give one of them")
         cams = [camera]
-    known = envs.list_cameras()
+    known = envs.list_cameras(r3m=True)
     for c in cams:
         if c not in known:
             raise ValueError(f"unknown camera {c!r}; valid cameras: {', '.join(known)}")
@@ -100,15 +102,17 @@ def check_request(task: str, cameras: Sequence[str], num_demos: int, image_size:
 
 
 def demo_file_name(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int,
-                   action_noise: float = 0.0) -> str:
+                   action_noise: float = 0.0, env_family: str = ENV_FAMILY) -> str:
     cams = "+".join(cameras) if cameras else "nocam"
     noise = f"_noise{action_noise:g}" if action_noise else ""
-    return f"{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}{noise}.hdf5"
+    family = "" if env_family == ENV_FAMILY else f"{env_family}_"  # e.g. kitchen_r3m (R3M's reset)
+    return f"{family}{task}_{cams}_{num_demos}demos_{image_size}px_seed{seed}{noise}.hdf5"
 
 
 def default_out(task: str, cameras: Sequence[str], num_demos: int, image_size: int, seed: int,
-                action_noise: float = 0.0) -> str:
-    return os.path.join("demos", demo_file_name(task, cameras, num_demos, image_size, seed, action_noise))
+                action_noise: float = 0.0, env_family: str = ENV_FAMILY) -> str:
+    return os.path.join("demos", demo_file_name(task, cameras, num_demos, image_size, seed, action_noise,
+                                                env_family))
 
 
 EXPERT_SOURCE_DIR = Path(__file__).resolve().parents[1] / "envs" / "experts"
@@ -140,11 +144,11 @@ def definition_fingerprint(task: str) -> dict:
 
 
 def demo_env_args(task: str, cameras: Sequence[str], image_size: int, seed: int, horizon: int,
-                  action_noise: float = 0.0) -> dict:
+                  action_noise: float = 0.0, env_family: str = ENV_FAMILY) -> dict:
     """The ``env_args`` record of a generated file (robomimic keys + what produced the demos)."""
     from robot.demos import kitchen_env_args
 
-    args = kitchen_env_args(f"{ENV_FAMILY}/{task}", list(cameras), image_size, horizon=horizon)
+    args = kitchen_env_args(f"{env_family}/{task}", list(cameras), image_size, horizon=horizon)
     args["generator"] = {"kind": "scripted_expert", "expert": task, "first_seed": int(seed),
                          "keeps": "successful episodes only, in seed order",
                      "action_noise": float(action_noise),
@@ -203,6 +207,18 @@ def reusable(out: str | os.PathLike, env_args: dict, num_demos: int) -> bool:
         raise ValueError(f"{out} holds {count} demos but num_demos={num_demos}; "
                          "set overwrite=true to regenerate it")
     return True
+
+
+def _ensure_robomimic_fields(path: Path, valid_ratio: float, split_seed: int) -> None:
+    """A reused file made before demo files carried next_obs and masks gets them now."""
+    import h5py
+
+    from robot.demos import add_robomimic_fields
+
+    with h5py.File(path, "r") as f:
+        complete = "mask" in f and all("next_obs" in f["data"][k] for k in f["data"] if k.startswith("demo_"))
+    if not complete:
+        add_robomimic_fields(path, valid_ratio, split_seed)
 
 
 def _count_demos(path: Path) -> int:
@@ -277,18 +293,20 @@ def attempt(env, expert, seed: int, cameras: Sequence[str], horizon: int, action
 _WORKER: dict = {}
 
 
-def make_episode_env(task: str, image_size: int, horizon: int):
-    """The env the expert episodes run (and render) in: cameras are chosen per render call."""
+def make_episode_env(task: str, image_size: int, horizon: int, env_family: str = ENV_FAMILY):
+    """The env the expert episodes run (and render) in: cameras are chosen per render call;
+    ``env_family`` picks the reset (``kitchen``, or ``kitchen_r3m`` for R3M's, envs.variants)."""
     import envs
 
-    return envs.make(f"{ENV_FAMILY}/{task}", camera=None, image_size=image_size, horizon=horizon)
+    return envs.make(f"{env_family}/{task}", camera=None, image_size=image_size, horizon=horizon)
 
 
-def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int, action_noise: float) -> None:
+def _init_worker(task: str, cameras: list[str], image_size: int, horizon: int, action_noise: float,
+                 env_family: str = ENV_FAMILY) -> None:
     from envs.experts import make_expert
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER.update(env=make_episode_env(task, image_size, horizon), expert=make_expert(task),
+    _WORKER.update(env=make_episode_env(task, image_size, horizon, env_family), expert=make_expert(task),
                    cameras=cameras, horizon=horizon, action_noise=action_noise)
 
 
@@ -298,7 +316,8 @@ def _worker_episode(seed: int):
 
 
 def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int, workers: int,
-                  horizon: int = 50, action_noise: float = 0.0) -> Iterator[tuple[int, object]]:
+                  horizon: int = 50, action_noise: float = 0.0,
+                  env_family: str = ENV_FAMILY) -> Iterator[tuple[int, object]]:
     """Yield ``(seed, episode or None)`` for seeds ``seed, seed + 1, ...`` in seed order (None
     for a failed episode). With ``workers > 1`` episodes run in that many processes, each with
     its own env and renderer; the order of what is yielded does not depend on ``workers``."""
@@ -306,7 +325,7 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
     if workers <= 1:
         from envs.experts import make_expert
 
-        env, expert = make_episode_env(task, image_size, horizon), make_expert(task)
+        env, expert = make_episode_env(task, image_size, horizon, env_family), make_expert(task)
         try:
             s = seed
             while True:
@@ -318,7 +337,7 @@ def iter_attempts(task: str, cameras: Sequence[str], image_size: int, seed: int,
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(task, cameras, image_size, horizon, action_noise))
+                               initargs=(task, cameras, image_size, horizon, action_noise, env_family))
     pending: deque = deque()
     next_seed = seed
     try:
@@ -364,8 +383,13 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
                    seed: int = 0, workers: int = 1, out: str | os.PathLike | None = None,
                    max_attempts: int | None = None, horizon: int = 50, action_noise: float = 0.0,
                    overwrite: bool = False,
-                   progress: bool = True, return_stats: bool = False, regenerate_stale: bool = False):
+                   progress: bool = True, return_stats: bool = False, regenerate_stale: bool = False,
+                   valid_ratio: float = 0.1, split_seed: int = 0, env_family: str = ENV_FAMILY):
     """Generate ``num_demos`` successful expert demos of ``task`` into ``out``; return its path.
+
+    ``env_family`` is the environment the expert runs in (``kitchen``; ``kitchen_r3m`` for
+    R3M's reset, ``protocol=r3m``); it is recorded in the file (``env_name``) and named in the
+    default file name.
 
     ``cameras`` may be empty (state-only demos: no rendering). An existing ``out`` generated for
     the same request (task, cameras, image size, horizon, first seed, action noise) with at least ``num_demos``
@@ -379,14 +403,16 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
 
     cameras = resolve_cameras(None, cameras)
     check_request(task, cameras, num_demos, image_size, workers, horizon, action_noise)
-    out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed, action_noise))
+    out = Path(out if out is not None else default_out(task, cameras, num_demos, image_size, seed, action_noise,
+                                                       env_family))
     with file_lock(out):  # a second process asking for the same file waits, then reuses it
-        env_args = demo_env_args(task, cameras, image_size, seed, horizon, action_noise)
+        env_args = demo_env_args(task, cameras, image_size, seed, horizon, action_noise, env_family)
         stats = DemoStats(task=task, cameras=list(cameras), out=str(out))
         if out.exists() and not overwrite:
             try:
                 if reusable(out, env_args, num_demos):
                     stats.kept, stats.reused = _count_demos(out), True
+                    _ensure_robomimic_fields(out, valid_ratio, split_seed)
                     return (out, stats) if return_stats else out
             except StaleDemosError as exc:
                 if not regenerate_stale:
@@ -402,9 +428,9 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
 
             bar = tqdm(total=num_demos, desc=f"{task} demos", unit="demo", file=sys.stderr)
         t0 = time.time()
-        attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon, action_noise)
+        attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon, action_noise, env_family)
         try:
-            with DemoWriter(out, env_args) as writer:
+            with DemoWriter(out, env_args, valid_ratio=valid_ratio, split_seed=split_seed) as writer:
                 for s, episode in attempts:
                     stats.attempts += 1
                     if episode is None:
@@ -437,6 +463,7 @@ def run(cfg) -> Path:
     path, stats = generate_demos(
         task=cfg.task, cameras=cameras, num_demos=cfg.num_demos, image_size=cfg.image_size,
         seed=cfg.seed, workers=cfg.workers, out=cfg.out, max_attempts=cfg.max_attempts,
-        horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True)
+        horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True,
+        valid_ratio=cfg.valid_ratio, split_seed=cfg.split_seed)
     print(summary_table(stats))
     return path

@@ -17,6 +17,7 @@ without holding every frame in memory:
 
     python -m robot.demo_sources convert kitchen_mixed-v0.hdf5 out.hdf5 --cameras left right
     python -m robot.demo_sources info out.hdf5
+    python -m robot.demo_sources robomimic-fields old.hdf5 --valid-ratio 0.1   # add next_obs + masks
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from robot.demos import (RGB_PREFIX, DemoFileError, DemoWriter, Episode, _open_hdf5,
-                         kitchen_env_args, read_demos, read_env_args)
+                         add_robomimic_fields, kitchen_env_args, read_demos, read_env_args)
 
 KITCHEN_NQ, KITCHEN_NV = 30, 29  # qpos / qvel sizes of the kitchen model
 
@@ -370,9 +371,12 @@ def iter_any_demos(path, cameras: Sequence[str] = ("default",), image_size: int 
 def convert_demos(src, dst, cameras: Sequence[str] = ("default",), image_size: int = 224,
                   env_name: str = "kitchen/microwave", task: str | None = None,
                   max_episodes: int | None = None, camera: str | None = None,
-                  env_kwargs: dict | None = None, progress: bool = True, trust_pickle: bool = False) -> dict:
+                  env_kwargs: dict | None = None, progress: bool = True, trust_pickle: bool = False,
+                  valid_ratio: float = 0.1, split_seed: int = 0) -> dict:
     """Convert a demo file of any supported format to robomimic HDF5 at ``dst`` (atomic,
-    streamed episode by episode). Returns a summary (format, demos, samples, cameras)."""
+    streamed episode by episode), with ``next_obs`` and a seeded ``mask/train`` / ``mask/valid``
+    split (``valid_ratio``, ``split_seed``) so robomimic reads it with its defaults. Returns a
+    summary (format, demos, samples, cameras, split sizes)."""
     fmt = detect_demo_format(src)
     episodes = iter_any_demos(src, cameras, image_size, env_name, task, max_episodes, camera,
                               env_kwargs, trust_pickle=trust_pickle)
@@ -389,12 +393,13 @@ def convert_demos(src, dst, cameras: Sequence[str] = ("default",), image_size: i
     size = int(frame.shape[1]) if frame is not None else image_size
     env_args = kitchen_env_args(env_name, first.cameras, size, **(env_kwargs or {}))
     env_args["source"] = {"file": str(src), "format": fmt}
-    with DemoWriter(dst, env_args) as writer:
+    with DemoWriter(dst, env_args, valid_ratio=valid_ratio, split_seed=split_seed) as writer:
         writer.append(first)
         for episode in episodes:
             writer.append(episode)
         summary = {"format": fmt, "demos": writer.num_demos, "samples": writer.num_samples,
-                   "obs_keys": writer.obs_keys, "out": str(dst)}
+                   "obs_keys": writer.obs_keys, "out": str(dst), "valid_ratio": valid_ratio,
+                   "split_seed": split_seed}
     return summary
 
 
@@ -410,6 +415,8 @@ def describe_demo_file(path) -> dict:
             names = sorted(k for k in data.keys() if k.startswith("demo_"))
             info["demos"] = len(names)
             info["total"] = int(data.attrs.get("total", -1))
+            info["masks"] = {k: len(f["mask"][k]) for k in f["mask"]} if "mask" in f else {}
+            info["next_obs"] = bool(names) and "next_obs" in data[names[0]]
             if names:
                 obs = data[names[0]]["obs"]
                 info["obs"] = {k: [list(obs[k].shape[1:]), str(obs[k].dtype)] for k in obs}
@@ -433,14 +440,27 @@ def main(argv=None) -> int:
     p_conv.add_argument("--env", default="kitchen/microwave", help="registered env used to replay")
     p_conv.add_argument("--task", default=None)
     p_conv.add_argument("--max-episodes", type=int, default=None)
+    p_conv.add_argument("--valid-ratio", type=float, default=0.1,
+                        help="fraction of demos in mask/valid (seeded split)")
+    p_conv.add_argument("--split-seed", type=int, default=0)
     p_conv.add_argument("--trust-pickle", action="store_true",
                         help="unpickle an R3M pickle without egohod's allowlist (only files you trust)")
+    p_fields = sub.add_parser("robomimic-fields",
+                              help="add next_obs and a new mask/train + mask/valid split to a file")
+    p_fields.add_argument("path")
+    p_fields.add_argument("--valid-ratio", type=float, default=0.1)
+    p_fields.add_argument("--split-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "info":
         print(json.dumps(describe_demo_file(args.path), indent=2))
+    elif args.command == "robomimic-fields":
+        split = add_robomimic_fields(args.path, args.valid_ratio, args.split_seed)
+        print(json.dumps({"file": args.path, "train": len(split["train"]),
+                          "valid": len(split["valid"])}, indent=2))
     else:
         summary = convert_demos(args.src, args.dst, args.cameras, args.image_size, args.env,
-                                args.task, args.max_episodes, args.camera, trust_pickle=args.trust_pickle)
+                                args.task, args.max_episodes, args.camera, trust_pickle=args.trust_pickle,
+                                valid_ratio=args.valid_ratio, split_seed=args.split_seed)
         print(json.dumps(summary, indent=2))
     return 0
 

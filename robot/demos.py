@@ -11,10 +11,16 @@ robomimic layout written and read here::
         rewards                 float32 [T]
         dones                   uint8   [T]
         states                  float64 [T, nq + nv]  flattened [qpos, qvel] (59 for the kitchen)
-        next_obs/<key>          (optional) obs shifted by one step, last repeated
+        next_obs/<key>          obs shifted by one step, last repeated (virtual datasets
+                                that read ``obs/<key>``: no second copy of the frames)
       demo_1/ ...
+    mask/train, mask/valid      demo names (bytes) of a seeded train/valid split
 
-``obs[t]`` is the observation before ``actions[t]`` (robomimic convention).
+``obs[t]`` is the observation before ``actions[t]`` (robomimic convention). ``next_obs`` and
+``mask/*`` are what robomimic's ``SequenceDataset`` reads: ``next_obs`` with its default config
+(``hdf5_load_next_obs=True``), the masks with ``hdf5_filter_key="train"`` /
+``hdf5_validation_filter_key="valid"``; :func:`add_robomimic_fields` adds both to a file written
+without them (older files).
 
 Writing is atomic: :class:`DemoWriter` writes ``<path>.partial-<pid>`` and renames it to ``path``
 only on a successful ``close()``; an exception inside ``with DemoWriter(...)`` deletes the partial
@@ -38,7 +44,9 @@ import numpy as np
 
 RGB_PREFIX = "rgb_"
 REQUIRED_DEMO_KEYS = ("actions", "rewards", "dones", "states", "obs")
-ROBOMIMIC_GYM_TYPE = 2  # robomimic EnvType.GYM_TYPE: the closest existing type for gym envs
+# robomimic env type of the kitchen envs: robot.integrations.robomimic registers it with
+# robomimic's env factory (robomimic's own types are 1 robosuite, 2 gym, 3 iGibson)
+KITCHEN_ENV_TYPE = 101
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 
 
@@ -90,11 +98,12 @@ class Episode:
 
 def kitchen_env_args(env_name: str, cameras: Sequence[str], image_size: int,
                      **env_kwargs) -> dict[str, Any]:
-    """``env_args`` for a kitchen demo file: robomimic's keys plus the camera/task record."""
+    """``env_args`` for a kitchen demo file: robomimic's keys (``env_kwargs`` are what
+    ``robot.integrations.robomimic.EnvKitchen`` takes) plus the camera/task record."""
     return {
         "env_name": env_name,
-        "type": ROBOMIMIC_GYM_TYPE,
-        "env_kwargs": dict(env_kwargs, image_size=image_size),
+        "type": KITCHEN_ENV_TYPE,
+        "env_kwargs": dict(env_kwargs, image_size=int(image_size), cameras=list(cameras)),
         "task": env_name.split("/", 1)[-1],
         "cameras": list(cameras),
         "image_size": int(image_size),
@@ -153,6 +162,54 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def split_demos(names: Sequence[str], valid_ratio: float, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded train/valid split of demo names: ``round(valid_ratio * n)`` validation demos
+    (at least one when ``valid_ratio > 0`` and there are two demos or more; never all of them)."""
+    if not 0.0 <= valid_ratio < 1.0:
+        raise ValueError(f"valid_ratio must be in [0, 1), got {valid_ratio}")
+    n = len(names)
+    num_valid = 0
+    if valid_ratio > 0 and n >= 2:
+        num_valid = min(max(int(round(valid_ratio * n)), 1), n - 1)
+    order = np.random.default_rng([int(seed), 0x5B117]).permutation(n)
+    valid = set(order[:num_valid].tolist())
+    return ([m for i, m in enumerate(names) if i not in valid],
+            [m for i, m in enumerate(names) if i in valid])
+
+
+def write_split_masks(h5file, valid_ratio: float, seed: int) -> dict[str, list[str]]:
+    """(Re)write ``mask/train`` and ``mask/valid`` of an open demo file; returns the split."""
+    names = _sorted_demo_names(h5file["data"], h5file.filename)
+    train, valid = split_demos(names, valid_ratio, seed)
+    mask = h5file.require_group("mask")
+    for key, demos in (("train", train), ("valid", valid)):
+        if key in mask:
+            del mask[key]
+        mask.create_dataset(key, data=np.array(demos, dtype="S"))
+    mask.attrs["valid_ratio"] = float(valid_ratio)
+    mask.attrs["split_seed"] = int(seed)
+    return {"train": train, "valid": valid}
+
+
+def write_next_obs(demo_group) -> None:
+    """``next_obs/<key>`` for every ``obs/<key>`` of a demo group: ``obs[1:]`` then the last
+    observation again, as HDF5 virtual datasets reading ``obs`` in the same file."""
+    h5py = _h5py()
+    obs = demo_group["obs"]
+    nxt = demo_group.require_group("next_obs")
+    for key in obs:
+        src_ds = obs[key]
+        if key in nxt:
+            del nxt[key]
+        t = src_ds.shape[0]
+        layout = h5py.VirtualLayout(shape=src_ds.shape, dtype=src_ds.dtype)
+        source = h5py.VirtualSource(".", src_ds.name, shape=src_ds.shape)
+        if t > 1:
+            layout[: t - 1] = source[1:]
+        layout[t - 1: t] = source[t - 1: t]
+        nxt.create_virtual_dataset(key, layout)
+
+
 class DemoWriter:
     """Append episodes to a robomimic HDF5 file that appears at ``path`` only when complete.
 
@@ -165,7 +222,8 @@ class DemoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, env_args: dict[str, Any],
-                 compression: str | None = "lzf", next_obs: bool = False):
+                 compression: str | None = "lzf", next_obs: bool = True,
+                 valid_ratio: float = 0.1, split_seed: int = 0):
         if "env_name" not in env_args:
             raise ValueError("env_args needs at least 'env_name' (see kitchen_env_args)")
         try:
@@ -178,6 +236,8 @@ class DemoWriter:
         self.partial_path = partial_path(self.path)
         self.compression = compression
         self.next_obs = next_obs
+        split_demos([], valid_ratio, split_seed)  # checks valid_ratio before any work
+        self.valid_ratio, self.split_seed = float(valid_ratio), int(split_seed)
         self._file = _h5py().File(self.partial_path, "w")
         self._data = self._file.create_group("data")
         self._count = 0
@@ -212,10 +272,7 @@ class DemoWriter:
         for key, value in episode.obs.items():
             _write_array(obs_grp, key, value, self.compression)
         if self.next_obs:
-            nxt = grp.create_group("next_obs")
-            for key, value in episode.obs.items():
-                value = np.asarray(value)
-                _write_array(nxt, key, np.concatenate([value[1:], value[-1:]]), self.compression)
+            write_next_obs(grp)
         grp.create_dataset("actions", data=episode.actions)
         grp.create_dataset("rewards", data=episode.rewards)
         grp.create_dataset("dones", data=episode.dones)
@@ -240,6 +297,7 @@ class DemoWriter:
             raise ValueError(f"no episodes were appended; {self.path} was not written")
         self._data.attrs["total"] = self._total
         self._data.attrs["env_args"] = self._env_args_json
+        write_split_masks(self._file, self.valid_ratio, self.split_seed)
         self._file.close()
         self._file = None
         os.replace(self.partial_path, self.path)
@@ -265,9 +323,11 @@ class DemoWriter:
 
 
 def write_demos(path: str | os.PathLike, episodes: Iterable[Episode], env_args: dict[str, Any],
-                compression: str | None = "lzf", next_obs: bool = False) -> Path:
+                compression: str | None = "lzf", next_obs: bool = True, valid_ratio: float = 0.1,
+                split_seed: int = 0) -> Path:
     """Write ``episodes`` to ``path`` atomically (see :class:`DemoWriter`)."""
-    with DemoWriter(path, env_args, compression=compression, next_obs=next_obs) as writer:
+    with DemoWriter(path, env_args, compression=compression, next_obs=next_obs,
+                    valid_ratio=valid_ratio, split_seed=split_seed) as writer:
         for episode in episodes:
             writer.append(episode)
     return Path(path)
@@ -377,6 +437,32 @@ def read_demos(path: str | os.PathLike, obs_keys: Sequence[str] | None = None,
         return episodes
 
 
+
+
+def add_robomimic_fields(path: str | os.PathLike, valid_ratio: float = 0.1,
+                         split_seed: int = 0) -> dict[str, list[str]]:
+    """Give an existing demo file ``next_obs`` (where missing) and a new ``mask/train`` /
+    ``mask/valid`` split, atomically (the edited copy replaces ``path`` when complete).
+    Returns the split."""
+    import shutil
+
+    path = Path(path)
+    with _open_hdf5(path) as f:  # refuses a missing, foreign or truncated file before copying
+        if "data" not in f:
+            raise DemoFileError(f"{path}: no 'data' group; not a robomimic demo file")
+    remove_stale_partials(path)
+    tmp = partial_path(path)
+    shutil.copyfile(path, tmp)
+    try:
+        with _h5py().File(tmp, "a") as f:
+            for name in _sorted_demo_names(f["data"], path):
+                if "next_obs" not in f["data"][name]:
+                    write_next_obs(f["data"][name])
+            split = write_split_masks(f, valid_ratio, split_seed)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return split
 
 
 _SOURCE_NAMES = ("read_d4rl_kitchen", "read_minari_kitchen", "read_classic_pickle",
