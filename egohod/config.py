@@ -124,6 +124,17 @@ def _parse_overrides(argv: Sequence[str], known: list[str], schema_name: str) ->
     return parsed
 
 
+def _rename(argument: str, renamed: Mapping[str, str], command: str) -> str:
+    key, sep, value = argument.partition("=")
+    if not sep or key not in renamed:
+        return argument
+    import warnings
+
+    where = f"{command}: " if command else ""
+    warnings.warn(f"{where}{key}= is deprecated; use {renamed[key]}=", FutureWarning, stacklevel=3)
+    return f"{renamed[key]}={value}"
+
+
 def _check_missing(cfg, known: Sequence[str], command: str) -> None:
     from omegaconf import OmegaConf
 
@@ -135,17 +146,22 @@ def _check_missing(cfg, known: Sequence[str], command: str) -> None:
 
 
 def load_config(schema: type, overrides: Sequence[str] = (), *, config: str | None = None,
-                layers: Sequence[Mapping[str, Any] | Path] = (), command: str = "") -> Any:
+                layers: Sequence[Mapping[str, Any] | Path] = (), command: str = "",
+                renamed: Mapping[str, str] | None = None) -> Any:
     """``schema`` defaults < ``configs/<config>.yaml`` < ``layers`` (mappings or YAML files, in order) < ``overrides``
     (``key=value`` strings in Hydra's override grammar) -> an instance of the dataclass ``schema``.
 
-    ``command`` names the command in error messages. Raises :class:`ConfigError`. (No Hydra
-    global state: the config groups of ``configs/`` do not capture keys such as ``encoder=``.)"""
+    ``command`` names the command in error messages. ``renamed`` maps old key names a command
+    still accepts to their new names (a FutureWarning says which to use). Raises
+    :class:`ConfigError`. (No Hydra global state: the config groups of ``configs/`` do not
+    capture keys such as ``encoder=``.)"""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     known = _schema_keys(schema)
+    if renamed:
+        overrides = [_rename(a, renamed, command) for a in overrides]
     parsed = _parse_overrides(overrides, known, schema.__name__)
     try:
         cfg = OmegaConf.structured(schema)

@@ -3,7 +3,7 @@
 ::
 
     egohod export encoder=egovideo_b checkpoint=base_best.pt format=onnx out=enc.onnx \\
-        [frames=4] [batch=2] [height=224] [width=224] [tol=1e-3] [opset=18] [seed=0]
+        [num_frames=4] [batch=2] [height=224] [width=224] [tol=1e-3] [opset=18] [seed=0]
 
 What is exported is the frozen encoder of ``egohod.load_encoder`` (uint8 frames in, embedding out,
 preprocessing included):
@@ -23,7 +23,7 @@ seed=seed)`` (``seed`` default 0, recorded as ``weights: random:seed=<seed>``), 
 random encoder is checked against ``load_encoder`` with the recorded seed. ``seed`` also seeds
 the random parity clips.
 
-The traced/ONNX graphs are specialised to the ``frames``, ``height`` and ``width`` given here
+The traced/ONNX graphs are specialised to the ``num_frames``, ``height`` and ``width`` given here
 (default: the variant's clip length and image size, so resizing is a no-op; give your camera's
 size to bake the resize + centre crop in). After writing, the file is loaded back (ONNX in
 onnxruntime) and run on random uint8 clips of ``batch`` and ``batch + 1`` items; the maximum
@@ -49,7 +49,7 @@ class ExportConfig:
     out: str = "???"
     format: str = "safetensors"
     checkpoint: str | None = None
-    frames: int | None = None
+    num_frames: int | None = None     # frames per clip (default: the encoder's); `frames=` is the old name
     batch: int = 2
     height: int | None = None
     width: int | None = None
@@ -59,29 +59,15 @@ class ExportConfig:
 
 
 def parse_args(argv: list[str]) -> ExportConfig:
-    """``key=value`` arguments into a validated :class:`ExportConfig` (unknown keys are errors)."""
-    from omegaconf import OmegaConf
+    """``key=value`` arguments into a validated :class:`ExportConfig`; raises
+    :class:`egohod.config.ConfigError` (a ``ValueError``) naming what to change."""
+    from .config import ConfigError, load_config
 
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(__doc__)
-        raise SystemExit(0)
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise ValueError(f"egohod export takes key=value arguments; got {bad}")
-    base = OmegaConf.structured(ExportConfig)
-    try:
-        cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(argv))
-    except Exception as e:  # omegaconf's errors name the key
-        known = ", ".join(ExportConfig.__dataclass_fields__)
-        raise ValueError(f"bad export argument: {e}. Known keys: {known}") from None
-    missing = [k for k in ("encoder", "out") if OmegaConf.is_missing(cfg, k)]
-    if missing:
-        raise ValueError(f"egohod export needs {' and '.join(f'{k}=...' for k in missing)}")
-    cfg = OmegaConf.to_object(cfg)
+    cfg = load_config(ExportConfig, argv, command="egohod export", renamed={"frames": "num_frames"})
     if cfg.format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}; got {cfg.format!r}")
+        raise ConfigError(f"format must be one of {FORMATS}; got {cfg.format!r}")
     if cfg.batch < 1:
-        raise ValueError(f"batch must be >= 1; got {cfg.batch}")
+        raise ConfigError(f"batch must be >= 1; got {cfg.batch}")
     return cfg
 
 
@@ -166,7 +152,7 @@ def load_exported(fmt: str, out: Path, cfg: ExportConfig):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reloaded = load_encoder(cfg.encoder, checkpoint=out, num_frames=cfg.frames)
+            reloaded = load_encoder(cfg.encoder, checkpoint=out, num_frames=cfg.num_frames)
         return reloaded
     if fmt == "torchscript":
         with warnings.catch_warnings():
@@ -200,10 +186,10 @@ def parity(enc, exported, cfg: ExportConfig, frames: int, height: int, width: in
 def run_export(cfg: ExportConfig) -> dict:
     from .models import load_encoder
 
-    enc = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.frames, seed=cfg.seed)
+    enc = load_encoder(cfg.encoder, checkpoint=cfg.checkpoint, num_frames=cfg.num_frames, seed=cfg.seed)
     spec = enc.input_spec
     frames, height, width = enc.num_frames, cfg.height or spec.image_size, cfg.width or spec.image_size
-    cfg.frames = frames
+    cfg.num_frames = frames
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = random_clips(cfg.batch, frames, height, width, cfg.seed)
@@ -222,10 +208,15 @@ def run_export(cfg: ExportConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(__doc__)
+        return 0
     try:
         cfg = parse_args(argv)
-    except ValueError as e:
+    except ConfigError as e:
         print(f"egohod export: {e}", file=sys.stderr)
         return 2
     result = run_export(cfg)

@@ -97,3 +97,12 @@ def test_a_wheel_ships_the_configs_and_loads_them_through_the_package(tmp_path):
     module_file, root, values = run.stdout.strip().splitlines()
     assert module_file.startswith(str(site)) and root == str((site / "egohod" / "configs").resolve())
     assert values == "cropped_clips 16"
+
+
+def test_renamed_keys_still_work_with_a_deprecation_message():
+    from egohod.export import parse_args
+
+    with pytest.warns(FutureWarning, match="egohod export: frames= is deprecated; use num_frames="):
+        cfg = parse_args(["encoder=egovideo_tiny", "out=x.onnx", "frames=2"])
+    assert cfg.num_frames == 2
+    assert parse_args(["encoder=egovideo_tiny", "out=x.onnx", "num_frames=3"]).num_frames == 3
