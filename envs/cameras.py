@@ -32,6 +32,21 @@ returning the three protocol cameras (what ``robot/train_bc.py`` accepts as ``en
 | ------- | --------------------- | -------- | ------- | --------- | --------------------------------------- |
 | ego     | (-0.3, 0.5, 2.1)      | 1.8      | 85      | -42       | hand and workspace from behind the robot: microwave, kettle, knobs, switch, cabinet handles |
 
+R3M's cameras (``left_cap2``, ``right_cap2``; ``protocol=r3m``) are model cameras, added to the
+kitchen model as mj_envs defines them (RoboHive v0.0.5, ``mj_envs/envs/relay_kitchen/assets/
+franka_kitchen.xml`` lines 57-58): fixed in the world frame at ``pos`` and turned every step to
+look at a kitchen body (MuJoCo ``mode="targetbody"``: the camera's -z axis points at the body's
+origin, its x axis stays horizontal). The robot base (0, 0, 1.8) and the desk (-0.1, 0.75, 0) sit
+where they sit in mj_envs, so the positions are copied unchanged; the target bodies move with the
+randomised desk, so these cameras follow the kitchen the way R3M's do. R3M's evaluation code
+refuses a ``default`` kitchen camera (``r3meval/utils/obs_wrappers.py`` lines 185-187: "Camera not
+supported"), and its kitchen runs use ``left_cap2`` and ``right_cap2`` only.
+
+| name       | position (m, world)  | looks at body | vertical fov |
+| ---------- | -------------------- | ------------- | ------------ |
+| left_cap2  | (-1.4, -1.0, 1.8)    | ``knob 1``    | 45 deg       |
+| right_cap2 | (1.3, -0.7, 3.4)     | ``microwave`` | 45 deg       |
+
 :func:`camera_frame` and :func:`project_points` give the pinhole geometry of a free camera as
 MuJoCo renders it (``mjv_updateCamera``: forward ``[cos(el) cos(az), cos(el) sin(az), sin(el)]``,
 up ``[-sin(el) cos(az), -sin(el) sin(az), cos(el)]``, vertical field of view
@@ -72,14 +87,34 @@ EXTRA_CAMERAS: dict[str, CameraSpec] = {
     "ego": CameraSpec("ego", lookat=(-0.3, 0.5, 2.1), distance=1.8, azimuth=85.0, elevation=-42.0),
 }
 
-# Model cameras that can also be rendered by name (not part of the protocol).
-MODEL_CAMERAS = ("left_cap", "right_cap")
+@dataclass(frozen=True)
+class TargetBodyCamera:
+    """A camera fixed in the world that looks at a body (MJCF ``mode="targetbody"``)."""
+
+    pos: tuple[float, float, float]
+    target_body: str
+    fovy: float = 45.0  # MJCF default; mj_envs sets none
+    source: str = ""
 
 
-def list_cameras(extra: bool = False) -> list[str]:
+_R3M_XML = "vikashplus/robohive v0.0.5 mj_envs/envs/relay_kitchen/assets/franka_kitchen.xml"
+# R3M's kitchen cameras, transcribed from the mj_envs XML (see the module docstring).
+R3M_MODEL_CAMERAS: dict[str, TargetBodyCamera] = {
+    "left_cap2": TargetBodyCamera((-1.4, -1.0, 1.8), "knob 1", source=f"{_R3M_XML}:57"),
+    "right_cap2": TargetBodyCamera((1.3, -0.7, 3.4), "microwave", source=f"{_R3M_XML}:58"),
+}
+# The protocol=r3m name of each view (R3M's demo folders: left_cap2/, right_cap2/).
+R3M_CAMERA_FOR_VIEW = {"left": "left_cap2", "right": "right_cap2"}
+
+# Model cameras that can also be rendered by name (left_cap / right_cap are FrankaKitchen-v1's own).
+MODEL_CAMERAS = ("left_cap", "right_cap", *R3M_MODEL_CAMERAS)
+
+
+def list_cameras(extra: bool = False, r3m: bool = False) -> list[str]:
     """The protocol cameras (``default``, ``left``, ``right``: what BC trains and evaluates on);
-    with ``extra=True`` also the extra free cameras (``ego``)."""
-    return list(CAMERAS) + (list(EXTRA_CAMERAS) if extra else [])
+    with ``extra=True`` also the extra free cameras (``ego``), with ``r3m=True`` also R3M's
+    cameras (``left_cap2``, ``right_cap2``)."""
+    return list(CAMERAS) + (list(R3M_MODEL_CAMERAS) if r3m else []) + (list(EXTRA_CAMERAS) if extra else [])
 
 
 def get_camera(name: str) -> CameraSpec:

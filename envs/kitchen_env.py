@@ -76,6 +76,11 @@ class KitchenTaskEnv(gym.Env):
         mesh_detail: fraction of the arm's visual triangles rendered (``envs.mesh_lod``).
         strict_success: also require the other articulated objects to stay where they started
             (mj_envs' strict ``solved``; see ``envs.kitchen_tasks``).
+        init_pose: ``"frankakitchen_v1"`` (this model's keyframe, gripper open) or ``"r3m"``
+            (mj_envs' ``key_qpos[1]``); see ``envs.kitchen_sim``.
+        desk_max_contacts: redraw the desk offset while the initial state has more contacts
+            (R3M: 4); ``None`` keeps the first draw.
+        kettle_follows_desk: move the kettle with the desk offset (R3M: it stays).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12.5}
@@ -96,6 +101,9 @@ class KitchenTaskEnv(gym.Env):
         render_mode: str | None = None,
         mesh_detail: float = DEFAULT_MESH_DETAIL,
         strict_success: bool = False,
+        init_pose: str = "frankakitchen_v1",
+        desk_max_contacts: int | None = None,
+        kettle_follows_desk: bool = True,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -123,7 +131,9 @@ class KitchenTaskEnv(gym.Env):
         self.mesh_detail = float(mesh_detail)
         self.default_seed = seed
         self.sim = KitchenSim(frame_skip=frame_skip, kitchen_noise=kitchen_noise,
-                              joint_noise=joint_noise, obs_noise=obs_noise)
+                              joint_noise=joint_noise, obs_noise=obs_noise, init_pose=init_pose,
+                              desk_max_contacts=desk_max_contacts,
+                              kettle_follows_desk=kettle_follows_desk)
         self._task_idx = self.sim.joint_qpos_indices(task.joints)
         self._task_site = self.sim.site_id(task.site)
         self.strict_success = bool(strict_success)

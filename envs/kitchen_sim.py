@@ -22,6 +22,20 @@ Randomisation (classic R3M protocol), all drawn from the generator passed to :me
   position (the kettle is not a child of ``desk`` in this model);
 - robot joint noise ``joint_noise * (U(0, 1) - 0.5) * (joint range)`` on the 9 robot joints
   (mj_envs ``KitchenFrankaRandom``: ``joint_noise = 0.05``), clipped to the joint limits.
+
+Options that make the reset follow R3M's ``kitchen_*-v3`` environments (RoboHive v0.0.5,
+``mj_envs/envs/relay_kitchen/kitchen_multitask_v2.py``; ``docs/robot_protocol.md`` has the table):
+
+- ``init_pose="r3m"``: the robot starts from mj_envs' ``key_qpos[1]`` / ``key_qvel[1]`` (from an RPL
+  demonstration, gripper open) instead of this model's ``key_qpos[0]`` with the gripper opened;
+- ``desk_max_contacts=4``: the desk offset is redrawn while the initial state has more than 4
+  contacts (R3M's ``KitchenFrankaRandomDesk``: ``while ncon > 4``);
+- ``kettle_follows_desk=False``: the kettle stays where the keyframe puts it (in mj_envs it is not
+  a child of the desk and is not moved); its contacts with a moved stove are what the rejection
+  above catches.
+
+The model is compiled with R3M's two cameras added (``R3M_MODEL_CAMERAS`` of ``envs.cameras``:
+fixed in the world, tracking a kitchen body, exactly as written in mj_envs' ``franka_kitchen.xml``).
 """
 from __future__ import annotations
 
@@ -36,6 +50,16 @@ N_ROBOT = 9
 DESK_BODY = "desk"
 NOMINAL_DESK_POS = np.array([-0.1, 0.75, 0.0])
 ACTION_SCALE = 2.0  # FrankaKitchen-v1: act_mid = 0, act_rng = 2
+INIT_POSES = ("frankakitchen_v1", "r3m")
+# mj_envs franka_kitchen.xml (RoboHive v0.0.5) <key> 1, robot part (7 arm joints + 2 fingers);
+# R3M's kitchen_*-v3 envs start there (kitchen_multitask_v2.py: init_qpos = key_qpos[1]).
+R3M_INIT_ROBOT_QPOS = (0.101020992, -1.76349747, 1.88974607, -2.4766171, 0.325189114, 0.82909441,
+                       1.62463629, 0.039976038, 0.0399791002)
+R3M_INIT_ROBOT_QVEL = (-0.0124094905, 0.000307730486, 0.0210558046, -0.0211170651, 0.0128676305,
+                       0.0264535546, -0.00749515183, -0.000134369839, 0.000250969693)
+# A desk draw whose contacts never drop to the limit (e.g. a limit below the resting kettle's own
+# contacts) must fail loudly instead of looping forever.
+MAX_DESK_DRAWS = 1000
 ROBOT_JOINTS = (
     "robot:panda0_joint1", "robot:panda0_joint2", "robot:panda0_joint3", "robot:panda0_joint4",
     "robot:panda0_joint5", "robot:panda0_joint6", "robot:panda0_joint7",
@@ -81,15 +105,39 @@ def robot_bounds() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(pos), np.array(vel), np.array(noise)
 
 
+def load_kitchen_model():
+    """FrankaKitchen-v1's kitchen model with R3M's cameras (``envs.cameras.R3M_MODEL_CAMERAS``)
+    added to the world body, as mj_envs' ``franka_kitchen.xml`` defines them. Cameras change no
+    physics: the compiled model has the same bodies, joints and keyframe."""
+    import mujoco
+
+    from envs.cameras import R3M_MODEL_CAMERAS
+
+    spec = mujoco.MjSpec.from_file(kitchen_model_path())
+    for name, cam in R3M_MODEL_CAMERAS.items():
+        spec.worldbody.add_camera(name=name, pos=list(cam.pos), fovy=cam.fovy,
+                                  mode=mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY, targetbody=cam.target_body)
+    return spec.compile()
+
+
 class KitchenSim:
     """Model, data, control law, state access and reset randomisation of the kitchen."""
 
     def __init__(self, frame_skip: int = FRAME_SKIP, kitchen_noise: float = 0.1,
-                 joint_noise: float = 0.05, obs_noise: float = 0.0):
+                 joint_noise: float = 0.05, obs_noise: float = 0.0, init_pose: str = "frankakitchen_v1",
+                 desk_max_contacts: int | None = None, kettle_follows_desk: bool = True):
         import mujoco
 
+        if init_pose not in INIT_POSES:
+            raise ValueError(f"init_pose={init_pose!r}: expected one of {', '.join(INIT_POSES)}")
+        if desk_max_contacts is not None and desk_max_contacts < 0:
+            raise ValueError(f"desk_max_contacts must be >= 0 or None, got {desk_max_contacts}")
         self._mj = mujoco
-        self.model = mujoco.MjModel.from_xml_path(kitchen_model_path())
+        self.model = load_kitchen_model()
+        self.init_pose = init_pose
+        self.desk_max_contacts = desk_max_contacts
+        self.kettle_follows_desk = bool(kettle_follows_desk)
+        self.desk_draws = 0  # offsets drawn by the last reset (> 1 when the contact check rejected some)
         self.data = mujoco.MjData(self.model)
         self.frame_skip = int(frame_skip)
         self.kitchen_noise = float(kitchen_noise)
@@ -100,9 +148,14 @@ class KitchenSim:
         self.ee_site_id = self.site_id(END_EFFECTOR_SITE)
         self.kettle_qpos_adr = int(self.model.jnt_qposadr[self.joint_id("kettle")])
         self.robot_range = np.array([self.model.jnt_range[self.joint_id(j)] for j in ROBOT_JOINTS])
-        # Initial state: the model's keyframe with the gripper open.
+        # Initial state: the model's keyframe with the gripper open, or R3M's robot pose.
         self.init_qpos = self.model.key_qpos[0].copy()
-        self.init_qpos[7:9] = self.robot_range[7:9, 1]
+        self.init_qvel = np.zeros(self.model.nv)
+        if init_pose == "r3m":
+            self.init_qpos[:N_ROBOT] = R3M_INIT_ROBOT_QPOS
+            self.init_qvel[:N_ROBOT] = R3M_INIT_ROBOT_QVEL
+        else:
+            self.init_qpos[7:9] = self.robot_range[7:9, 1]
         self.kitchen_offset = np.zeros(3)
         self._observed_qpos = self.init_qpos[:N_ROBOT].copy()
         self._rng = np.random.default_rng(0)
@@ -166,26 +219,52 @@ class KitchenSim:
 
     # ---------------------------------------------------------------- reset / step
     def reset(self, rng: np.random.Generator) -> None:
-        """Reset to the randomised initial state; all randomness comes from ``rng``."""
+        """Reset to the randomised initial state; all randomness comes from ``rng``.
+
+        Draw order: the desk offset, then the robot joint noise (the order of the original
+        reset, so seeds give the same states as before), then, when ``desk_max_contacts`` is set
+        and the initial state has more contacts, new desk offsets until one passes."""
         self._rng = rng
-        mj = self._mj
-        mj.mj_resetData(self.model, self.data)
-        offset = rng.uniform(-self.kitchen_noise, self.kitchen_noise, size=3) \
-            if self.kitchen_noise > 0 else np.zeros(3)
+        offset = self._draw_offset(rng)
         qpos = self.init_qpos.copy()
         if self.joint_noise > 0:
             span = self.robot_range[:, 1] - self.robot_range[:, 0]
             qpos[:N_ROBOT] += self.joint_noise * (rng.uniform(size=N_ROBOT) - 0.5) * span
             qpos[:N_ROBOT] = np.clip(qpos[:N_ROBOT], self.robot_range[:, 0],
                                      self.robot_range[:, 1])
-        qpos[self.kettle_qpos_adr:self.kettle_qpos_adr + 3] += offset
+        draw = 1
+        self._place(qpos, offset)
+        while self.desk_max_contacts is not None and self.data.ncon > self.desk_max_contacts:
+            if self.kitchen_noise == 0:
+                raise RuntimeError(f"the nominal kitchen has {self.data.ncon} contacts at reset, more than "
+                                   f"desk_max_contacts={self.desk_max_contacts}: no desk offset can pass")
+            if draw >= MAX_DESK_DRAWS:
+                raise RuntimeError(f"no desk offset with <= {self.desk_max_contacts} contacts in "
+                                   f"{MAX_DESK_DRAWS} draws; raise desk_max_contacts or lower kitchen_noise")
+            draw += 1
+            self._place(qpos, self._draw_offset(rng))
+        self.desk_draws = draw
+        self._observe()
+
+    def _draw_offset(self, rng: np.random.Generator) -> np.ndarray:
+        if self.kitchen_noise > 0:
+            return rng.uniform(-self.kitchen_noise, self.kitchen_noise, size=3)
+        return np.zeros(3)
+
+    def _place(self, qpos: np.ndarray, offset: np.ndarray) -> None:
+        """Initial state ``qpos`` (+ ``init_qvel``) with the desk at nominal + ``offset``
+        (contacts computed: ``data.ncon``)."""
+        mj = self._mj
+        mj.mj_resetData(self.model, self.data)
+        qpos = qpos.copy()
+        if self.kettle_follows_desk:
+            qpos[self.kettle_qpos_adr:self.kettle_qpos_adr + 3] += offset
         self.kitchen_offset = offset
         self.model.body_pos[self.desk_id] = NOMINAL_DESK_POS + offset
         self.data.qpos[:] = qpos
-        self.data.qvel[:] = 0.0
+        self.data.qvel[:] = self.init_qvel
         self.data.ctrl[:] = qpos[:N_ROBOT]
         mj.mj_forward(self.model, self.data)
-        self._observe()
 
     def _observe(self) -> np.ndarray:
         """Robot joint positions as the controller sees them (plus optional noise)."""

@@ -59,3 +59,49 @@ class MLPPolicy(Policy):
     def act(self, features, proprio, state=None):
         lim = self.options.action_limit
         return self(features, proprio).clamp(-lim, lim), state
+
+
+@register_policy("mlp_r3m")
+class R3MMLPPolicy(Policy):
+    """R3M's BC head, as its evaluation code builds it (facebookresearch/r3m, branch ``eval``:
+    ``evaluation/r3meval/utils/fc_network.py`` and ``gaussian_mlp.py``):
+    ``BatchNorm1d(features ++ proprio) -> [Linear, tanh] x len(hidden) -> Linear``, PyTorch's
+    default initialisation with the last layer's weight and bias then multiplied by ``last_scale``
+    (1e-2), trained with MSE on the raw demo actions (no input or action standardisation: the
+    BatchNorm is the only input scaling; ``BC(set_transforms=False)``). Evaluation acts with the
+    mean (``eval_mode=True``), here clipped to ``action_limit`` as the env clips anyway."""
+
+    seq_len = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        hidden: tuple = (256, 256)
+        last_scale: float = 1e-2
+        action_limit: float = 1.0
+
+    def __init__(self, feature_dim, proprio_dim, action_dim, options: "R3MMLPPolicy.Options"):
+        super().__init__(feature_dim, proprio_dim, action_dim, options)
+        d = feature_dim + proprio_dim
+        self.bn = nn.BatchNorm1d(d)
+        sizes = (d, *(int(h) for h in options.hidden), action_dim)
+        self.fc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        with torch.no_grad():
+            self.fc[-1].weight.mul_(options.last_scale)
+            self.fc[-1].bias.mul_(options.last_scale)
+
+    def forward(self, features: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """Actions (raw, not clipped)."""
+        x = torch.cat([features, proprio], dim=-1) if self.proprio_dim else features
+        lead = x.shape[:-1]
+        out = self.bn(x.reshape(-1, x.shape[-1]))
+        for layer in self.fc[:-1]:
+            out = torch.tanh(layer(out))
+        return self.fc[-1](out).reshape(*lead, self.action_dim)
+
+    def loss(self, features, proprio, actions):
+        return nn.functional.mse_loss(self(features, proprio), actions)
+
+    @torch.no_grad()
+    def act(self, features, proprio, state=None):
+        lim = self.options.action_limit
+        return self(features, proprio).clamp(-lim, lim), state

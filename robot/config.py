@@ -17,6 +17,14 @@ from omegaconf import MISSING
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 
 
+# Seeds of the held-out re-evaluation of the best checkpoint ([HELDOUT_SEED, HELDOUT_SEED + 100_000)):
+# disjoint from demo seeds ([0, 100_000)), evaluation seeds ([100_000, 200_000)), corpus seeds
+# ([1_000_000, 1_100_000), robot/corpus.py) and evaluation padding (10_000_000 above a last seed).
+HELDOUT_SEED = 5_000_000
+SEED_SCHEDULES = ("fixed", "per_epoch")
+SUCCESS_RULES = ("task", "strict")
+
+
 @dataclass
 class EncoderConfig:
     name: str = MISSING               # a registered encoder (egohod.list_encoders()) or "state"
@@ -35,6 +43,7 @@ class EnvConfig:
     horizon: int = 50                 # control steps per evaluation episode
     kitchen_noise: float = 0.1        # desk position randomisation U(-x, x)^3 (R3M protocol)
     joint_noise: float = 0.05         # initial joint noise
+    success: str = "task"             # task: the task joint within its threshold; strict: also every other object joint where it started (R3M)
 
 
 @dataclass
@@ -63,7 +72,10 @@ class EvalConfig:
     every: int = 1000                 # evaluate every k training steps (and after the last step)
     episodes: int = 50
     num_envs: int = 2                 # parallel environment processes
-    seed: int = 100000                # episode i of every evaluation uses seed `seed + i`
+    seed: int = 100000                # episode i of every evaluation uses seed `seed + i` (seed_schedule=fixed)
+    seed_schedule: str = "fixed"      # fixed: the same seeds every evaluation; per_epoch: R3M's seed + run seed + epoch + i
+    heldout_seed: int = HELDOUT_SEED  # best_heldout: the best checkpoint re-run on seeds heldout_seed + i
+    heldout_episodes: int = 50        # episodes of the best_heldout evaluation (0: skip it)
     videos: int = 3                   # rollout mp4s of the first episodes after the final evaluation
     encode_batch: int = 64
 
@@ -92,6 +104,7 @@ class TrainBCConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     seed: int = 0
+    protocol: str = "egohod"          # set by the protocol group (configs/protocol/): egohod | r3m
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     out_dir: str = MISSING
     resume: bool = True               # continue from out_dir/checkpoints/last when it exists
@@ -139,6 +152,16 @@ def validate(cfg) -> None:
     need(cfg.eval.num_envs >= 1, f"eval.num_envs must be >= 1, got {cfg.eval.num_envs}")
     need(cfg.eval.videos >= 0, f"eval.videos must be >= 0, got {cfg.eval.videos}")
     need(cfg.env.horizon >= 1, f"env.horizon must be >= 1, got {cfg.env.horizon}")
+    need(cfg.env.success in SUCCESS_RULES,
+         f"env.success={cfg.env.success!r}: expected 'task' (the task joint within its threshold) or 'strict' "
+         "(also every other object joint where it started, R3M's rule)")
+    need(cfg.eval.seed_schedule in SEED_SCHEDULES,
+         f"eval.seed_schedule={cfg.eval.seed_schedule!r}: expected 'fixed' (the same seeds every evaluation) or "
+         "'per_epoch' (R3M's: seeds shift with the training epoch)")
+    need(cfg.eval.heldout_episodes >= 0, f"eval.heldout_episodes must be >= 0, got {cfg.eval.heldout_episodes}")
+    need(cfg.eval.heldout_seed >= HELDOUT_SEED,
+         f"eval.heldout_seed={cfg.eval.heldout_seed} is below {HELDOUT_SEED}: it could meet demo, evaluation or "
+         "corpus seeds (robot/config.py HELDOUT_SEED)")
     need(cfg.wandb.mode in ("offline", "online", "disabled"),
          f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
     need(cfg.device == "auto" or cfg.device == "cpu" or str(cfg.device).startswith("cuda"),

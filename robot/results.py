@@ -7,10 +7,21 @@
                  "frames", ...},
      "label": "egovideo_tiny (RANDOM WEIGHTS, seed 0)",
      "env": {"task", "camera", ...}, "demos": {"num", "path", "sha256"}, "policy": {...}, "seed": 0,
-     "evals": [{"step", "success_rate", "episodes": [{"seed", "success", "steps", "success_step",
+     "evals": [{"step", "success_rate", "seed0", "episodes": [{"seed", "success", "steps", "success_step",
                 "solved_steps"}, ...]}, ...],
      "best": {"step", "success_rate"}, "final": {"step", "success_rate"},
+     "best_heldout": {"step", "success_rate", "seeds": [first, last], "checkpoint", "episodes": [...]},
      "train": {"steps", "loss", "seconds"}, "complete": true}
+
+Three numbers per run, because they answer different questions:
+
+- ``best``: the maximum over the periodic evaluations, as R3M reports it (``max_success`` in its
+  ``train_loop.py``). The evaluation that picks the checkpoint also scores it, so it is an
+  optimistic estimate (the maximum of ~20 noisy 50-episode rates).
+- ``final``: the last evaluation (no selection).
+- ``best_heldout``: the checkpoint ``best`` names, re-evaluated on episode seeds that no evaluation,
+  demo or corpus episode uses (``robot.config.HELDOUT_SEED``: ``[5_000_000, 5_100_000)``), an
+  unbiased estimate of the selected policy.
 """
 from __future__ import annotations
 
@@ -46,6 +57,19 @@ class RunResults:
         self.data["best"] = {"step": best["step"], "success_rate": best["success_rate"]}
         last = self.evals[-1]
         self.data["final"] = {"step": last["step"], "success_rate": last["success_rate"]}
+
+    def set_heldout(self, step: int, result: dict, seeds: list[int], checkpoint: str) -> None:
+        """The held-out re-evaluation of the checkpoint of ``step`` (must be the ``best`` step)."""
+        if self.data.get("best") is None or self.data["best"]["step"] != step:
+            raise ValueError(f"best_heldout must re-evaluate the best checkpoint (step "
+                             f"{(self.data.get('best') or {}).get('step')}), got step {step}")
+        used = {ep["seed"] for e in self.evals for ep in e.get("episodes", [])}
+        held = {ep["seed"] for ep in result["episodes"]}
+        if used & held:
+            raise ValueError(f"held-out seeds {sorted(used & held)[:5]}... were used by the evaluations "
+                             "that chose the checkpoint")
+        self.data["best_heldout"] = {"step": step, "success_rate": result["success_rate"], "seeds": list(seeds),
+                                     "checkpoint": str(checkpoint), "episodes": result["episodes"]}
 
     def save(self, path: str | Path) -> None:
         atomic_write_bytes(Path(path), json.dumps(self.data, indent=1).encode())
@@ -131,12 +155,16 @@ def summary_rows(runs: list[dict]) -> list[dict]:
         rs = groups[key]
         best = [100 * r["best"]["success_rate"] for r in rs]
         final = [100 * r["final"]["success_rate"] for r in rs]
+        held = [100 * r["best_heldout"]["success_rate"] for r in rs if r.get("best_heldout")]
         rows.append({"encoder": key[0], "weights": key[1], "weights_id": key[2], "task": key[3], "camera": key[4],
                      "demos": key[5], "policy": key[6], "seeds": sorted(r.get("seed") for r in rs),
                      "episodes": sorted({len(r["evals"][-1]["episodes"]) for r in rs}),
                      "incomplete": sum(not r.get("complete") for r in rs),
                      "checkpoint": rs[0]["encoder"].get("checkpoint"),
-                     "best": _mean(best), "best_std": _std(best), "final": _mean(final), "final_std": _std(final)})
+                     "best": _mean(best), "best_std": _std(best), "final": _mean(final), "final_std": _std(final),
+                     # over the seeds that carry it (runs from before best_heldout, or with it off, do not)
+                     "best_heldout": _mean(held) if held else None, "best_heldout_std": _std(held),
+                     "heldout_seeds": len(held)})
     return rows
 
 
@@ -159,23 +187,32 @@ def _pm(mean: float, std: float | None) -> str:
 _WEIGHTS_LABEL = {"random": "RANDOM WEIGHTS", "none": "privileged state", "pretrained": "pretrained"}
 
 
+def _pm_heldout(row: dict) -> str:
+    if row["best_heldout"] is None:
+        return "n/a"
+    missing = len(row["seeds"]) - row["heldout_seeds"]
+    return _pm(row["best_heldout"], row["best_heldout_std"]) + (f" ({missing} seed(s) without)" if missing else "")
+
+
 def summary_table(runs: list[dict]) -> str:
     """Markdown table: one row per (encoder, weights, task, camera, demos, policy), success
     mean ± std (percent, sample std; no ± for a single seed) over seeds of the best and the
-    final evaluation."""
-    lines = ["| encoder | weights | task | camera | demos | policy | seeds | episodes | best success (%) | final success (%) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    final evaluation and of the best checkpoint on held-out seeds (see the module docstring)."""
+    lines = ["| encoder | weights | task | camera | demos | policy | seeds | episodes | best success (%) | "
+             "final success (%) | best_heldout success (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary_rows(runs):
         weights = _WEIGHTS_LABEL[row["weights"]] + (f" {row['weights_id']}" if row["weights"] == "pretrained" else "")
         note = f" ({row['incomplete']} incomplete)" if row["incomplete"] else ""
         lines.append(f"| {row['encoder']} | {weights} | {row['task']} | {row['camera']} | {row['demos']} | "
                      f"{row['policy']} | {len(row['seeds'])}{note} | {'/'.join(map(str, row['episodes']))} | "
-                     f"{_pm(row['best'], row['best_std'])} | {_pm(row['final'], row['final_std'])} |")
+                     f"{_pm(row['best'], row['best_std'])} | {_pm(row['final'], row['final_std'])} | "
+                     f"{_pm_heldout(row)} |")
     return "\n".join(lines)
 
 
 def plot_summary(rows: list[dict], path: str | Path, title: str = "") -> None:
-    """Bar chart of best and final success per row (error bars: std over seeds)."""
+    """Bar chart of best, final and best_heldout success per row (error bars: std over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,9 +221,9 @@ def plot_summary(rows: list[dict], path: str | Path, title: str = "") -> None:
     labels = [f"{r['encoder']}\n{_WEIGHTS_LABEL[r['weights']]}" for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(rows), 3.8), dpi=120)
-    for k, (what, off) in enumerate((("best", -0.2), ("final", 0.2))):
-        ax.bar([i + off for i in x], [r[what] for r in rows], width=0.38, label=what,
-               yerr=[r[f"{what}_std"] or 0.0 for r in rows], capsize=3, color=("C0", "C1")[k])
+    for k, (what, off) in enumerate((("best", -0.27), ("final", 0.0), ("best_heldout", 0.27))):
+        ax.bar([i + off for i in x], [r.get(what) or 0.0 for r in rows], width=0.26, label=what,
+               yerr=[r.get(f"{what}_std") or 0.0 for r in rows], capsize=3, color=("C0", "C1", "C2")[k])
     ax.set_xticks(list(x), labels, fontsize=8)
     for tick, r in zip(ax.get_xticklabels(), rows):
         if r["weights"] == "random":

@@ -47,7 +47,8 @@ def env_id(env_cfg) -> str:
 
 
 def env_kwargs(env_cfg) -> dict:
-    return {"kitchen_noise": float(env_cfg.kitchen_noise), "joint_noise": float(env_cfg.joint_noise)}
+    return {"kitchen_noise": float(env_cfg.kitchen_noise), "joint_noise": float(env_cfg.joint_noise),
+            "strict_success": getattr(env_cfg, "success", "task") == "strict"}
 
 
 def check_env(env_cfg) -> None:
@@ -57,9 +58,22 @@ def check_env(env_cfg) -> None:
     if env_id(env_cfg) not in known:
         raise ConfigError(f"env.task={env_cfg.task!r}: no environment {env_id(env_cfg)!r}; "
                           f"known: {', '.join(k.split('/', 1)[1] for k in known)}")
-    cams = envs.list_cameras()
+    cams = envs.list_cameras(r3m=True)
     if env_cfg.camera not in cams:
         raise ConfigError(f"env.camera={env_cfg.camera!r} is not a camera; choose one of {', '.join(cams)}")
+
+
+def check_protocol(cfg) -> None:
+    """``protocol=r3m`` runs R3M's cameras only: a view named as in this package's protocol is an
+    error naming R3M's camera for it (R3M's code refuses a default kitchen camera)."""
+    from envs.cameras import R3M_CAMERA_FOR_VIEW, R3M_MODEL_CAMERAS
+
+    if cfg.get("protocol", "egohod") == "r3m" and cfg.env.camera not in R3M_MODEL_CAMERAS:
+        hint = R3M_CAMERA_FOR_VIEW.get(cfg.env.camera)
+        raise ConfigError(f"protocol=r3m: env.camera={cfg.env.camera!r} is not one of R3M's cameras "
+                          f"({', '.join(R3M_MODEL_CAMERAS)}); "
+                          + (f"set env.camera={hint}" if hint else "R3M's kitchen runs have no default camera")
+                          + " (or drop protocol=r3m)")
 
 
 # --- demos ----------------------------------------------------------------------------------
@@ -102,7 +116,7 @@ def generated_demos_path(cfg, cameras: list[str]) -> Path:
     from robot.demo_gen import demo_file_name
 
     return Path(cfg.demos.cache_dir) / demo_file_name(cfg.env.task, cameras, cfg.demos.num, cfg.env.image_size,
-                                                      cfg.demos.seed, cfg.demos.action_noise)
+                                                      cfg.demos.seed, cfg.demos.action_noise, cfg.env.name)
 
 
 def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
@@ -122,7 +136,8 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
         f"{cfg.env.image_size}px, seed {cfg.demos.seed}, action noise {cfg.demos.action_noise:g}) -> {out}")
     path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
                           image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
-                          horizon=cfg.env.horizon, action_noise=cfg.demos.action_noise, regenerate_stale=True)
+                          horizon=cfg.env.horizon, action_noise=cfg.demos.action_noise, regenerate_stale=True,
+                          env_family=cfg.env.name)
     return Path(path)
 
 
@@ -235,6 +250,7 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
     name = policy_cfg.pop("name")
     policy_options(name, policy_cfg)  # unknown policy / option -> error now
     check_env(cfg.env)
+    check_protocol(cfg)
     encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.frames, str(device),
                                 state_index=state_index(cfg), seed=encoder_seed(cfg))
     if encoder.info.random_weights:
@@ -280,7 +296,10 @@ def results_header(cfg, prep: Prepared, policy) -> dict:
                   "steps": prep.data.num_steps},
         "policy": policy.describe(),
         "seed": cfg.seed,
-        "eval_protocol": {"episodes": cfg.eval.episodes, "every": cfg.eval.every, "seed": cfg.eval.seed},
+        "protocol": cfg.get("protocol", "egohod"),
+        "eval_protocol": {"episodes": cfg.eval.episodes, "every": cfg.eval.every, "seed": cfg.eval.seed,
+                          "seed_schedule": cfg.eval.seed_schedule, "success": cfg.env.success,
+                          "heldout_seeds": heldout_seeds(cfg.eval)},
     }
 
 
@@ -454,6 +473,7 @@ def _run(cfg, out: Path, r: _Run) -> dict:
                     env_kwargs(cfg.env))
     try:
         _loop(cfg, out, r, pool, wb)
+        _best_heldout(cfg, out, r, pool)
         _final_videos(cfg.eval, cfg.env, prep.encoder, r.policy, out, r.device, log)
         results.data["complete"] = True
         results.data["timing"]["feature_seconds"] = round(prep.feature_seconds, 2)
@@ -462,8 +482,10 @@ def _run(cfg, out: Path, r: _Run) -> dict:
     finally:
         pool.close()
         wb.finish()
+    held = results.data.get("best_heldout")
+    held_txt = f", best_heldout {100 * held['success_rate']:.1f}%" if held else ""
     log(f"\n[bold]{label}[/]: best {100 * results.data['best']['success_rate']:.1f}% "
-        f"(step {results.data['best']['step']}), final {100 * results.data['final']['success_rate']:.1f}%  "
+        f"(step {results.data['best']['step']}), final {100 * results.data['final']['success_rate']:.1f}%{held_txt}  "
         f"-> {out / 'results.json'}")
     print(summary_table([results.data]), flush=True)
     return results.data
@@ -523,7 +545,9 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
         if step % cfg.eval.every == 0 or step == cfg.train.steps:
             train_seconds += time.perf_counter() - t_start
             t_eval = time.perf_counter()
-            res = evaluate(policy, prep.encoder, pool, cfg.eval.episodes, cfg.eval.seed, device, desc=f"eval@{step}")
+            seed0 = eval_seed0(cfg, step, data.num_steps)
+            res = evaluate(policy, prep.encoder, pool, cfg.eval.episodes, seed0, device, desc=f"eval@{step}")
+            res["seed0"] = seed0
             eval_seconds += time.perf_counter() - t_eval
             results.add_eval(step, res)
             results.data["train"] = {"steps": step, "loss": loss, "seconds": round(train_seconds, 2)}
@@ -539,6 +563,46 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
     torch.set_num_threads(threads)
     if "timing" not in results.data:
         results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)}
+
+
+def eval_seed0(cfg, step: int, num_samples: int) -> int:
+    """First episode seed of the evaluation after ``step`` updates. ``fixed``: ``eval.seed`` every
+    time. ``per_epoch`` (R3M's ``train_loop.py``: ``base_seed = seed + epoch``): ``eval.seed + seed +
+    epoch``, where ``epoch`` is the 0-based BC epoch (``num_samples // batch_size`` updates) in which
+    the evaluation falls; offset by ``eval.seed`` so that the seeds stay clear of the demo seeds."""
+    if cfg.eval.seed_schedule == "fixed":
+        return int(cfg.eval.seed)
+    per_epoch = max(1, num_samples // cfg.train.batch_size)
+    epoch = -(-step // per_epoch) - 1  # ceil(step / per_epoch) - 1
+    return int(cfg.eval.seed + cfg.seed + epoch)
+
+
+def heldout_seeds(eval_cfg) -> list[int] | None:
+    """``[first, last]`` episode seeds of the best_heldout evaluation (None when it is off)."""
+    if not eval_cfg.heldout_episodes:
+        return None
+    return [int(eval_cfg.heldout_seed), int(eval_cfg.heldout_seed + eval_cfg.heldout_episodes - 1)]
+
+
+def _best_heldout(cfg, out: Path, r: _Run, pool: EvalEnvs) -> None:
+    """Re-evaluate the best checkpoint (the evaluation ``best`` names) on the held-out seeds, which
+    no evaluation used to choose it; stored as ``best_heldout`` (kept when resuming finds it done)."""
+    results = r.results
+    best = results.data.get("best")
+    if not cfg.eval.heldout_episodes or best is None:
+        return
+    done = results.data.get("best_heldout")
+    if done and done.get("step") == best["step"] and done.get("seeds") == heldout_seeds(cfg.eval):
+        return
+    ckpt = load_checkpoint(out / "checkpoints" / f"{best['step']:07d}")
+    policy = build_policy_from_checkpoint(ckpt).to(r.device)
+    res = evaluate(policy, r.prep.encoder, pool, cfg.eval.heldout_episodes, cfg.eval.heldout_seed, r.device,
+                   desc=f"heldout@{best['step']}")
+    results.set_heldout(best["step"], res, heldout_seeds(cfg.eval), ckpt["path"])
+    results.save(out / "results.json")
+    r.log(f"best_heldout: checkpoint of step {best['step']} on seeds {cfg.eval.heldout_seed}.."
+          f"{cfg.eval.heldout_seed + cfg.eval.heldout_episodes - 1}: {100 * res['success_rate']:.1f}% "
+          f"(best on the evaluation seeds: {100 * best['success_rate']:.1f}%)")
 
 
 def _final_videos(eval_cfg: EvalConfig, env_cfg: EnvConfig, encoder: ObsEncoder, policy, out: Path, device,
@@ -635,7 +699,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     finally:
         pool.close()
     header = {k: v for k, v in ckpt["results"].items() if k not in ("evals", "best", "final", "train", "complete",
-                                                                       "timing")}
+                                                                       "timing", "best_heldout")}
     results = RunResults(header)
     results.add_eval(int(ckpt["step"]), res)
     results.data["complete"] = True

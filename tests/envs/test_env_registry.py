@@ -9,7 +9,9 @@ ALL_TASKS = ["bottom_burner", "hinge_cabinet", "kettle", "knob", "light_switch",
 
 
 def test_list_envs_has_every_task():
-    assert envs.list_envs() == [f"kitchen/{t}" for t in ALL_TASKS]
+    assert envs.list_envs("kitchen/*") == [f"kitchen/{t}" for t in ALL_TASKS]
+    r3m = ["hinge_cabinet", "knob", "light_switch", "microwave", "slide_cabinet"]  # R3M's five tasks, R3M's reset
+    assert envs.list_envs() == sorted([f"kitchen/{t}" for t in ALL_TASKS] + [f"kitchen_r3m/{t}" for t in r3m])
     assert envs.list_envs("kitchen/*burner") == ["kitchen/bottom_burner", "kitchen/top_burner"]
 
 

@@ -12,12 +12,12 @@ SMALL = {
 }
 
 
-def test_registry_lists_the_three_heads():
-    assert list_policies() == ["gmm", "mlp", "rnn"]
+def test_registry_lists_the_heads():
+    assert list_policies() == ["gmm", "mlp", "mlp_r3m", "rnn"]
 
 
 def test_unknown_policy_and_option_are_clear_errors():
-    with pytest.raises(KeyError, match=r"unknown policy 'transformer'.*gmm, mlp, rnn"):
+    with pytest.raises(KeyError, match=r"unknown policy 'transformer'.*gmm, mlp, mlp_r3m, rnn"):
         create_policy("transformer", 8, 9, 9)
     with pytest.raises(ValueError, match=r"policy 'mlp': unknown option\(s\) \['hiden'\].*accepted options"):
         policy_options("mlp", {"hiden": [1]})
