@@ -51,6 +51,8 @@ class MakeDemosConfig:
     # are the expert's own, so a cloned policy learns how the expert corrects small deviations)
     action_noise: float = 0.1
     overwrite: bool = False             # replace an existing `out` written for a different request
+    valid_ratio: float = 0.1            # share of demos in the file's mask/valid (robomimic's split)
+    split_seed: int = 0                 # seed of the mask/train / mask/valid split
 
 
 def register_configs() -> None:
@@ -205,6 +207,18 @@ def reusable(out: str | os.PathLike, env_args: dict, num_demos: int) -> bool:
         raise ValueError(f"{out} holds {count} demos but num_demos={num_demos}; "
                          "set overwrite=true to regenerate it")
     return True
+
+
+def _ensure_robomimic_fields(path: Path, valid_ratio: float, split_seed: int) -> None:
+    """A reused file made before demo files carried next_obs and masks gets them now."""
+    import h5py
+
+    from robot.demos import add_robomimic_fields
+
+    with h5py.File(path, "r") as f:
+        complete = "mask" in f and all("next_obs" in f["data"][k] for k in f["data"] if k.startswith("demo_"))
+    if not complete:
+        add_robomimic_fields(path, valid_ratio, split_seed)
 
 
 def _count_demos(path: Path) -> int:
@@ -370,7 +384,7 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
                    max_attempts: int | None = None, horizon: int = 50, action_noise: float = 0.0,
                    overwrite: bool = False,
                    progress: bool = True, return_stats: bool = False, regenerate_stale: bool = False,
-                   env_family: str = ENV_FAMILY):
+                   valid_ratio: float = 0.1, split_seed: int = 0, env_family: str = ENV_FAMILY):
     """Generate ``num_demos`` successful expert demos of ``task`` into ``out``; return its path.
 
     ``env_family`` is the environment the expert runs in (``kitchen``; ``kitchen_r3m`` for
@@ -398,6 +412,7 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
             try:
                 if reusable(out, env_args, num_demos):
                     stats.kept, stats.reused = _count_demos(out), True
+                    _ensure_robomimic_fields(out, valid_ratio, split_seed)
                     return (out, stats) if return_stats else out
             except StaleDemosError as exc:
                 if not regenerate_stale:
@@ -415,7 +430,7 @@ def generate_demos(task: str, cameras: Sequence[str], num_demos: int, image_size
         t0 = time.time()
         attempts = iter_attempts(task, cameras, image_size, seed, workers, horizon, action_noise, env_family)
         try:
-            with DemoWriter(out, env_args) as writer:
+            with DemoWriter(out, env_args, valid_ratio=valid_ratio, split_seed=split_seed) as writer:
                 for s, episode in attempts:
                     stats.attempts += 1
                     if episode is None:
@@ -448,6 +463,7 @@ def run(cfg) -> Path:
     path, stats = generate_demos(
         task=cfg.task, cameras=cameras, num_demos=cfg.num_demos, image_size=cfg.image_size,
         seed=cfg.seed, workers=cfg.workers, out=cfg.out, max_attempts=cfg.max_attempts,
-        horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True)
+        horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True,
+        valid_ratio=cfg.valid_ratio, split_seed=cfg.split_seed)
     print(summary_table(stats))
     return path
