@@ -6,6 +6,7 @@ arguments (Hydra/OmegaConf dotlist style)::
     egohod eval ek100-mir encoder=egovideo_b checkpoint=... data=...
     egohod extract encoder=egovideo_b videos=DIR stride=...
     egohod hod run ...
+    egohod head segmentation data=DIR features=DIR head=mstcn split=all out=DIR
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ COMMANDS = {
     "eval": ("egohod.benchmarks.cli", "eval_main", "zero-shot evaluation on an egocentric benchmark"),
     "extract": ("egohod.benchmarks.cli", "extract_main", "per-video features for NLQ/MQ/segmentation"),
     "hod": ("egohod.hod.cli", "main", "HOD pipeline: detect -> dynamics -> narrate -> style filter"),
+    "head": ("egohod.benchmarks.heads.cli", "main", "train heads on frozen features: segmentation (+ nlq, mq)"),
     "models": ("egohod.cli", "models_main", "list registered models and encoders"),
 }
 

@@ -27,7 +27,8 @@ __all__ = ["HEADS", "register_head", "get_head_class", "heads_for_task", "head_o
 # optional ones may be absent from a checkout (a missing module is skipped).
 HEADS = Registry(
     "head",
-    builtins=("egohod.benchmarks.heads.mstcn", "egohod.benchmarks.heads.asformer"),
+    builtins=("egohod.benchmarks.heads.segmentation_head", "egohod.benchmarks.heads.mstcn",
+              "egohod.benchmarks.heads.asformer"),
     optional_builtins=("egohod.benchmarks.heads.nlq", "egohod.benchmarks.heads.nlq_vslnet",
                        "egohod.benchmarks.heads.mq", "egohod.benchmarks.heads.mq_head"),
     name_attr="head_name",

@@ -83,35 +83,19 @@ def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapp
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise HeadConfigError(f"missing required setting(s) {missing}; pass them as key=value")
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        out = OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise HeadConfigError(f"{e}\nknown keys: {', '.join(f.name for f in dataclasses.fields(schema))}") from None
     finally:
         GlobalHydra.instance().clear()
-    head = plain.get("head")
+    head = getattr(out, "head", None)
     if isinstance(head, dict):
         try:
-            plain["head"] = dataclasses.asdict(head_options(str(head.get("name")), head, task=task)) | {
-                "name": head["name"]}
+            out.head = {"name": head.get("name"),
+                        **dataclasses.asdict(head_options(str(head.get("name")), head, task=task))}
         except (KeyError, ValueError, TypeError) as e:
             raise HeadConfigError(str(e).strip('"')) from None
-    try:
-        return _to_dataclass(schema, plain)
-    except TypeError as e:
-        raise HeadConfigError(str(e)) from None
-
-
-def _to_dataclass(schema: type, values: dict) -> Any:
-    """``values`` (plain containers) into ``schema``, nested dataclass fields included."""
-    kwargs = {}
-    for f in dataclasses.fields(schema):
-        if f.name not in values:
-            continue
-        v = values[f.name]
-        sub = f.type if isinstance(f.type, type) else None
-        kwargs[f.name] = _to_dataclass(sub, v) if sub is not None and dataclasses.is_dataclass(sub) and isinstance(
-            v, dict) else v
-    return schema(**kwargs)
+    return out
 
 
 # ----------------------------------------------------------------------------- seeds and provenance

@@ -1,0 +1,60 @@
+"""``egohod head <task> key=value ...``: train and run heads on frozen features.
+
+    egohod head segmentation data=DIR features=DIR head=mstcn|asformer|linear split=1|2|3|4|all out=DIR
+
+Each task is a ``<task>_main(argv) -> exit code`` function listed in :data:`TASKS`. Library
+errors (bad settings, files that do not fit, a folder in use) become exit code 2 with the
+message; the results table and the path of ``metrics.json`` are printed on success.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+__all__ = ["main", "segmentation_main", "TASKS"]
+
+# task -> (module, function, one-line help)
+TASKS = {
+    "segmentation": ("egohod.benchmarks.heads.cli", "segmentation_main",
+                     "action segmentation (MS-TCN / ASFormer) on the MS-TCN data layout"),
+}
+
+
+def _usage() -> str:
+    return "usage: egohod head <task> key=value ...\n\ntasks:\n" + "\n".join(
+        f"  {k:13s} {v[2]}" for k, v in TASKS.items())
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    task, rest = argv[0], argv[1:]
+    if task not in TASKS:
+        print(f"egohod head: unknown task {task!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module, func, _ = TASKS[task]
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+def segmentation_main(argv: list[str]) -> int:
+    from ...fileio import FolderLockedError
+    from ...models.checkpoint_io import CheckpointError
+    from ..results import json_safe, markdown_table
+    from .common import HeadConfigError, HeadDataError, HeadRunError
+    from .segmentation import METRIC_KEYS, load_segmentation_config, run_segmentation
+
+    try:
+        cfg = load_segmentation_config(argv)
+        result = run_segmentation(cfg)
+    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError) as e:
+        print(f"egohod head segmentation: {e}", file=sys.stderr)
+        return 2
+    if result["random_weights"]:
+        print(f"features from {result['features']['encoder']}: RANDOM WEIGHTS (egohod extract without a checkpoint): "
+              "these numbers say nothing about a trained encoder")
+    print(markdown_table(result["table"], ["split", "head", "features", *METRIC_KEYS]), end="")
+    print(json.dumps(json_safe(result["metrics"])))
+    print(f"metrics: {result['metrics_json']}\nresults: {result['results_json']}\ntable:   {result['results_md']}")
+    return 0
