@@ -85,7 +85,8 @@ def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapp
             raise HeadConfigError(f"missing required setting(s) {missing}; pass them as key=value")
         out = OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as e:
-        raise HeadConfigError(f"{e}\nknown keys: {', '.join(f.name for f in dataclasses.fields(schema))}") from None
+        raise HeadConfigError(f"{e}\nknown keys: {', '.join(f.name for f in dataclasses.fields(schema))}"
+                              + _head_keys_hint(task, argv)) from None
     finally:
         GlobalHydra.instance().clear()
     head = getattr(out, "head", None)
@@ -96,6 +97,21 @@ def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapp
         except (KeyError, ValueError, TypeError) as e:
             raise HeadConfigError(str(e).strip('"')) from None
     return out
+
+
+def _head_keys_hint(task: str, argv: Iterable[str]) -> str:
+    """The settings of the head named on the command line (``head=...``), for an error message."""
+    from . import HEADS, get_head_class
+
+    argv = list(argv)
+    name = next((a.partition("=")[2] for a in argv if a.startswith("head=")), None)
+    if not any(a.startswith("head.") for a in argv) or name is None or name not in HEADS:
+        return ""
+    try:
+        fields = [f.name for f in dataclasses.fields(get_head_class(name, task).Options)]
+    except KeyError:
+        return ""
+    return f"\nhead.<key> settings of head={name}: {', '.join(fields)}"
 
 
 # ----------------------------------------------------------------------------- seeds and provenance
