@@ -32,6 +32,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from egohod.config import config_root
 from egohod.data.datasets import TooManyBadSamples
 from egohod.fileio import FolderLock, FolderLockedError, atomic_write_text
 from egohod.models.checkpoint_io import checkpoint_payload, split_checkpoint
@@ -47,7 +48,7 @@ from pretrain.validate import validate_ek100_mir, validate_retrieval
 
 register_configs()
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "pretrain"  # absolute: also `python -m`, egohod-pretrain
+CONFIG_DIR = config_root() / "pretrain"  # the packaged configs (absolute: also `python -m`, egohod-pretrain)
 
 
 @dataclass
