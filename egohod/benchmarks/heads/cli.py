@@ -1,6 +1,7 @@
 """``egohod head <task> key=value ...``: train and run heads on frozen features.
 
     egohod head segmentation data=DIR features=DIR head=mstcn|asformer|linear split=1|2|3|4|all out=DIR
+    egohod head nlq data=DIR features=DIR out=DIR [text_checkpoint=PATH]
 
 Each task is a ``<task>_main(argv) -> exit code`` function listed in :data:`TASKS`. Library
 errors (bad settings, files that do not fit, a folder in use) become exit code 2 with the
@@ -12,12 +13,13 @@ import importlib
 import json
 import sys
 
-__all__ = ["main", "segmentation_main", "TASKS"]
+__all__ = ["main", "segmentation_main", "nlq_main", "TASKS"]
 
 # task -> (module, function, one-line help)
 TASKS = {
     "segmentation": ("egohod.benchmarks.heads.cli", "segmentation_main",
                      "action segmentation (MS-TCN / ASFormer) on the MS-TCN data layout"),
+    "nlq": ("egohod.benchmarks.heads.cli", "nlq_main", "Ego4D natural language queries (VSLNet) on clip features"),
 }
 
 
@@ -57,4 +59,30 @@ def segmentation_main(argv: list[str]) -> int:
     print(markdown_table(result["table"], ["split", "head", "features", *METRIC_KEYS]), end="")
     print(json.dumps(json_safe(result["metrics"])))
     print(f"metrics: {result['metrics_json']}\nresults: {result['results_json']}\ntable:   {result['results_md']}")
+    return 0
+
+
+def nlq_main(argv: list[str]) -> int:
+    from ...fileio import FolderLockedError
+    from ...models.checkpoint_io import CheckpointError
+    from ...safe_load import CorruptFileError, UnsafeFileError
+    from ..results import json_safe, markdown_table
+    from .common import HeadConfigError, HeadDataError, HeadRunError
+    from .nlq import load_nlq_config, run_nlq
+
+    try:
+        cfg = load_nlq_config(argv)
+        record = run_nlq(cfg)
+    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError, UnsafeFileError,
+            CorruptFileError) as e:
+        print(f"egohod head nlq: {e}", file=sys.stderr)
+        return 2
+    if record["random_weights"]:
+        print("RANDOM WEIGHTS: the features or the query text tower come from a model without a checkpoint "
+              f"(features: {record['weights']}, text: {record['text_weights']}); these numbers say nothing about "
+              "a trained encoder")
+    print(markdown_table([record["table_row"]]), end="")
+    print(json.dumps(json_safe(record["metrics"])))
+    print(f"predictions: {record['predictions']}\nresults: {record['files']['results']}\n"
+          f"table:   {record['files']['table']}")
     return 0

@@ -38,13 +38,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from omegaconf import MISSING
 
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
-from .common import HeadConfigError, HeadDataError, HeadRun, features_provenance, seed_everything
+from .common import HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
 from .vslnet import VSLNet, highlight_labels, highlight_loss, span_loss, top_spans  # registers "vslnet"
 
-__all__ = ["NlqConfig", "NlqQuery", "read_nlq_queries", "pool_features", "window_to_span", "span_to_window",
+__all__ = ["NlqConfig", "load_nlq_config", "NlqQuery", "read_nlq_queries", "pool_features", "window_to_span", "span_to_window",
            "clip_units", "encode_queries", "build_samples", "run_nlq", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoints/last.pt"
@@ -54,16 +55,16 @@ TRANSPORT = ("device", "progress", "overwrite")
 
 @dataclass
 class NlqConfig:
-    data: str = "???"                          # folder with the official NLQ JSON files
-    features: str = "???"                      # folder of <clip_uid>.npy / .pt [T, D]
-    out: str = "???"                           # the run's folder (resumes when it holds this run)
+    data: str = MISSING                        # folder with the official NLQ JSON files
+    features: str = MISSING                    # folder of <clip_uid>.npy / .pt [T, D]
+    out: str = MISSING                         # the run's folder (resumes when it holds this run)
     train_file: str = "nlq_train.json"
     val_file: str = "nlq_val.json"
     features_per_second: float = EGO4D_FEATURES_PER_SECOND
     text_encoder: str = "egovideo_b"           # EgoVideo model whose text tower encodes the queries
     text_checkpoint: Optional[str] = None      # None: RANDOM WEIGHTS text tower
     trust_pickle: bool = False                 # unpickle .pt features / checkpoint without the allowlist
-    head: dict = field(default_factory=lambda: {"name": "vslnet"})
+    head: Any = MISSING                        # configs/head/nlq/<name>.yaml, checked against its Options
     epochs: int = 50                           # EgoHOD paper
     batch: int = 32
     lr: float = 3e-3                           # EgoHOD paper (Ego4D default 1e-4)
@@ -79,6 +80,14 @@ class NlqConfig:
     device: str = "auto"
     progress: bool = True
     overwrite: bool = False                    # start again in a folder that holds a run
+
+
+def load_nlq_config(argv: list[str]) -> NlqConfig:
+    """``configs/head/nlq.yaml`` + ``head=<name>`` (``configs/head/nlq/<name>.yaml``, its keys as
+    ``head.<key>=...``) + ``key=value`` overrides, checked."""
+    cfg = compose_config("nlq", NlqConfig, argv, select={"head": "nlq@head"})
+    _validate(cfg)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- annotations
@@ -303,9 +312,10 @@ def _optimizer(model, cfg: NlqConfig, total_steps: int):
     """AdamW (no decay on biases and norms) with a linear warm-up / linear decay to 0."""
     import torch
 
+    norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if name.endswith("bias") or "norm" in name.split(".")[-2:][0] else decay).append(p)
+        (no_decay if name.endswith("bias") or id(p) in norms else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     warm = int(cfg.warmup_proportion * total_steps)
@@ -399,7 +409,7 @@ def run_nlq(cfg: NlqConfig) -> dict:
     from ..scorers import nlq_scores_from_json
 
     _validate(cfg)
-    options = head_options(cfg.head.get("name", "vslnet"), cfg.head, task="nlq")
+    options = head_options(str(cfg.head.get("name")), cfg.head, task="nlq")
     data = Path(cfg.data)
     train_q = read_nlq_queries(data / cfg.train_file)
     val_q = read_nlq_queries(data / cfg.val_file)
@@ -469,6 +479,6 @@ def run_nlq(cfg: NlqConfig) -> dict:
         label = "vslnet" + (" (RANDOM WEIGHTS)" if record["random_weights"] else "")
         row = {"benchmark": "ego4d-nlq", "head": label, "features": provenance["encoder"],
                **{k: metrics[k] for k in ("r1_iou0.3", "r5_iou0.3", "r1_iou0.5", "r5_iou0.5", "miou")}}
-        js, md = run.write_results("nlq", record, [row])
-        record["files"] = {"results": str(js), "table": str(md)}
+        js, md = run.write_results("nlq", {**record, "table_row": row}, [row])
+        record.update(table_row=row, files={"results": str(js), "table": str(md)})
     return record
