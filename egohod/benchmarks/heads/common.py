@@ -1,8 +1,9 @@
 """What every head run shares: its config, its output folder, seeds, checkpoints and results.
 
-* :func:`compose_config`: ``configs/head/<task>.yaml`` composed with Hydra on the task's
-  structured schema, plus the ``key=value`` overrides of the command line; the head's node is
-  checked against the registered head's ``Options``. Errors are :class:`HeadConfigError`.
+* :func:`compose_config`: ``configs/head/<task>.yaml`` composed by :func:`egohod.config.compose`
+  on the task's structured schema, plus the ``key=value`` overrides of the command line; the
+  head's node is checked against the registered head's ``Options``. Errors are
+  :class:`HeadConfigError` (an :class:`egohod.config.ConfigError`).
 * :class:`HeadRun`: the output folder a run owns (``FolderLock``), ``config.json`` (a folder
   holds one configuration: a run with other settings is refused, naming the keys), resumable
   checkpoints written through :mod:`egohod.models.checkpoint_io`, and the results JSON +
@@ -15,20 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ...config import ConfigError
 from ...fileio import FolderLock, atomic_write_json, atomic_write_text
 
-__all__ = ["HeadConfigError", "HeadDataError", "HeadRunError", "HeadRun", "compose_config", "config_dir",
+__all__ = ["HeadConfigError", "HeadDataError", "HeadRunError", "HeadRun", "compose_config",
            "features_provenance", "seed_everything", "CONFIG_FILE"]
 
 CONFIG_FILE = "config.json"
 
 
-class HeadConfigError(ValueError):
+class HeadConfigError(ConfigError):
     """A head command's settings that cannot work; the message says what to change."""
 
 
@@ -42,53 +43,35 @@ class HeadRunError(RuntimeError):
 
 # ----------------------------------------------------------------------------- config
 
-def config_dir() -> Path:
-    """``configs/head`` of the checkout (override with ``$EGOHOD_HEAD_CONFIGS``)."""
-    env = os.environ.get("EGOHOD_HEAD_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs" / "head"
-
-
 def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapping[str, str] = ()) -> Any:
     """``configs/head/<task>.yaml`` (whose defaults list starts with ``<task>_schema``) composed
-    with Hydra and ``argv`` (``key=value``), returned as an instance of the dataclass ``schema``.
+    through :func:`egohod.config.compose` with ``argv`` (``key=value``), returned as an instance
+    of the dataclass ``schema``.
 
     ``select`` maps a short option to the Hydra group it picks, e.g. ``{"head":
     "segmentation@head"}`` turns ``head=asformer`` into ``segmentation@head=asformer``. A field
     ``head`` holding ``{name: ..., ...}`` is checked against that head's ``Options``.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from ...config import ConfigError, compose
     from . import head_options
 
+    argv = list(argv)
     overrides = []
     for a in argv:
         key, eq, value = a.partition("=")
         if not eq:
             raise HeadConfigError(f"arguments are key=value; got {a!r}")
         overrides.append(f"{dict(select).get(key, key)}={value}")
-    d = config_dir()
-    if not (d / f"{task}.yaml").is_file():
-        raise HeadConfigError(f"head config {d / (task + '.yaml')} not found (set $EGOHOD_HEAD_CONFIGS?)")
     ConfigStore.instance().store(name=f"{task}_schema", node=schema)
-    GlobalHydra.instance().clear()
+    known = ", ".join(f.name for f in dataclasses.fields(schema))
     try:
-        with initialize_config_dir(config_dir=str(d), version_base="1.3"):
-            cfg = hydra_compose(config_name=task, overrides=overrides)
-        missing = sorted(OmegaConf.missing_keys(cfg))
-        if missing:
-            raise HeadConfigError(f"missing required setting(s) {missing}; pass them as key=value")
-        out = OmegaConf.to_object(cfg)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise HeadConfigError(f"{e}\nknown keys: {', '.join(f.name for f in dataclasses.fields(schema))}"
-                              + _head_keys_hint(task, argv)) from None
-    finally:
-        GlobalHydra.instance().clear()
+        out = OmegaConf.to_object(compose("head", task, overrides, command=f"egohod head {task}"))
+    except (ConfigError, OmegaConfBaseException) as e:
+        raise HeadConfigError(f"{e}\nknown keys: {known}" + _head_keys_hint(task, argv)) from None
     head = getattr(out, "head", None)
     if isinstance(head, dict):
         try:
