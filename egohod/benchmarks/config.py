@@ -47,6 +47,9 @@ class ExtractConfig:
     videos: str = ""                     # folder searched recursively for video files
     out: str = ""                        # <out>/<relative path without suffix>.npy [T, D]
     stride: float = 1.0                  # seconds between window starts
+    label_fps: Optional[float] = None    # frame rate of frame labels to match (segmentation): then windows
+    label_stride: int = 1                #   start every label_stride / label_fps s (instead of stride=)
+    feature_layout: str = "TD"           # TD: [T, D] per video; DT: [D, T] (MS-TCN's layout)
     window: Optional[float] = None       # window length in seconds (default: stride)
     num_frames: Optional[int] = None     # frames per window (default: the encoder's)
     batch: int = 32                      # windows per forward pass
@@ -105,6 +108,11 @@ def load_extract_config(argv: list[str]) -> ExtractConfig:
         raise ConfigError("videos=DIR and out=DIR are required")
     if cfg.stride <= 0 or (cfg.window is not None and cfg.window <= 0):
         raise ConfigError("stride and window must be positive (seconds)")
+    if cfg.label_fps is not None and (cfg.label_fps <= 0 or cfg.label_stride < 1 or cfg.stride != 1.0):
+        raise ConfigError("label_fps= must be positive and label_stride= >= 1; with them the windows start every "
+                          "label_stride / label_fps seconds, so leave stride= out")
+    if cfg.feature_layout not in ("TD", "DT"):
+        raise ConfigError(f"feature_layout must be TD ([T, D]) or DT ([D, T]); got {cfg.feature_layout!r}")
     if cfg.batch < 1 or (cfg.num_frames is not None and cfg.num_frames < 1):
         raise ConfigError("batch and num_frames must be >= 1")
     _check_device(cfg.device)

@@ -5,8 +5,10 @@ For every video under ``videos`` (recursively), windows of ``window`` seconds st
 video's end). Each window is read with segment-middle sampling of ``num_frames`` frames and
 embedded by a frozen encoder (``egohod.load_encoder``). Outputs, mirroring the input tree:
 
-* ``<out>/<rel>.npy`` -- float32 ``[T, D]`` features, one row per window (MS-TCN style
-  segmentation models read ``[D, T]``: transpose when loading);
+* ``<out>/<rel>.npy`` -- float32 ``[T, D]`` features, one row per window, or ``[D, T]`` with
+  ``feature_layout=DT`` (the MS-TCN layout); with ``label_fps=F label_stride=S`` the windows
+  start every ``S / F`` seconds, one feature per ``S`` label frames (``egohod head segmentation
+  feature_stride=S``);
 * ``<out>/<rel>.timestamps.npy`` -- float64 ``[T, 2]`` window ``[start, end)`` in seconds;
 * ``<out>/settings.json`` -- what the features are a function of (encoder, weights sha256 or
   ``random`` + seed, stride, window, frames, input spec, embedding size), written before the
@@ -41,6 +43,7 @@ __all__ = ["window_times", "list_videos", "extract_video", "extract_settings", "
 SETTINGS_FILE = "settings.json"
 FAILURES_FILE = "failures.jsonl"
 LAYOUT = "[T, D] float32; timestamps [T, 2] seconds"
+LAYOUTS = {"TD": LAYOUT, "DT": "[D, T] float32; timestamps [T, 2] seconds"}
 # settings that change the numbers in the feature files; anything else (batch, workers, device,
 # the checkpoint's path) may differ between runs sharing a folder
 COMPARED = ("encoder", "weights", "seed", "stride", "window", "num_frames", "embed_dim", "input_spec", "layout")
@@ -137,6 +140,11 @@ def extract_video(encoder, path: Path, stride: float, window: float, num_frames:
     return np.concatenate(feats).astype(np.float32), times
 
 
+def window_stride(cfg: ExtractConfig) -> float:
+    """Seconds between window starts: ``stride``, or ``label_stride / label_fps`` when labels set the rate."""
+    return cfg.label_stride / cfg.label_fps if cfg.label_fps else float(cfg.stride)
+
+
 def extract_settings(cfg: ExtractConfig, encoder) -> dict:
     """What the features of a run are a function of (plus, for the record, the checkpoint path)."""
     weights = str(getattr(encoder, "weights", "unknown"))
@@ -144,10 +152,11 @@ def extract_settings(cfg: ExtractConfig, encoder) -> dict:
     spec = encoder.input_spec.to_dict()
     spec.pop("extra", None)
     return {"encoder": cfg.encoder, "checkpoint": cfg.checkpoint, "weights": weights, "random_weights": random,
-            "seed": cfg.seed if random else None, "stride": float(cfg.stride),
-            "window": float(cfg.window or cfg.stride),
+            "seed": cfg.seed if random else None, "stride": window_stride(cfg),
+            "window": float(cfg.window or window_stride(cfg)), "label_fps": cfg.label_fps,
+            "label_stride": cfg.label_stride if cfg.label_fps else None,
             "num_frames": int(encoder.num_frames), "embed_dim": int(encoder.embed_dim), "input_spec": spec,
-            "layout": LAYOUT}
+            "layout": LAYOUTS[cfg.feature_layout]}
 
 
 def check_settings(out: Path, settings: dict) -> None:
@@ -209,7 +218,7 @@ def run_extract(cfg: ExtractConfig) -> dict:
                 skipped += 1
             else:
                 try:
-                    feats, times = extract_video(encoder, path, cfg.stride, window, encoder.num_frames, cfg.batch,
+                    feats, times = extract_video(encoder, path, settings["stride"], window, encoder.num_frames, cfg.batch,
                                                  cfg.workers)
                 except VideoFailed as e:  # this video only; the run goes on
                     failures.append({"video": str(rel), "path": str(path),
@@ -218,7 +227,7 @@ def run_extract(cfg: ExtractConfig) -> dict:
                         stale.unlink(missing_ok=True)
                     continue
                 _atomic_save_npy(time_path, times)
-                _atomic_save_npy(feat_path, feats)
+                _atomic_save_npy(feat_path, feats.T.copy() if cfg.feature_layout == "DT" else feats)
                 n = len(times)
                 done += 1
             index["videos"][str(rel)] = {"num_windows": n, "features": f"{rel}.npy",
