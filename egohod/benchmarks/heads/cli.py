@@ -2,6 +2,7 @@
 
     egohod head segmentation data=DIR features=DIR head=mstcn|asformer|linear split=1|2|3|4|all out=DIR
     egohod head nlq data=DIR features=DIR out=DIR [text_checkpoint=PATH]
+    egohod head mq data=DIR features=DIR out=DIR
 
 Each task is a ``<task>_main(argv) -> exit code`` function listed in :data:`TASKS`. Library
 errors (bad settings, files that do not fit, a folder in use) become exit code 2 with the
@@ -13,13 +14,14 @@ import importlib
 import json
 import sys
 
-__all__ = ["main", "segmentation_main", "nlq_main", "TASKS"]
+__all__ = ["main", "segmentation_main", "nlq_main", "mq_main", "TASKS"]
 
 # task -> (module, function, one-line help)
 TASKS = {
     "segmentation": ("egohod.benchmarks.heads.cli", "segmentation_main",
                      "action segmentation (MS-TCN / ASFormer) on the MS-TCN data layout"),
     "nlq": ("egohod.benchmarks.heads.cli", "nlq_main", "Ego4D natural language queries (VSLNet) on clip features"),
+    "mq": ("egohod.benchmarks.heads.cli", "mq_main", "Ego4D moment queries (ActionFormer-style detector) on clip features"),
 }
 
 
@@ -85,4 +87,29 @@ def nlq_main(argv: list[str]) -> int:
     print(json.dumps(json_safe(record["metrics"])))
     print(f"predictions: {record['predictions']}\nresults: {record['files']['results']}\n"
           f"table:   {record['files']['table']}")
+    return 0
+
+
+def mq_main(argv: list[str]) -> int:
+    from ...fileio import FolderLockedError
+    from ...models.checkpoint_io import CheckpointError
+    from ...safe_load import CorruptFileError, UnsafeFileError
+    from ..results import json_safe, markdown_table
+    from .common import HeadConfigError, HeadDataError, HeadRunError
+    from .mq import load_mq_config, run_mq
+
+    try:
+        cfg = load_mq_config(argv)
+        record = run_mq(cfg)
+    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError, UnsafeFileError,
+            CorruptFileError) as e:
+        print(f"egohod head mq: {e}", file=sys.stderr)
+        return 2
+    if record["random_weights"]:
+        print(f"features from {record['encoder']}: RANDOM WEIGHTS (egohod extract without a checkpoint): "
+              "these numbers say nothing about a trained encoder")
+    print(markdown_table([record["table_row"]]), end="")
+    print(json.dumps(json_safe(record["metrics"])))
+    print(f"predictions: {record['predictions']}\nground truth: {record['ground_truth']}\n"
+          f"results: {record['files']['results']}\ntable:   {record['files']['table']}")
     return 0
