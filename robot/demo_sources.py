@@ -201,15 +201,42 @@ def read_minari_kitchen(path, cameras: Sequence[str] = ("default",), image_size:
                                     env_kwargs))
 
 
-# R3M's classic layout: <root>/final_paths_multiview_rb_200/<camera dir>/<env id>.pickle
-CLASSIC_CAMERA_DIRS = {"default": "default", "left_cap2": "left", "right_cap2": "right"}
+# R3M's classic layout: <root>/final_paths_multiview_rb_200/<camera dir>/<env id>.pickle.
+# Frames keep R3M's camera names: left_cap2 / right_cap2 are cameras of this package too
+# (envs.cameras.R3M_MODEL_CAMERAS, protocol=r3m); R3M's "default" view (mujoco_py's free camera)
+# has no counterpart here, so its frames are named r3m_default and match no env camera.
+CLASSIC_CAMERA_DIRS = {"default": "r3m_default", "left_cap2": "left_cap2", "right_cap2": "right_cap2"}
+# R3M env ids whose task this package defines with the same joint, direction and success rule
+# (microwave: same joint and direction; its goal is this model's reachable -0.75 rad instead of
+# -1.25, and R3M's door passes through it; docs/robot_protocol.md).
 CLASSIC_TASK_IDS = {
     "kitchen_micro_open-v3": "microwave",
     "kitchen_sdoor_open-v3": "slide_cabinet",
-    "kitchen_ldoor_open-v3": "hinge_cabinet",
     "kitchen_light_on-v3": "light_switch",
     "kitchen_knob1_on-v3": "knob",
 }
+# R3M env ids this package defines differently: converting them needs an explicit task_map entry.
+CLASSIC_TASKS_DEFINED_DIFFERENTLY = {
+    "kitchen_ldoor_open-v3": ("opens the LEFT hinged door (leftdoorhinge to -1.25 rad), which this arm cannot "
+                              "reach here; this package's hinge_cabinet opens the RIGHT door", "hinge_cabinet"),
+}
+
+
+def classic_task(env_id: str, task_map: dict[str, str] | None = None) -> str | None:
+    """This package's task for R3M env id ``env_id`` (a pickle's file name): ``task_map`` first,
+    then :data:`CLASSIC_TASK_IDS`; an id in :data:`CLASSIC_TASKS_DEFINED_DIFFERENTLY` is an error
+    unless ``task_map`` names it; an unknown id gives None (pass ``task=``)."""
+    task_map = dict(task_map or {})
+    if env_id in task_map:
+        return task_map[env_id]
+    if env_id in CLASSIC_TASK_IDS:
+        return CLASSIC_TASK_IDS[env_id]
+    if env_id in CLASSIC_TASKS_DEFINED_DIFFERENTLY:
+        why, closest = CLASSIC_TASKS_DEFINED_DIFFERENTLY[env_id]
+        raise DemoFileError(f"R3M task {env_id} {why}: its demos would train one task and be evaluated on "
+                            f"another. To use them anyway, name the mapping: task_map={{'{env_id}': '{closest}'}} "
+                            f"(command line: --map {env_id}={closest})")
+    return None
 
 
 def _load_classic_paths(path: Path, trust_pickle: bool = False) -> list[dict]:
@@ -232,7 +259,8 @@ def _load_classic_paths(path: Path, trust_pickle: bool = False) -> list[dict]:
 
 
 def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
-                        task: str | None = None, trust_pickle: bool = False) -> list[Episode]:
+                        task: str | None = None, trust_pickle: bool = False,
+                        task_map: dict[str, str] | None = None) -> list[Episode]:
     """R3M-style pickled demos -> :class:`Episode` lists (no simulator needed).
 
     Each path holds ``images`` [T, H, W, 3] (stored as ``rgb_<camera>``) and/or
@@ -240,17 +268,20 @@ def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
     positions -> ``proprio``) and ``actions`` [T, 9]. ``states`` is the full ``observations``
     array (the classic files do not hold the simulator state).
 
-    ``camera`` defaults to the file's folder in R3M's layout (``left_cap2`` -> ``left``,
-    ``right_cap2`` -> ``right``, ``default``); ``task`` to the task of R3M's env id file name
-    (``kitchen_micro_open-v3.pickle`` -> ``microwave``, see ``CLASSIC_TASK_IDS``).
+    ``camera`` defaults to the file's folder in R3M's layout (``CLASSIC_CAMERA_DIRS``:
+    ``left_cap2``, ``right_cap2``, ``default`` -> ``r3m_default``); ``task`` to the task of R3M's
+    env id file name (:func:`classic_task`: ``kitchen_micro_open-v3.pickle`` -> ``microwave``;
+    ``kitchen_ldoor_open-v3`` is an error unless ``task_map`` names its task). A file of a task
+    defined differently here is refused even with ``task=`` unless ``task_map`` names it.
     ``trust_pickle=True`` unpickles without egohod's allowlist (only for files you trust).
     """
     path = Path(path)
+    mapped = classic_task(path.stem, task_map)  # before unpickling: a refused task costs nothing
+    if task is None:
+        task = mapped
     paths = _load_classic_paths(path, trust_pickle)
     if camera is None:
         camera = CLASSIC_CAMERA_DIRS.get(path.parent.name)
-    if task is None:
-        task = CLASSIC_TASK_IDS.get(path.stem)
     episodes = []
     for i, p in enumerate(paths):
         if not isinstance(p, dict):
@@ -283,13 +314,13 @@ def read_classic_pickle(path: str | os.PathLike, camera: str | None = None,
         episodes.append(Episode(obs=obs, actions=p["actions"], rewards=rewards, dones=dones,
                                 states=observations, task=task,
                                 attrs={"source": "classic_pickle", "source_file": str(path),
-                                       "source_path": i}))
+                                       "source_path": i, "source_task": path.stem}))
     return episodes
 
 
 def read_classic_multiview(root: str | os.PathLike, env_id: str,
                            cameras: Sequence[str] = ("default", "left_cap2", "right_cap2"),
-                           trust_pickle: bool = False) -> list[Episode]:
+                           trust_pickle: bool = False, task_map: dict[str, str] | None = None) -> list[Episode]:
     """Merge R3M's per-camera pickles ``<root>/<camera dir>/<env_id>.pickle`` into episodes
     holding one ``rgb_<camera>`` per view (the paths of each file must be the same demos)."""
     root = Path(root)
@@ -297,7 +328,7 @@ def read_classic_multiview(root: str | os.PathLike, env_id: str,
     for cam_dir in cameras:
         cam = CLASSIC_CAMERA_DIRS.get(cam_dir, cam_dir)
         per_camera[cam] = read_classic_pickle(root / cam_dir / f"{env_id}.pickle", camera=cam,
-                                              trust_pickle=trust_pickle)
+                                              trust_pickle=trust_pickle, task_map=task_map)
     first_cam, first = next(iter(per_camera.items()))
     merged = []
     for i, episode in enumerate(first):
@@ -353,7 +384,8 @@ def detect_demo_format(path: str | os.PathLike) -> str:
 def iter_any_demos(path, cameras: Sequence[str] = ("default",), image_size: int = 224,
                    env_name: str = "kitchen/microwave", task: str | None = None,
                    max_episodes: int | None = None, camera: str | None = None,
-                   env_kwargs: dict | None = None, trust_pickle: bool = False) -> Iterator[Episode]:
+                   env_kwargs: dict | None = None, trust_pickle: bool = False,
+                   task_map: dict[str, str] | None = None) -> Iterator[Episode]:
     """Episodes of a demo file in any supported format (see :func:`detect_demo_format`)."""
     fmt = detect_demo_format(path)
     if fmt == "robomimic":
@@ -365,21 +397,31 @@ def iter_any_demos(path, cameras: Sequence[str] = ("default",), image_size: int 
         yield from iter_minari_kitchen(path, cameras, image_size, env_name, task, max_episodes,
                                        env_kwargs)
     else:
-        yield from read_classic_pickle(path, camera=camera, task=task, trust_pickle=trust_pickle)[:max_episodes]
+        yield from read_classic_pickle(path, camera=camera, task=task, trust_pickle=trust_pickle,
+                                       task_map=task_map)[:max_episodes]
 
 
 def convert_demos(src, dst, cameras: Sequence[str] = ("default",), image_size: int = 224,
-                  env_name: str = "kitchen/microwave", task: str | None = None,
+                  env_name: str | None = None, task: str | None = None,
                   max_episodes: int | None = None, camera: str | None = None,
                   env_kwargs: dict | None = None, progress: bool = True, trust_pickle: bool = False,
-                  valid_ratio: float = 0.1, split_seed: int = 0) -> dict:
+                  valid_ratio: float = 0.1, split_seed: int = 0, task_map: dict[str, str] | None = None) -> dict:
     """Convert a demo file of any supported format to robomimic HDF5 at ``dst`` (atomic,
     streamed episode by episode), with ``next_obs`` and a seeded ``mask/train`` / ``mask/valid``
     split (``valid_ratio``, ``split_seed``) so robomimic reads it with its defaults. Returns a
-    summary (format, demos, samples, cameras, split sizes)."""
+    summary (format, demos, samples, cameras, split sizes).
+
+    ``env_name`` (recorded in the file; the env used to replay state-only files) defaults to
+    ``kitchen_r3m/<task>`` for R3M pickles (recorded in R3M's environment) and to
+    ``kitchen/microwave`` otherwise. ``task_map`` names the task of an R3M env id this package
+    defines differently (see :func:`classic_task`)."""
     fmt = detect_demo_format(src)
+    if env_name is None and fmt == "classic_pickle":
+        mapped = task or classic_task(Path(src).stem, task_map)
+        env_name = f"kitchen_r3m/{mapped}" if mapped else "kitchen/microwave"
+    env_name = env_name or "kitchen/microwave"
     episodes = iter_any_demos(src, cameras, image_size, env_name, task, max_episodes, camera,
-                              env_kwargs, trust_pickle=trust_pickle)
+                              env_kwargs, trust_pickle=trust_pickle, task_map=task_map)
     first = next(episodes, None)
     if first is None:
         raise DemoFileError(f"{src}: no episodes to convert")
@@ -437,8 +479,13 @@ def main(argv=None) -> int:
                         help="cameras to render for state-only files (D4RL, Minari)")
     p_conv.add_argument("--camera", default=None, help="camera of a single-view R3M pickle")
     p_conv.add_argument("--image-size", type=int, default=224)
-    p_conv.add_argument("--env", default="kitchen/microwave", help="registered env used to replay")
+    p_conv.add_argument("--env", default=None,
+                        help="registered env recorded in the file / used to replay (default: kitchen_r3m/<task> "
+                             "for R3M pickles, kitchen/microwave otherwise)")
     p_conv.add_argument("--task", default=None)
+    p_conv.add_argument("--map", action="append", default=[], metavar="R3M_ENV_ID=TASK",
+                        help="task of an R3M env id this package defines differently, e.g. "
+                             "kitchen_ldoor_open-v3=hinge_cabinet (LEFT door demos used for the RIGHT door task)")
     p_conv.add_argument("--max-episodes", type=int, default=None)
     p_conv.add_argument("--valid-ratio", type=float, default=0.1,
                         help="fraction of demos in mask/valid (seeded split)")
@@ -458,9 +505,15 @@ def main(argv=None) -> int:
         print(json.dumps({"file": args.path, "train": len(split["train"]),
                           "valid": len(split["valid"])}, indent=2))
     else:
+        task_map = {}
+        for item in args.map:
+            if "=" not in item:
+                parser.error(f"--map {item!r}: expected R3M_ENV_ID=TASK, e.g. kitchen_ldoor_open-v3=hinge_cabinet")
+            key, value = item.split("=", 1)
+            task_map[key] = value
         summary = convert_demos(args.src, args.dst, args.cameras, args.image_size, args.env,
                                 args.task, args.max_episodes, args.camera, trust_pickle=args.trust_pickle,
-                                valid_ratio=args.valid_ratio, split_seed=args.split_seed)
+                                valid_ratio=args.valid_ratio, split_seed=args.split_seed, task_map=task_map)
         print(json.dumps(summary, indent=2))
     return 0
 

@@ -4,11 +4,14 @@
 
 Finds every ``results.json`` under DIR (one per run of ``robot/train_bc.py --multirun``), groups
 runs by encoder, weights, task, camera, number of demos and policy, and prints one row per
-group with the best and the final evaluation's success rate (percent; sample std over seeds).
-Random-weight encoders are marked RANDOM WEIGHTS. ``--json`` writes the rows (``encoder``,
-``weights``: ``pretrained`` | ``random`` | ``none``, ``best``, ``final`` in percent, their std over
-seeds, seeds, task, camera, ...) and ``--plot`` a bar chart of best and final success. ``egohod-summarize-bc DIR`` is the same command,
-installed with the package.
+group with three success rates (percent; mean, and sample std over seeds when there are two or
+more): ``best`` (the maximum over the evaluations, as R3M reports it: optimistic, the same
+episodes choose and score it), ``final`` (the last evaluation) and ``best_heldout`` (the best
+checkpoint re-evaluated on held-out episode seeds; ``n/a`` for runs without it). Random-weight
+encoders are marked RANDOM WEIGHTS. ``--json`` writes the rows (``encoder``, ``weights``:
+``pretrained`` | ``random`` | ``none``, ``best``, ``final``, ``best_heldout`` in percent, their std
+over seeds (null for one seed), seeds, task, camera, ...) and ``--plot`` a bar chart of the three.
+``egohod-summarize-bc DIR`` is the same command, installed with the package.
 """
 import argparse
 import json
@@ -24,7 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("dir", help="directory holding run directories with results.json")
     ap.add_argument("--out", help="also write the table to this markdown file")
     ap.add_argument("--json", help="also write the rows to this JSON file")
-    ap.add_argument("--plot", help="also draw best / final success per row into this PNG")
+    ap.add_argument("--plot", help="also draw best / final / best_heldout success per row into this PNG")
     args = ap.parse_args(argv)
     root = Path(args.dir)
     if not root.is_dir():

@@ -265,8 +265,8 @@ def test_r3m_style_demo_pickle_loads(tmp_path):
     with open(path, "wb") as f:
         pickle.dump(paths, f)
     eps = read_classic_pickle(path)
-    assert [e.num_samples for e in eps] == [4, 6] and eps[0].cameras == ["left"] and eps[0].task == "microwave"
-    np.testing.assert_array_equal(eps[1].obs["rgb_left"], paths[1]["images"])
+    assert [e.num_samples for e in eps] == [4, 6] and eps[0].cameras == ["left_cap2"] and eps[0].task == "microwave"
+    np.testing.assert_array_equal(eps[1].obs["rgb_left_cap2"], paths[1]["images"])
 
 
 def test_official_format_checkpoint_with_omegaconf_loads(tmp_path):

@@ -157,10 +157,10 @@ def test_classic_pickle_reader(tmp_path):
     _dump(path, paths)
     eps = read_classic_pickle(path)  # camera and task from R3M's folder / file names
     assert [e.num_samples for e in eps] == [5, 7]
-    assert eps[0].task == "microwave" and eps[0].cameras == ["left"]
-    np.testing.assert_array_equal(eps[0].obs["rgb_left"], paths[0]["images"])
+    assert eps[0].task == "microwave" and eps[0].cameras == ["left_cap2"]
+    np.testing.assert_array_equal(eps[0].obs["rgb_left_cap2"], paths[0]["images"])
     np.testing.assert_allclose(eps[0].obs["proprio"], paths[0]["observations"][:, :9], rtol=1e-6)
-    assert eps[1].cameras == ["left", "top"] and eps[1].dones[-1] == 1
+    assert eps[1].cameras == ["left_cap2", "top"] and eps[1].dones[-1] == 1
     assert eps[0].states.shape == (5, 39)
     elsewhere = tmp_path / "demos.pickle"
     _dump(elsewhere, paths)
@@ -183,24 +183,24 @@ def test_classic_multiview_merges_cameras_and_round_trips(tmp_path, capsys):
         _dump(root / cam / "kitchen_knob1_on-v3.pickle", _classic_paths(seed=i))
     eps = read_classic_multiview(root, "kitchen_knob1_on-v3")
     assert len(eps) == 2 and eps[0].task == "knob"
-    assert eps[0].cameras == ["default", "left", "right"]
-    np.testing.assert_array_equal(eps[1].obs["rgb_right"], _classic_paths(seed=2)[1]["images"])
+    assert eps[0].cameras == ["left_cap2", "r3m_default", "right_cap2"]  # R3M's camera names
+    np.testing.assert_array_equal(eps[1].obs["rgb_right_cap2"], _classic_paths(seed=2)[1]["images"])
     out = tmp_path / "knob.hdf5"
     write_demos(out, eps, kitchen_env_args("kitchen/knob", eps[0].cameras, 8))
-    back = read_demos(out, obs_keys=["rgb_left", "proprio"])
-    np.testing.assert_array_equal(back[1].obs["rgb_left"], eps[1].obs["rgb_left"])
+    back = read_demos(out, obs_keys=["rgb_left_cap2", "proprio"])
+    np.testing.assert_array_equal(back[1].obs["rgb_left_cap2"], eps[1].obs["rgb_left_cap2"])
     from robot.demo_sources import main
 
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["format"], info["demos"], info["total"]) == ("robomimic", 2, 12)
-    assert info["obs"]["rgb_left"] == [[8, 8, 3], "uint8"]
+    assert info["obs"]["rgb_left_cap2"] == [[8, 8, 3], "uint8"]
     assert main(["convert", str(root / "left_cap2" / "kitchen_knob1_on-v3.pickle"),
                  str(tmp_path / "left.hdf5")]) == 0
-    assert read_demos(tmp_path / "left.hdf5")[0].cameras == ["left"]
-    assert read_env_args(tmp_path / "left.hdf5")["cameras"] == ["left"]
+    assert read_demos(tmp_path / "left.hdf5")[0].cameras == ["left_cap2"]
+    assert read_env_args(tmp_path / "left.hdf5")["cameras"] == ["left_cap2"]
     _dump(root / "right_cap2" / "kitchen_knob1_on-v3.pickle", _classic_paths((5,), seed=2))
-    with pytest.raises(DemoFileError, match="1 demos for camera 'right'"):
+    with pytest.raises(DemoFileError, match="1 demos for camera 'right_cap2'"):
         read_classic_multiview(root, "kitchen_knob1_on-v3")
 
 

@@ -109,3 +109,38 @@ def test_summary_json_and_plot(tmp_path):
     assert "| 1 | 10 | 40.0 | 30.0 |" in p.stdout  # one seed: no "± 0.0"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(runs) == 5
+
+
+def _heldout_episodes(rate, n=10):
+    return [dict(e, seed=5_000_000 + i) for i, e in enumerate(_episodes(rate, n))]
+
+
+def _with_heldout(run, rate):
+    run.set_heldout(run.data["best"]["step"], {"success_rate": rate, "episodes": _heldout_episodes(rate)},
+                    [5_000_000, 5_000_009], f"checkpoints/{run.data['best']['step']:07d}/policy.pt")
+    return run
+
+
+def test_summary_best_final_heldout_one_and_three_seeds():
+    one = [_with_heldout(_run("state", "none", 0, [0.4, 0.7, 0.5]), 0.6)]
+    line = summary_table([r.data for r in one]).splitlines()[-1]
+    assert line.endswith("| 1 | 10 | 70.0 | 50.0 | 60.0 |") and "±" not in line  # one seed: no spread
+    three = [_with_heldout(_run("state", "none", s, rates), held) for s, rates, held in
+             ((0, [0.4, 0.7], 0.6), (1, [0.8, 0.6], 0.5), (2, [0.9, 0.3], 0.7))]
+    line = summary_table([r.data for r in three]).splitlines()[-1]
+    # best 70, 80, 90 -> 80.0 ± 10.0; final 70, 60, 30 -> 53.3 ± 20.8; heldout 60, 50, 70 -> 60.0 ± 10.0
+    assert line.endswith("| 3 | 10 | 80.0 ± 10.0 | 53.3 ± 20.8 | 60.0 ± 10.0 |"), line
+    old = _run("state", "none", 3, [0.5])  # a run from before best_heldout: counted, said so
+    line = summary_table([r.data for r in three] + [old.data]).splitlines()[-1]
+    assert line.endswith("| 60.0 ± 10.0 (1 seed(s) without) |"), line
+
+
+def test_heldout_must_be_the_best_checkpoint_on_unused_seeds():
+    r = _run("state", "none", 0, [0.2, 0.9, 0.6])
+    with pytest.raises(ValueError, match="best checkpoint .step 2000.*got step 3000"):
+        r.set_heldout(3000, {"success_rate": 0.5, "episodes": _heldout_episodes(0.5)}, [5_000_000, 5_000_009], "x")
+    reused = _episodes(0.5)  # seeds 100.. are the evaluation seeds
+    with pytest.raises(ValueError, match="were used by the evaluations"):
+        r.set_heldout(2000, {"success_rate": 0.5, "episodes": reused}, [100, 109], "x")
+    r.set_heldout(2000, {"success_rate": 0.5, "episodes": _heldout_episodes(0.5)}, [5_000_000, 5_000_009], "x")
+    assert r.data["best_heldout"]["step"] == 2000 and r.data["best_heldout"]["success_rate"] == 0.5
