@@ -73,3 +73,20 @@ def preprocess_uint8(frames: torch.Tensor, image_size: int, resize: int, mean, s
     x = center_crop(resize_short_side(x, resize), image_size)
     x = normalize(x, mean, std)
     return x.reshape(b, t, 3, image_size, image_size).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def resize_crop_symbolic(x: torch.Tensor, resize: int, size: int) -> torch.Tensor:
+    """:func:`center_crop` of :func:`resize_short_side` written with shape arithmetic only (no
+    Python branch or ``int()`` on the input size), so an exported graph keeps H and W dynamic.
+    Same pixels as the eager pair for any input of at least ``size`` after the resize (tested)."""
+    h, w = x.shape[-2], x.shape[-1]
+    if torch.jit.is_tracing():  # TorchScript tracing sees sizes as tensors; its graph keeps H, W fixed
+        h, w = int(h), int(w)
+    short = torch.sym_min(h, w)
+    nh, nw = (resize * h) // short, (resize * w) // short  # = short_side_shape (int of the float ratio)
+    x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+    dh, dw = nh - size, nw - size
+    qh, qw = dh // 2, dw // 2
+    top = qh + (qh % 2) * (dh % 2)   # Python's round(d / 2): halves go to the even neighbour
+    left = qw + (qw % 2) * (dw % 2)
+    return x[..., top: top + size, left: left + size]
