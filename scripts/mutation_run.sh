@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One mutmut 2 run over PATHS with the given test files, through the fork server
+# (scripts/mutation_forkserver.py), inside a throw-away git worktree. docs/testing.md has the
+# commands that produced the published table.
+#
+#   scripts/mutation_run.sh WORKTREE NAME PATHS TEST_FILE...
+#
+# WORKTREE must be a `git worktree add --detach` copy (mutmut 2 edits files in place): the script
+# refuses to run in a checkout whose path is the repository's main worktree. Results: the
+# worktree's .mutmut-cache (`mutmut results` / `mutmut show ID` there) and
+# $MUT_OUT/NAME.{log,results.txt} (MUT_OUT defaults to /tmp/mutation).
+set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: $0 WORKTREE NAME PATHS TEST_FILE..." >&2; exit 2; }
+wt=$(realpath "$1"); name=$2; paths=$3; shift 3
+here=$(cd "$(dirname "$0")/.." && pwd)
+py=${PYTHON:-$here/.venv/bin/python}
+mutmut=${MUTMUT:-$(dirname "$py")/mutmut}
+server=$here/scripts/mutation_forkserver.py
+out=${MUT_OUT:-/tmp/mutation}
+mkdir -p "$out"
+main_wt=$(git -C "$wt" worktree list --porcelain | sed -n '1s/^worktree //p')
+if [ "$(realpath "$main_wt")" = "$wt" ]; then
+  echo "refusing: $wt is the main checkout; make one with: git worktree add --detach /tmp/mut_x HEAD" >&2
+  exit 2
+fi
+sock=$out/$name.sock
+# --basetemp: pytest otherwise prunes the machine-wide /tmp/pytest-of-$USER after every session,
+# which costs seconds per mutant on a shared machine
+pytest_args=(-q -p no:cacheprovider "--basetemp=$out/$name.tmp" "$@")
+cd "$wt"
+nice -n 10 "$py" "$server" serve --socket "$sock" -- "${pytest_args[@]}" > "$out/$name.server.log" 2>&1 &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+until grep -q "fork server ready" "$out/$name.server.log"; do
+  kill -0 $server_pid 2>/dev/null || { cat "$out/$name.server.log" >&2; exit 1; }
+  sleep 1
+done
+start=$(date +%s)
+set +e
+nice -n 10 "$mutmut" run --paths-to-mutate "$paths" --tests-dir tests --simple-output \
+  --runner "$py -S $server run --socket $sock -- -x ${pytest_args[*]}" > "$out/$name.log" 2>&1
+rc=$?
+set -e
+echo "mutmut run rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$out/$name.log"
+"$mutmut" results > "$out/$name.results.txt" 2>&1 || true
+git -C "$wt" diff --quiet -- "$paths" || { echo "WARNING: $paths left modified in $wt" >&2; exit 1; }
