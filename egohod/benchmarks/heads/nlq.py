@@ -243,10 +243,14 @@ class NlqSamples:
     def __len__(self) -> int:
         return len(self.queries)
 
+    def attach_text(self, text_of: dict[str, np.ndarray]) -> None:
+        self.text = [text_of[canonical_query(q.query)] for q in self.queries]
 
-def build_samples(queries: list[NlqQuery], features: ClipFeatures, text_of: dict[str, np.ndarray], *,
-                  max_pos_len: int, features_per_second: float, missing: str, what: str) -> NlqSamples:
-    """Pair each query with its clip's features, checking they cover the clip and the window."""
+
+def build_samples(queries: list[NlqQuery], features: ClipFeatures, *, max_pos_len: int, features_per_second: float,
+                  missing: str, what: str) -> NlqSamples:
+    """Pair each query with its clip's features, checking they cover the clip and the window
+    (``text`` is filled in later by :meth:`NlqSamples.attach_text`)."""
     clips = sorted({q.clip_uid for q in queries})
     skipped: list[dict] = []
     if missing == "error":
@@ -279,8 +283,7 @@ def build_samples(queries: list[NlqQuery], features: ClipFeatures, text_of: dict
                 "window (cut short, or extracted at another features_per_second)")
         n = video[q.clip_uid].shape[0]
         spans[i] = window_to_span(q.start, q.end, n, grid[q.clip_uid], features_per_second)
-    text = [text_of[canonical_query(q.query)] for q in queries]
-    return NlqSamples(queries, video, grid, text, spans, skipped)
+    return NlqSamples(queries, video, grid, [], spans, skipped)
 
 
 def collate(samples: NlqSamples, idx: np.ndarray, extend: float) -> dict:
@@ -421,15 +424,17 @@ def run_nlq(cfg: NlqConfig) -> dict:
     with HeadRun(cfg.out, config, what="egohod head nlq", transport=TRANSPORT, overwrite=cfg.overwrite) as run:
         seed_everything(cfg.seed)
         feats = ClipFeatures(cfg.features, trust_pickle=cfg.trust_pickle)
-        texts = sorted({canonical_query(q.query) for q in train_q + val_q})
+        common = dict(max_pos_len=options.max_pos_len, features_per_second=cfg.features_per_second,
+                      missing=cfg.missing_features)
+        train = build_samples(train_q, feats, what=cfg.train_file, **common)
+        val = build_samples(val_q, feats, what=cfg.val_file, **common)
+        texts = sorted({canonical_query(q.query) for q in train.queries + val.queries})
         encoded, text_weights = encode_queries(texts, cfg.text_encoder, cfg.text_checkpoint, device, seed=cfg.seed,
                                                batch=cfg.text_batch, trust_pickle=cfg.trust_pickle,
                                                progress=cfg.progress)
         text_of = dict(zip(texts, encoded))
-        common = dict(max_pos_len=options.max_pos_len, features_per_second=cfg.features_per_second,
-                      missing=cfg.missing_features)
-        train = build_samples(train_q, feats, text_of, what=cfg.train_file, **common)
-        val = build_samples(val_q, feats, text_of, what=cfg.val_file, **common)
+        train.attach_text(text_of)
+        val.attach_text(text_of)
 
         seed_everything(cfg.seed)
         model = VSLNet(feats.dim, encoded[0].shape[1], options).to(device)
