@@ -112,11 +112,27 @@ def demo_record(path: str | Path) -> dict:
             "image_size": args.get("image_size"), "episode_task": episode_task}
 
 
-def generated_demos_path(cfg, cameras: list[str]) -> Path:
+def generated_demos_path(cfg, cameras: list[str], num: int | None = None) -> Path:
     from robot.demo_gen import demo_file_name
 
-    return Path(cfg.demos.cache_dir) / demo_file_name(cfg.env.task, cameras, cfg.demos.num, cfg.env.image_size,
+    num = cfg.demos.num if num is None else num
+    return Path(cfg.demos.cache_dir) / demo_file_name(cfg.env.task, cameras, num, cfg.env.image_size,
                                                       cfg.demos.seed, cfg.demos.action_noise, cfg.env.name)
+
+
+def generate_cell_demos(cfg, cameras: list[str], num: int | None = None, log=print, return_stats: bool = False):
+    """Generate (or reuse) the demo cache's file of ``cfg``'s task with ``cameras`` and ``num`` demos
+    (default ``demos.num``); ``robot/sweep.py`` asks for every camera and the largest count at once."""
+    from robot.demo_gen import generate_demos
+
+    num = cfg.demos.num if num is None else num
+    out = generated_demos_path(cfg, cameras, num)
+    log(f"demos: {num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
+        f"{cfg.env.image_size}px, seed {cfg.demos.seed}, action noise {cfg.demos.action_noise:g}) -> {out}")
+    return generate_demos(task=cfg.env.task, cameras=cameras, num_demos=num, image_size=cfg.env.image_size,
+                          seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out), horizon=cfg.env.horizon,
+                          action_noise=cfg.demos.action_noise, regenerate_stale=True, env_family=cfg.env.name,
+                          return_stats=return_stats)
 
 
 def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
@@ -128,17 +144,7 @@ def ensure_demos(cfg, encoder: ObsEncoder, log=print) -> Path:
             raise FileNotFoundError(f"demos.path={cfg.demos.path!r}: demo file not found "
                                     "(remove demos.path to generate demos with the scripted experts)")
         return p
-    from robot.demo_gen import generate_demos
-
-    cameras = [cfg.env.camera] if encoder.needs_rgb else []
-    out = generated_demos_path(cfg, cameras)
-    log(f"demos: {cfg.demos.num} {cfg.env.task} demos ({'cameras ' + ','.join(cameras) if cameras else 'no camera'}, "
-        f"{cfg.env.image_size}px, seed {cfg.demos.seed}, action noise {cfg.demos.action_noise:g}) -> {out}")
-    path = generate_demos(task=cfg.env.task, cameras=cameras, num_demos=cfg.demos.num,
-                          image_size=cfg.env.image_size, seed=cfg.demos.seed, workers=cfg.demos.workers, out=str(out),
-                          horizon=cfg.env.horizon, action_noise=cfg.demos.action_noise, regenerate_stale=True,
-                          env_family=cfg.env.name)
-    return Path(path)
+    return Path(generate_cell_demos(cfg, [cfg.env.camera] if encoder.needs_rgb else [], log=log))
 
 
 def demos_option(cfg, path: Path) -> str:
