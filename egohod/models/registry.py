@@ -103,16 +103,6 @@ def _label(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def build_model(name: str, checkpoint: str | Path | None = None, **kwargs) -> nn.Module:
-    """The registered builder's call alone: no seeding, ``.weights`` as the builder sets it.
-
-    For builders that compose another registered model (the frozen EgoVideo encoders build the
-    full model's vision tower) inside the seeded scope of :func:`load_encoder`; everyone else
-    uses :func:`create_model`.
-    """
-    return MODELS.get(name)(checkpoint=checkpoint, **kwargs)
-
-
 def create_model(name: str | None = None, checkpoint: str | Path | None = None, *, seed: int = 0,
                  **kwargs) -> nn.Module:
     """Build a registered model; with ``checkpoint``, load its weights strictly.

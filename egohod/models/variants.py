@@ -41,10 +41,10 @@ import torch
 from torch import nn
 
 from .checkpoint_io import file_sha256, load_state_dict_strict, read_checkpoint
-from .egovideo import EgoVideo, EgoVideoConfig, interpolate_temporal_embedding
+from .egovideo import EgoVideo, EgoVideoConfig, VideoVisionTransformer, interpolate_temporal_embedding
 from .frozen import FrozenVideoEncoder
-from .internvideo2 import EgoVideoG, EgoVideoGConfig, g_to_internal_layout
-from .registry import build_model, register_encoder, register_model
+from .internvideo2 import EgoVideoG, EgoVideoGConfig, InternVideo2Vision, g_to_internal_layout
+from .registry import register_encoder, register_model
 from .spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 B_CONFIG = EgoVideoConfig()
@@ -198,42 +198,76 @@ def egovideo_g(checkpoint=None, num_frames=None, **kw) -> nn.Module:
     return build_egovideo_g("egovideo_g", G_CONFIG, G_SPEC, checkpoint, num_frames, **kw)
 
 
-def frozen_from_model(name: str, checkpoint=None, num_frames=None) -> FrozenVideoEncoder:
-    """A frozen encoder over the vision tower of ``create_model(name, ...)``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VisionOnlyCheckpointWarning)  # the encoder never uses the text tower
-        # without a checkpoint there are no adapter weights worth carrying (the encoder never runs them)
-        kw = {"adapter": False} if checkpoint is None else {}
-        # build_model, not create_model: load_encoder has already seeded this build (seed=...)
-        model = build_model(name, checkpoint=checkpoint, num_frames=num_frames, **kw)
-    return FrozenVideoEncoder(model.visual, model.input_spec, weights=model.weights, name=name)
+def _visual_keys(sd: dict) -> dict:
+    """The vision tower's entries of a state dict; adapter weights go too (a frozen encoder never runs
+    the motion adapter, so it is built without one)."""
+    return {k: v for k, v in sd.items() if k.startswith("visual.") and not _ADAPTER_KEY.match(k)}
+
+
+def frozen_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint=None,
+                    num_frames=None) -> FrozenVideoEncoder:
+    """A frozen encoder holding only the EgoVideo vision tower (no text tower is built); from a
+    checkpoint only the ``visual.*`` keys are read, strictly (every key of the tower present and of
+    the right shape; the temporal embedding is interpolated to ``num_frames``)."""
+    sd = _visual_keys(read_checkpoint(checkpoint)) if checkpoint is not None else None
+    te = sd.get("visual.temporal_embedding") if sd is not None else None
+    if num_frames is None and te is not None and te.dim() == 2:
+        num_frames = int(te.shape[0])  # follow the clip length the checkpoint was trained with
+    cfg = dataclasses.replace(cfg, adapter=False, num_frames=num_frames or cfg.num_frames)
+    spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
+    enc = FrozenVideoEncoder(VideoVisionTransformer(cfg), spec, name=name)
+    if sd is not None:
+        load_state_dict_strict(enc, sd, source=str(checkpoint), variant=name,
+                               resize={"visual.temporal_embedding": _resize_temporal})
+        enc.weights = file_sha256(checkpoint)
+    return enc
+
+
+def frozen_egovideo_g(name: str, cfg: EgoVideoGConfig, spec: InputSpec, checkpoint=None,
+                      num_frames=None) -> FrozenVideoEncoder:
+    """:func:`frozen_egovideo` for G: the InternVideo2 vision tower alone (no BERT-large)."""
+    sd = None
+    native = cfg.num_frames
+    if checkpoint is not None:
+        sd = _visual_keys(g_to_internal_layout(read_checkpoint(checkpoint), cfg)[0])
+        pe = sd.get("visual.pos_embed")
+        if pe is not None and pe.dim() == 3 and (pe.shape[1] - 1) % (cfg.grid ** 2) == 0:
+            native = (pe.shape[1] - 1) // cfg.grid ** 2  # the checkpoint's clip length
+    cfg = dataclasses.replace(cfg, num_frames=num_frames or native)
+    spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
+    enc = FrozenVideoEncoder(InternVideo2Vision(cfg), spec, name=name)
+    if sd is not None:
+        load_state_dict_strict(enc, sd, source=str(checkpoint), variant=name,
+                               resize={"visual.pos_embed": lambda v, s: _resize_g_pos(v, s, native)})
+        enc.weights = file_sha256(checkpoint)
+    return enc
 
 
 @register_encoder(spec=B_SPEC, name="egovideo_b")
 def _egovideo_b_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-B vision tower, frozen (uint8 frames in, 512-d out)."""
-    return frozen_from_model("egovideo_b", checkpoint, num_frames)
+    return frozen_egovideo("egovideo_b", B_CONFIG, B_SPEC, checkpoint, num_frames)
 
 
 @register_encoder(spec=L_SPEC, name="egovideo_l")
 def _egovideo_l_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-L vision tower, frozen (uint8 frames in, 512-d out)."""
-    return frozen_from_model("egovideo_l", checkpoint, num_frames)
+    return frozen_egovideo("egovideo_l", L_CONFIG, L_SPEC, checkpoint, num_frames)
 
 
 @register_encoder(spec=G_SPEC, name="egovideo_g")
 def _egovideo_g_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-G vision tower (InternVideo2-1B), frozen (uint8 frames in, 512-d out)."""
-    return frozen_from_model("egovideo_g", checkpoint, num_frames)
+    return frozen_egovideo_g("egovideo_g", G_CONFIG, G_SPEC, checkpoint, num_frames)
 
 
 @register_encoder(spec=TINY_SPEC, name="egovideo_tiny")
 def _egovideo_tiny_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-tiny vision tower, frozen (tests)."""
-    return frozen_from_model("egovideo_tiny", checkpoint, num_frames)
+    return frozen_egovideo("egovideo_tiny", TINY_CONFIG, TINY_SPEC, checkpoint, num_frames)
 
 
 @register_encoder(spec=SMALL_SPEC, name="egovideo_small")
 def _egovideo_small_encoder(checkpoint=None, num_frames=None) -> nn.Module:
     """EgoVideo-small vision tower, frozen (uint8 frames in, 256-d out); no official weights."""
-    return frozen_from_model("egovideo_small", checkpoint, num_frames)
+    return frozen_egovideo("egovideo_small", SMALL_CONFIG, SMALL_SPEC, checkpoint, num_frames)
