@@ -245,9 +245,25 @@ class FeaturesConfig:
     device: str = "cpu"
 
 
-DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig}
+# components that declare their settings as an ``Options`` dataclass: the schema adds only ``name``
+from .detectors.mediapipe_hands import Options as _MediaPipeOptions  # noqa: E402
+from .narrators.local_gguf import Options as _LocalNarratorOptions  # noqa: E402
+
+
+@dataclass
+class MediaPipeDetectorConfig(_MediaPipeOptions):
+    name: str = "mediapipe"
+
+
+@dataclass
+class LocalNarratorConfig(_LocalNarratorOptions):
+    name: str = "local"
+
+
+DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig,
+                    "mediapipe": MediaPipeDetectorConfig}
 NARRATOR_SCHEMAS = {"template": TemplateNarratorConfig, "openai": OpenAINarratorConfig,
-                    "transformers": TransformersNarratorConfig}
+                    "transformers": TransformersNarratorConfig, "local": LocalNarratorConfig}
 TOP_SCHEMAS = {"run": RunConfig, "renarrate": RenarrateConfig, "merge": MergeConfig, "style_train": StyleTrainConfig,
                "style_apply": StyleApplyConfig, "features": FeaturesConfig}
 

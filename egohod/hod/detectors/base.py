@@ -41,7 +41,7 @@ class Detector:
         return [self.detect(c) for c in clips]
 
 
-DETECTORS = Registry("detector", builtins=tuple(f"{__package__}.{m}" for m in ("doh100", "precomputed", "skin")))
+DETECTORS = Registry("detector", builtins=tuple(f"{__package__}.{m}" for m in ("doh100", "mediapipe_hands", "precomputed", "skin")))
 
 
 def register_detector(name: str):
