@@ -145,7 +145,7 @@ class Narrator:
 
 
 NARRATORS = Registry("narrator",
-                     builtins=tuple(f"{__package__}.{m}" for m in ("openai_chat", "template", "transformers_local")))
+                     builtins=tuple(f"{__package__}.{m}" for m in ("local_gguf", "openai_chat", "template", "transformers_local")))
 
 
 def register_narrator(name: str):

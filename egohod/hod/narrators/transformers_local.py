@@ -17,6 +17,8 @@ from .base import NarrationRequest, NarrationResult, Narrator, Validation, load_
 
 class TransformersNarrator(Narrator):
     name = "transformers"
+    generate_options: dict = {}  # extra ``generate`` settings of subclasses (e.g. repetition_penalty)
+    retry_temperature: float = 0.0  # > 0: invalid greedy answers are redrawn with sampling at this temperature
 
     def __init__(self, validation: Validation = Validation(), model_dir: str | None = None,
                  system_prompt: str = "system.txt", user_prompt: str = "user.txt", num_narrations: int = 1,
@@ -24,28 +26,33 @@ class TransformersNarrator(Narrator):
                  batch_size: int = 8, seed: int = 0, max_retries: int = 2):
         if not model_dir or not Path(model_dir).is_dir():
             raise ValueError(f"narrator transformers needs narrator.model_dir=DIR of a local model, got {model_dir!r}")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ...device import resolve_device
-
-        self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.tok.padding_side = "left"
-        if self.tok.pad_token is None:
-            self.tok.pad_token = self.tok.eos_token
-        device = resolve_device(device, "device")
-        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
-                       "float16": torch.float16}[dtype]
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch_dtype)
-        self.model.to(device).eval()
-        self.device = device
+        self._load(model_dir, device, dtype)
         self.system = load_template(system_prompt)
         self.user = load_template(user_prompt, required=("narration",))
         self.validation = validation
         self.num_narrations = int(num_narrations)
         self.max_new_tokens, self.temperature = int(max_new_tokens), float(temperature)
         self.batch_size, self.seed, self.max_retries = int(batch_size), int(seed), int(max_retries)
+
+    def _load(self, model_dir: str, device: str, dtype: str, gguf_file: str | None = None) -> None:
+        """Tokenizer and model from a local folder (``gguf_file``: a GGUF file in it, dequantised)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ...device import resolve_device
+
+        self.torch = torch
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **extra)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        device = resolve_device(device, "device")
+        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+                       "float16": torch.float16}[dtype]
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch_dtype, **extra)
+        self.model.to(device).eval()
+        self.device = device
 
     def prompt(self, req: NarrationRequest) -> str:
         system = render(self.system, req, self.num_narrations)
@@ -60,13 +67,14 @@ class TransformersNarrator(Narrator):
         for i in range(0, len(requests), self.batch_size):
             chunk = requests[i: i + self.batch_size]
             try:
-                res = self._generate(chunk, self.seed)
-                retries = self.max_retries if self.temperature > 0 else 0
+                res = self._generate(chunk, self.seed, self.temperature)
+                redraw = self.temperature if self.temperature > 0 else self.retry_temperature
+                retries = self.max_retries if redraw > 0 else 0
                 for attempt in range(1, retries + 1):
                     bad = [k for k, r in enumerate(res) if not r.ok]
                     if not bad:
                         break
-                    for k, r in zip(bad, self._generate([chunk[k] for k in bad], self.seed + attempt)):
+                    for k, r in zip(bad, self._generate([chunk[k] for k in bad], self.seed + attempt, redraw)):
                         r.attempts = attempt + 1
                         res[k] = r
                 out.extend(res)
@@ -74,19 +82,23 @@ class TransformersNarrator(Narrator):
                 out.extend(NarrationResult([], f"generation failed: {type(e).__name__}: {e}") for _ in chunk)
         return out
 
-    def _generate(self, chunk: list[NarrationRequest], seed: int) -> list[NarrationResult]:
+    def _generate(self, chunk: list[NarrationRequest], seed: int, temperature: float) -> list[NarrationResult]:
         torch = self.torch
         enc = self.tok([self.prompt(r) for r in chunk], return_tensors="pt", padding=True).to(self.device)
-        sample = self.temperature > 0
+        sample = temperature > 0
         if sample:
             torch.manual_seed(seed)
         with torch.no_grad():
             ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=sample,
-                                      temperature=self.temperature if sample else None, top_p=None, top_k=None,
-                                      pad_token_id=self.tok.pad_token_id)
+                                      temperature=temperature if sample else None, top_p=None, top_k=None,
+                                      pad_token_id=self.tok.pad_token_id, **self.generate_options)
         new = ids[:, enc["input_ids"].shape[1]:]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
-        return [result_from_answer(t, self.validation, limit=self.num_narrations) for t in texts]
+        return [self.check(t, r) for t, r in zip(texts, chunk)]
+
+    def check(self, answer: str, req: NarrationRequest) -> NarrationResult:
+        """The validated narrations of one decoded answer to ``req``."""
+        return result_from_answer(answer, self.validation, limit=self.num_narrations)
 
 
 @register_narrator("transformers")
