@@ -64,20 +64,22 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: Optional[float] = None
     log_every: int = 100
-    cpu_threads: int = 1              # torch threads for updates + rollouts on CPU (0: leave as is)
+    cpu_threads: int = 1              # torch threads for the updates on CPU (0: leave as is); rollouts use all
 
 
 @dataclass
 class EvalConfig:
     every: int = 1000                 # evaluate every k training steps (and after the last step)
     episodes: int = 50
-    num_envs: int = 2                 # parallel environment processes
+    num_envs: int = 2                 # parallel environment processes (0: one per CPU core)
     seed: int = 100000                # episode i of every evaluation uses seed `seed + i` (seed_schedule=fixed)
     seed_schedule: str = "fixed"      # fixed: the same seeds every evaluation; per_epoch: R3M's seed + run seed + epoch + i
     heldout_seed: int = HELDOUT_SEED  # best_heldout: the best checkpoint re-run on seeds heldout_seed + i
     heldout_episodes: int = 50        # episodes of the best_heldout evaluation (0: skip it)
     videos: int = 3                   # rollout mp4s of the first episodes after the final evaluation
-    encode_batch: int = 64
+    encode_batch: int = 64            # environments per encoder forward at rollout (all of them when fewer)
+    precision: str = "fp32"           # encoder forward, cache fill and rollout alike: fp32 | bf16 (autocast; GPU)
+    compile: bool = False             # torch.compile the encoder (GPU; the first forward compiles)
 
 
 @dataclass
@@ -149,7 +151,9 @@ def validate(cfg) -> None:
     need(cfg.train.lr > 0, f"train.lr must be > 0, got {cfg.train.lr}")
     need(cfg.eval.every >= 1, f"eval.every must be >= 1, got {cfg.eval.every}")
     need(cfg.eval.episodes >= 1, f"eval.episodes must be >= 1, got {cfg.eval.episodes}")
-    need(cfg.eval.num_envs >= 1, f"eval.num_envs must be >= 1, got {cfg.eval.num_envs}")
+    need(cfg.eval.num_envs >= 0, f"eval.num_envs must be >= 0 (0: one per CPU core), got {cfg.eval.num_envs}")
+    need(cfg.eval.encode_batch >= 1, f"eval.encode_batch must be >= 1, got {cfg.eval.encode_batch}")
+    need(cfg.eval.precision in ("fp32", "bf16"), f"eval.precision must be fp32 or bf16, got {cfg.eval.precision!r}")
     need(cfg.eval.videos >= 0, f"eval.videos must be >= 0, got {cfg.eval.videos}")
     need(cfg.env.horizon >= 1, f"env.horizon must be >= 1, got {cfg.env.horizon}")
     need(cfg.env.success in SUCCESS_RULES,

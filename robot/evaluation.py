@@ -3,10 +3,15 @@
 
 Every evaluation runs the same episode seeds (``seed0 + i``), so success curves compare the
 same initial states. Observations of all environments are encoded in one batched encoder call
-per control step.
+per control step (``encode_batch`` caps the environments per call); the environments step in
+their own processes (``num_envs``; 0 = one per CPU core). With a ``timing`` dict,
+:func:`run_episodes` adds the wall seconds spent waiting for the environments (physics +
+rendering), in the encoder and in the policy head, and the number of control steps.
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,11 +37,12 @@ class EpisodeRecord:
 
 
 class EvalEnvs:
-    """A lazily created ``envs.make_vec`` pool, reused across evaluations of one run."""
+    """A lazily created ``envs.make_vec`` pool, reused across evaluations of one run
+    (``num_envs <= 0``: one environment process per CPU core)."""
 
     def __init__(self, env_id: str, num_envs: int, camera: str | None, image_size: int, horizon: int,
                  env_kwargs: dict | None = None):
-        self.env_id, self.num_envs, self.camera = env_id, num_envs, camera
+        self.env_id, self.num_envs, self.camera = env_id, auto_num_envs(num_envs), camera
         self.image_size, self.horizon, self.env_kwargs = image_size, horizon, dict(env_kwargs or {})
         self._vec = None
 
@@ -55,6 +61,26 @@ class EvalEnvs:
             self._vec = None
 
 
+def auto_num_envs(num_envs: int) -> int:
+    """``num_envs``, or the CPU cores this process may use when it is 0 (rendering is per process)."""
+    if num_envs > 0:
+        return int(num_envs)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+TIMING_KEYS = ("env_s", "encode_s", "policy_s", "env_steps")
+
+
+def encode_in_batches(encoder: ObsEncoder, history: np.ndarray, batch: int | None) -> torch.Tensor:
+    """Features of every environment's history, at most ``batch`` environments per encoder call."""
+    if not batch or batch >= len(history):
+        return encoder.encode_history(history)
+    return torch.cat([encoder.encode_history(history[s:s + batch]) for s in range(0, len(history), batch)])
+
+
 def env_obs_key(encoder: ObsEncoder) -> str:
     return "rgb" if encoder.needs_rgb else "object_state"
 
@@ -68,12 +94,28 @@ def _info_array(info: dict, key: str, n: int, default) -> np.ndarray:
     return np.where(mask, v, default) if mask is not None else v
 
 
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_episodes(policy, encoder: ObsEncoder, pool: EvalEnvs, seeds: list[int], device,
-                 record: int = 0, progress=None) -> tuple[list[EpisodeRecord], list[list[np.ndarray]]]:
+                 record: int = 0, progress=None, encode_batch: int | None = None,
+                 timing: dict | None = None) -> tuple[list[EpisodeRecord], list[list[np.ndarray]]]:
     """Roll out ``len(seeds)`` episodes, ``pool.num_envs`` at a time. Returns the episode
     records and, for the first ``record`` episodes, their RGB frames (``pool.camera`` needed)."""
     if record and pool.camera is None:
         raise ValueError("recording videos needs an environment camera")
+    clock = {k: 0.0 for k in TIMING_KEYS}
+    try:
+        return _run_episodes(policy, encoder, pool, seeds, device, record, progress, encode_batch, clock)
+    finally:
+        if timing is not None:
+            for k in TIMING_KEYS:
+                timing[k] = timing.get(k, 0) + clock[k]
+
+
+def _run_episodes(policy, encoder, pool, seeds, device, record, progress, encode_batch, clock):
     policy.eval()
     key = env_obs_key(encoder)
     n = pool.num_envs
@@ -83,7 +125,9 @@ def run_episodes(policy, encoder: ObsEncoder, pool: EvalEnvs, seeds: list[int], 
         round_seeds = list(seeds[start:start + n])
         live = len(round_seeds)
         padded = round_seeds + [round_seeds[-1] + PAD_SEED_OFFSET + i for i in range(n - live)]
+        t0 = time.perf_counter()
         obs, info = pool.vec.reset(seed=padded)
+        clock["env_s"] += time.perf_counter() - t0
         hist = encoder.new_history(obs[key])
         state = policy.initial_state(n)
         done = np.zeros(n, bool)
@@ -94,10 +138,19 @@ def run_episodes(policy, encoder: ObsEncoder, pool: EvalEnvs, seeds: list[int], 
         rec = [i for i in range(live) if start + i < record]
         frames = {i: [obs["rgb"][i]] for i in rec}
         for t in range(pool.horizon):
-            feats = encoder.encode_history(hist).to(device)
+            t0 = time.perf_counter()
+            feats = encode_in_batches(encoder, hist, encode_batch).to(device)
+            _sync(device)
+            t1 = time.perf_counter()
             prop = torch.as_tensor(obs["proprio"], dtype=torch.float32, device=device)
             act, state = policy.act(feats, prop, state)
-            obs, _, term, trunc, info = pool.vec.step(act.detach().cpu().numpy().astype(np.float32))
+            act = act.detach().cpu().numpy().astype(np.float32)
+            t2 = time.perf_counter()
+            obs, _, term, trunc, info = pool.vec.step(act)
+            clock["encode_s"] += t1 - t0
+            clock["policy_s"] += t2 - t1
+            clock["env_s"] += time.perf_counter() - t2
+            clock["env_steps"] += n
             active = ~done
             steps[active] += 1
             succ_now = _info_array(info, "success", n, False).astype(bool)
@@ -122,7 +175,7 @@ def run_episodes(policy, encoder: ObsEncoder, pool: EvalEnvs, seeds: list[int], 
 
 
 def evaluate(policy, encoder: ObsEncoder, pool: EvalEnvs, episodes: int, seed0: int, device,
-             desc: str = "eval") -> dict:
+             desc: str = "eval", encode_batch: int | None = None, timing: dict | None = None) -> dict:
     """Success rate over ``episodes`` episodes with seeds ``seed0 .. seed0 + episodes - 1``.
 
     The policy's sampling (GMM heads) uses a fixed torch seed inside a forked RNG, so an
@@ -133,7 +186,8 @@ def evaluate(policy, encoder: ObsEncoder, pool: EvalEnvs, episodes: int, seed0: 
     with torch.random.fork_rng(devices=[]), tqdm(total=episodes * pool.horizon, desc=desc, unit="step",
                                                  leave=False, mininterval=2.0) as bar:
         torch.manual_seed(seed0)
-        records, _ = run_episodes(policy, encoder, pool, seeds, device, progress=bar)
+        records, _ = run_episodes(policy, encoder, pool, seeds, device, progress=bar, encode_batch=encode_batch,
+                                  timing=timing)
     rate = float(np.mean([r.success for r in records]))
     return {"success_rate": rate, "episodes": [r.to_dict() for r in records]}
 

@@ -49,6 +49,7 @@ class EncoderInfo:
     embed_dim: int
     input_spec: dict | None
     state_index: list | None = None  # state encoder: the object_state entries it keeps (None: all)
+    precision: str = "fp32"          # encoder forward: fp32, or bf16 autocast (eval.precision; cache and rollout alike)
 
     @property
     def random_weights(self) -> bool:
@@ -104,6 +105,16 @@ class ObsEncoder:
     def to(self, device) -> "ObsEncoder":
         return self
 
+    def set_inference(self, precision: str = "fp32", compile: bool = False) -> "ObsEncoder":
+        """How the encoder's forward runs (``eval.precision``, ``eval.compile``); the precision is
+        part of the feature-cache key, so cached and rollout features are made the same way."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"eval.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        return self
+
+
+PRECISIONS = ("fp32", "bf16")
+
 
 class VisionObsEncoder(ObsEncoder):
     needs_rgb = True
@@ -145,9 +156,20 @@ class VisionObsEncoder(ObsEncoder):
             x = x.expand(-1, self.info.clip_len, -1, -1, -1)
         return x
 
+    def set_inference(self, precision: str = "fp32", compile: bool = False) -> "VisionObsEncoder":
+        super().set_inference(precision, compile)
+        self.info.precision = precision
+        self._forward = torch.compile(self.model) if compile else self.model
+        return self
+
     @torch.inference_mode()
     def encode_history(self, history: np.ndarray) -> torch.Tensor:
-        return self.model(self._clips(history).to(self.device)).float()
+        forward = getattr(self, "_forward", self.model)
+        clips = self._clips(history).to(self.device)
+        if self.info.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return forward(clips).float()
+        return forward(clips).float()
 
     def encode_episode(self, obs: np.ndarray, batch: int = 32, progress=None) -> np.ndarray:
         if obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[-1] != 3:
@@ -251,6 +273,7 @@ def cache_identity(info: EncoderInfo, obs_key: str, obs_shape, dataset_sha256: s
         "clip_len": info.clip_len,
         "input_spec": info.input_spec,
         **({"state_index": list(info.state_index)} if info.state_index is not None else {}),
+        **({"precision": info.precision} if info.precision != "fp32" else {}),  # fp32 keys as before
         "obs_key": obs_key,
         "obs_shape": [int(s) for s in obs_shape],
         "dataset_sha256": dataset_sha256,

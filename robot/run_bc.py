@@ -275,6 +275,7 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
         encoder = StateObsEncoder(shape[0], encoder.info.frames, str(device),  # object_state of another size
                                   encoder.info.state_index)
     episodes_idx = list(range(cfg.demos.num))
+    encoder.set_inference(cfg.eval.precision, cfg.eval.compile)  # the cache key records the precision
     identity = cache_identity(encoder.info, key, shape, sha, episodes_idx)
     t0 = time.perf_counter()
     feats, hit = cached_features(encoder, identity, load_obs, FeatureCache(cfg.cache.dir), cfg.cache.encode_batch,
@@ -529,14 +530,17 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
     seq_len = policy.seq_len
     loss = None
     eval_seconds = results.data.get("timing", {}).get("eval_seconds", 0.0)
+    split = dict(results.data.get("timing", {}).get("eval_split", {}))  # env (physics + render), encode, policy
     losses: list[float] = []
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train", unit="step",
                mininterval=2.0)
     threads = torch.get_num_threads()
+    train_threads = threads
     if device.type == "cpu" and cfg.train.cpu_threads:
-        # small heads (and per-step rollout encoding): more intra-op threads mostly add
-        # synchronisation; measured 28x slower updates with 2 threads on a busy 2-core machine
-        torch.set_num_threads(cfg.train.cpu_threads)
+        # small heads: more intra-op threads mostly add synchronisation; measured 28x slower
+        # updates with 2 threads on a busy 2-core machine. Rollouts (the encoder) get them all back.
+        train_threads = cfg.train.cpu_threads
+        torch.set_num_threads(train_threads)
     t_start = time.perf_counter()
     for i in bar:
         step = i + 1
@@ -552,12 +556,16 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
             train_seconds += time.perf_counter() - t_start
             t_eval = time.perf_counter()
             seed0 = eval_seed0(cfg, step, data.num_steps)
-            res = evaluate(policy, prep.encoder, pool, cfg.eval.episodes, seed0, device, desc=f"eval@{step}")
+            torch.set_num_threads(threads)
+            res = evaluate(policy, prep.encoder, pool, cfg.eval.episodes, seed0, device, desc=f"eval@{step}",
+                           encode_batch=cfg.eval.encode_batch, timing=split)
+            torch.set_num_threads(train_threads)
             res["seed0"] = seed0
             eval_seconds += time.perf_counter() - t_eval
             results.add_eval(step, res)
             results.data["train"] = {"steps": step, "loss": loss, "seconds": round(train_seconds, 2)}
-            results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)}
+            results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+                                      "eval_split": {k: round(v, 3) for k, v in split.items()}}
             results.save(out / "results.json")
             plot_success_curve(results.data, out / "success_curve.png")
             save_checkpoint(out, step, checkpoint_payload(cfg, prep, policy, optimizer, generator, results, step, loss))
@@ -603,7 +611,7 @@ def _best_heldout(cfg, out: Path, r: _Run, pool: EvalEnvs) -> None:
     ckpt = load_checkpoint(out / "checkpoints" / f"{best['step']:07d}")
     policy = build_policy_from_checkpoint(ckpt).to(r.device)
     res = evaluate(policy, r.prep.encoder, pool, cfg.eval.heldout_episodes, cfg.eval.heldout_seed, r.device,
-                   desc=f"heldout@{best['step']}")
+                   desc=f"heldout@{best['step']}", encode_batch=cfg.eval.encode_batch)
     results.set_heldout(best["step"], res, heldout_seeds(cfg.eval), ckpt["path"])
     results.save(out / "results.json")
     r.log(f"best_heldout: checkpoint of step {best['step']} on seeds {cfg.eval.heldout_seed}.."
@@ -688,6 +696,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
     device = resolve_device(device_name)
     encoder = encoder_from_checkpoint(ckpt, device, encoder_checkpoint)
+    encoder.set_inference(eval_cfg.precision, eval_cfg.compile)
     policy = build_policy_from_checkpoint(ckpt).to(device)
     env = ckpt["env"]
     cfg_env = ckpt["config"]["env"]
@@ -701,7 +710,8 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     if encoder.info.random_weights:
         con.print(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (seed {encoder.info.seed}, as in training)")
     try:
-        res = evaluate(policy, encoder, pool, eval_cfg.episodes, eval_cfg.seed, device, desc="eval")
+        res = evaluate(policy, encoder, pool, eval_cfg.episodes, eval_cfg.seed, device, desc="eval",
+                       encode_batch=eval_cfg.encode_batch)
     finally:
         pool.close()
     header = {k: v for k, v in ckpt["results"].items() if k not in ("evals", "best", "final", "train", "complete",
