@@ -42,19 +42,21 @@ def test_core_is_load_encoder_on_robomimic_frames():
 def test_frozen_core_stays_frozen_and_trainable_core_learns():
     frozen = EgoVideoCore(input_shape=(3, 32, 32), encoder="egovideo_tiny", feature_dimension=8)
     frozen.train()
-    assert not frozen.visual.training and frozen.project.training
+    assert not frozen.encoder.visual.training and frozen.project.training
     x = torch.rand(2, 3, 32, 32)
     frozen(x).sum().backward()
-    assert all(p.grad is None for p in frozen.visual.parameters()) and frozen.project.weight.grad is not None
+    assert all(p.grad is None for p in frozen.encoder.visual.parameters()) and frozen.project.weight.grad is not None
     trainable = EgoVideoCore(input_shape=(3, 32, 32), encoder="egovideo_tiny", trainable=True)
     trainable.train()
     trainable(x).sum().backward()
-    assert trainable.visual.training and any(p.grad is not None and p.grad.abs().sum() > 0
-                                             for p in trainable.visual.parameters())
+    assert trainable.encoder.visual.training and any(p.grad is not None and p.grad.abs().sum() > 0
+                                                     for p in trainable.encoder.visual.parameters())
     with pytest.raises(ValueError, match="unknown core_kwargs \\['encodr'\\]"):
         EgoVideoCore.check_kwargs({"encodr": "egovideo_b"})
     with pytest.raises(ValueError, match="RGB frames"):
         EgoVideoCore(input_shape=(9,), encoder="egovideo_tiny")
+    with pytest.raises(ValueError, match="wraps video encoders"):
+        EgoVideoCore(input_shape=(3, 32, 32), encoder="r3m")
 
 
 def test_env_factory_builds_the_kitchen_from_the_file(demo_file):
@@ -103,7 +105,7 @@ def test_robomimic_trains_with_egovideo_core_and_rolls_out(demo_file, tmp_path, 
     cores = [m for m in nets.modules() if isinstance(m, EgoVideoCore)]
     assert len(cores) == 1 and not cores[0].trainable
     ref = egohod.load_encoder("egovideo_tiny", seed=0).tower().state_dict()
-    for k, v in cores[0].visual.state_dict().items():  # frozen: training left the tower as loaded
+    for k, v in cores[0].encoder.visual.state_dict().items():  # frozen: training left the tower as loaded
         torch.testing.assert_close(v, ref[k])
     assert (type(nets).__name__ == "RNNActorNetwork") == rnn
     env, _ = FileUtils.env_from_checkpoint(ckpt_dict=ckpt_dict, render_offscreen=False)

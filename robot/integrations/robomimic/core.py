@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import inspect
 
-import torch
 from robomimic.models.obs_core import EncoderCore
 from torch import nn
 
-from egohod.preprocess import center_crop, normalize, resize_short_side
+from robot.integrations.frame_encoder import FrameEncoder
 
 
 class EgoVideoCore(EncoderCore):
-    """robomimic core around ``egohod.load_encoder(encoder, checkpoint, num_frames, seed=seed)``.
+    """robomimic core around ``egohod.load_encoder(encoder, checkpoint, num_frames, seed=seed)``
+    (through :class:`robot.integrations.frame_encoder.FrameEncoder`).
 
     Args:
         input_shape: ``(3, H, W)`` of the camera frames (robomimic passes it).
-        encoder: a registered encoder name (``egohod.list_encoders()``).
+        encoder: a registered video encoder name (``egohod.list_encoders("egovideo*")``).
         checkpoint: weights file; ``None`` gives the seeded RANDOM WEIGHTS of ``(encoder, seed)``.
         num_frames: clip length the tower runs at (default: the variant's); the frame is repeated.
         seed: seed of the random weights when there is no checkpoint.
@@ -45,23 +45,9 @@ class EgoVideoCore(EncoderCore):
         if len(input_shape) != 3 or input_shape[0] != 3:
             raise ValueError(f"EgoVideoCore takes RGB frames (3, H, W); got input_shape {tuple(input_shape)}. "
                              "List the key under observation.modalities.obs.rgb")
-        from egohod import load_encoder
-        from egohod.models.frozen import FrozenVideoEncoder
-
-        frozen = load_encoder(encoder, checkpoint=checkpoint, num_frames=num_frames, seed=seed)
-        if not isinstance(frozen, FrozenVideoEncoder):
-            raise ValueError(f"EgoVideoCore wraps video encoders (egovideo_*); {encoder!r} is a "
-                             f"{type(frozen).__name__}")
-        self.encoder_name = frozen.name
-        self.weights = frozen.weights
-        self.spec = frozen.input_spec
-        self.num_frames = frozen.num_frames
-        self.embed_dim = frozen.embed_dim
-        self.trainable = bool(trainable)
-        self.visual = frozen.tower()  # the tower alone: the frozen wrapper would pin eval mode
-        self.visual.requires_grad_(self.trainable)
-        self.visual.train(False)
-        self.project = nn.Linear(self.embed_dim, feature_dimension) if feature_dimension else None
+        self.encoder = FrameEncoder(encoder, checkpoint, num_frames, seed, trainable)
+        self.trainable = self.encoder.trainable
+        self.project = nn.Linear(self.encoder.embed_dim, feature_dimension) if feature_dimension else None
 
     @classmethod
     def check_kwargs(cls, core_kwargs: dict) -> None:
@@ -71,35 +57,12 @@ class EgoVideoCore(EncoderCore):
         if unknown:
             raise ValueError(f"EgoVideoCore got unknown core_kwargs {unknown}; it takes {sorted(known)}")
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if not self.trainable:
-            self.visual.train(False)  # frozen: dropout / drop-path stay off during policy training
-        return self
-
     def output_shape(self, input_shape=None):
-        return [self.project.out_features if self.project is not None else self.embed_dim]
+        return [self.project.out_features if self.project is not None else self.encoder.embed_dim]
 
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """float ``[B, 3, H, W]`` in [0, 1] -> normalised clip ``[B, 3, T, S, S]`` (the frame repeated)."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"EgoVideoCore expects float [B, 3, H, W] in [0, 1]; got {tuple(x.shape)}")
-        s = self.spec
-        ref = next(self.visual.parameters())
-        x = x.to(device=ref.device, dtype=torch.float32)
-        x = normalize(center_crop(resize_short_side(x, s.eval_resize), s.image_size), s.mean, s.std)
-        return x.unsqueeze(2).expand(-1, -1, self.num_frames, -1, -1).to(ref.dtype)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            z = self.visual(self.preprocess(inputs)).float()
+    def forward(self, inputs):
+        z = self.encoder(inputs)
         return self.project(z) if self.project is not None else z
 
     def __repr__(self) -> str:
-        from egohod.models import is_random_weights
-
-        weights = f"RANDOM WEIGHTS ({self.weights})" if is_random_weights(self.weights) else self.weights[:12]
-        mode = "trainable" if self.trainable else "frozen"
-        out = self.output_shape()[0]
-        return (f"EgoVideoCore(encoder={self.encoder_name}, {mode}, {self.spec.image_size}px x{self.num_frames} "
-                f"frames -> {out}-d, weights={weights})")
+        return f"EgoVideoCore({self.encoder.describe()}, out={self.output_shape()[0]})"
