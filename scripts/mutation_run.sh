@@ -3,7 +3,11 @@
 # (scripts/mutation_forkserver.py), inside a throw-away git worktree. docs/testing.md has the
 # commands that produced the published table.
 #
-#   scripts/mutation_run.sh WORKTREE NAME PATHS TEST_FILE...
+#   [MUT_SAMPLE=K] scripts/mutation_run.sh WORKTREE NAME PATHS TEST_FILE...
+#
+# MUT_SAMPLE=K tests only the mutants whose crc32("file|line text|index") % K == 0 (the others are
+# reported as skipped); the same K picks the same mutants of the same source in every run, so a
+# before and an after run compare the same sample. Default 1: every mutant.
 #
 # WORKTREE must be a `git worktree add --detach` copy (mutmut 2 edits files in place): the script
 # refuses to run in a checkout whose path is the repository's main worktree. Results: the
@@ -24,6 +28,21 @@ if [ "$(realpath "$main_wt")" = "$wt" ]; then
   exit 2
 fi
 sock=$out/$name.sock
+sample=${MUT_SAMPLE:-1}
+cat > "$wt/mutmut_config.py" <<PY
+# written by scripts/mutation_run.sh: test one mutant in $sample (crc32 of file, line text, index)
+import zlib
+
+
+def in_sample(filename, line, index, k=$sample):
+    return zlib.crc32(f"{filename}|{line}|{index}".encode()) % k == 0
+
+
+def pre_mutation(context):
+    mid = context.mutation_id
+    if not in_sample(context.filename, mid.line, mid.index):
+        context.skip = True
+PY
 # --basetemp: pytest otherwise prunes the machine-wide /tmp/pytest-of-$USER after every session,
 # which costs seconds per mutant on a shared machine
 pytest_args=(-q -p no:cacheprovider "--basetemp=$out/$name.tmp" "$@")
@@ -43,4 +62,5 @@ rc=$?
 set -e
 echo "mutmut run rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$out/$name.log"
 "$mutmut" results > "$out/$name.results.txt" 2>&1 || true
+"$py" "$here/scripts/mutation_summary.py" "$wt/.mutmut-cache" --sample "$sample" | tee "$out/$name.summary.txt"
 git -C "$wt" diff --quiet -- "$paths" || { echo "WARNING: $paths left modified in $wt" >&2; exit 1; }

@@ -1,0 +1,256 @@
+"""``robot.evaluation``'s bookkeeping on scripted environments whose outcome is known step by step
+(a fake vectorised env, no simulator): success, success step, solved steps and control steps per
+episode, seeds and padding of a last partial round, what an autoresetting env reports after an
+episode ended, recorded frames, progress, the RNG contract of ``evaluate``, and the lazily built
+env pool. ``test_evaluation_success.py`` runs the same path through the real simulator."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from robot import evaluation
+from robot.evaluation import EvalEnvs, EpisodeRecord, env_obs_key, evaluate, run_episodes, write_video
+from robot.obs_encoders import StateObsEncoder
+
+HORIZON = 12
+SUCCESS_AFTER = 5  # the env's rule: success once the task was solved at more than 5 steps
+
+
+@dataclass
+class Script:
+    solved_from: int | None = None  # first step within the threshold (stays solved); None: never
+    end: int = HORIZON              # the episode terminates at this step (HORIZON: truncated)
+
+
+class ScriptedVecEnv:
+    """Env ``i`` plays the episode scripted for its seed (unscripted seeds: never solved, run to
+    the horizon). After its episode ended it keeps stepping, as an autoresetting vector env
+    does, and reports success with 99 solved steps: evaluation must not count any of it."""
+
+    def __init__(self, scripts: dict[int, Script], num_envs: int, horizon: int = HORIZON):
+        self.scripts, self.num_envs, self.horizon = scripts, num_envs, horizon
+        self.resets: list[list[int]] = []
+        self.actions: list[np.ndarray] = []
+        self.closed = False
+
+    def _obs(self):
+        state = np.array([[s, t] for s, t in zip(self.seeds, self.t)], np.float32)
+        rgb = np.stack([np.full((2, 2, 3), t, np.uint8) for t in self.t])
+        return {"object_state": state, "proprio": np.repeat(state[:, 1:], 9, axis=1), "rgb": rgb}
+
+    def reset(self, seed):
+        self.seeds = list(seed)
+        self.resets.append(list(seed))
+        self.t = np.zeros(self.num_envs, int)
+        return self._obs(), {}
+
+    def step(self, actions):
+        self.actions.append(actions)
+        self.t += 1
+        n = self.num_envs
+        success, solved = np.zeros(n, bool), np.zeros(n, int)
+        term, trunc = np.zeros(n, bool), np.zeros(n, bool)
+        for i, (seed, t) in enumerate(zip(self.seeds, self.t)):
+            script = self.scripts.get(seed, Script())
+            if t > script.end:  # a new (autoreset) episode: garbage for the evaluation
+                success[i], solved[i] = True, 99
+                continue
+            if script.solved_from is not None and t >= script.solved_from:
+                solved[i] = t - script.solved_from + 1
+            success[i] = solved[i] > SUCCESS_AFTER
+            term[i] = t == script.end < self.horizon
+            trunc[i] = t == self.horizon
+        info = {"success": success, "_success": np.ones(n, bool), "solved_steps": solved,
+                "_solved_steps": np.ones(n, bool)}
+        return self._obs(), np.zeros(n), term, trunc, info
+
+    def close(self):
+        self.closed = True
+
+
+class FakePool:
+    def __init__(self, vec, camera=None):
+        self.vec, self.num_envs, self.horizon, self.camera = vec, vec.num_envs, vec.horizon, camera
+
+
+class RecordingPolicy:
+    """Acts 0.5 everywhere; records its inputs and one torch random draw per call."""
+
+    def __init__(self):
+        self.features, self.proprio, self.draws, self.in_eval_mode = [], [], [], False
+
+    def eval(self):
+        self.in_eval_mode = True
+        return self
+
+    def initial_state(self, num_envs):
+        return {"n": num_envs}
+
+    def act(self, features, proprio, state):
+        assert self.in_eval_mode, "evaluation must put the policy in eval mode before acting"
+        self.features.append(features.clone())
+        self.proprio.append(proprio.clone())
+        self.draws.append(torch.rand(1).item())
+        return torch.full((state["n"], 9), 0.5, dtype=torch.float64), state
+
+
+class Progress:
+    def __init__(self):
+        self.total = 0
+
+    def update(self, k):
+        self.total += k
+
+
+# seed 10: solved from step 3 to the horizon -> success at step 3 + 5 = 8, 12 - 3 + 1 = 10 solved
+# seed 11: never solved, terminates at step 5; afterwards the autoreset garbage says "success"
+# seed 12: solved from step 1, terminates at step 7 -> success at step 6, 7 solved
+SCRIPTS = {10: Script(solved_from=3), 11: Script(end=5), 12: Script(solved_from=1, end=7)}
+EXPECTED = [
+    {"seed": 10, "success": True, "steps": 12, "success_step": 8, "solved_steps": 10},
+    {"seed": 11, "success": False, "steps": 5, "success_step": None, "solved_steps": 0},
+    {"seed": 12, "success": True, "steps": 7, "success_step": 6, "solved_steps": 7},
+]
+
+
+def _evaluate(vec, episodes, seed0, policy=None):
+    return evaluate(policy or RecordingPolicy(), StateObsEncoder(2), FakePool(vec), episodes, seed0,
+                    torch.device("cpu"))
+
+
+def test_episode_records_match_the_scripted_episodes():
+    vec = ScriptedVecEnv(SCRIPTS, num_envs=3)
+    res = _evaluate(vec, 3, 10)
+    assert res["episodes"] == EXPECTED
+    assert res["success_rate"] == pytest.approx(2 / 3)
+    assert vec.resets == [[10, 11, 12]]
+    assert len(vec.actions) == HORIZON  # seed 10 runs to the horizon
+
+
+def test_policy_sees_each_step_observation_and_sends_float32_actions():
+    vec = ScriptedVecEnv(SCRIPTS, num_envs=3)
+    policy = RecordingPolicy()
+    _evaluate(vec, 3, 10, policy)
+    for t, (feats, prop) in enumerate(zip(policy.features, policy.proprio)):
+        # object_state after t steps is [seed, t] (state encoder, one frame); proprio repeats t
+        assert feats.tolist() == [[10.0, t], [11.0, t], [12.0, t]]
+        assert prop.dtype == torch.float32 and prop.shape == (3, 9) and bool((prop == t).all())
+    assert all(a.dtype == np.float32 and a.shape == (3, 9) and (a == 0.5).all() for a in vec.actions)
+
+
+def test_one_env_at_a_time_gives_the_same_records():
+    res = _evaluate(ScriptedVecEnv(SCRIPTS, num_envs=1), 3, 10)
+    assert res["episodes"] == EXPECTED
+
+
+def test_a_partial_last_round_pads_with_far_seeds_that_are_not_counted():
+    # 3 episodes on 2 envs: the second round runs seed 12 beside an idle env whose seed is
+    # 12 + 10_000_000 (robot/corpus.py keeps its seeds clear of these); that env "succeeds"
+    pad_seed = 12 + 10_000_000
+    vec = ScriptedVecEnv({**SCRIPTS, pad_seed: Script(solved_from=1)}, num_envs=2)
+    res = _evaluate(vec, 3, 10)
+    assert vec.resets == [[10, 11], [12, pad_seed]]
+    assert res["episodes"] == EXPECTED
+    assert res["success_rate"] == pytest.approx(2 / 3)
+
+
+def test_all_episodes_ending_early_stops_stepping():
+    vec = ScriptedVecEnv({0: Script(end=4), 1: Script(solved_from=1, end=3)}, num_envs=2)
+    res = _evaluate(vec, 2, 0)
+    assert len(vec.actions) == 4
+    assert [(e["steps"], e["success"]) for e in res["episodes"]] == [(4, False), (3, False)]
+
+
+def test_recorded_frames_are_the_live_steps_of_the_first_episodes():
+    vec = ScriptedVecEnv(SCRIPTS, num_envs=2)
+    progress = Progress()
+    records, videos = run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(vec, camera="left"),
+                                   [10, 11, 12], torch.device("cpu"), record=2, progress=progress)
+    assert [r.to_dict() for r in records] == EXPECTED
+    # the reset frame, then one per step while the episode runs (the frame value is the step)
+    assert [[int(f[0, 0, 0]) for f in v] for v in videos] == [list(range(13)), list(range(6))]
+    assert progress.total == 12 + 5 + 7  # live control steps only (not the padded env's)
+
+
+def test_recording_needs_a_camera():
+    with pytest.raises(ValueError, match="recording videos needs an environment camera"):
+        run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(ScriptedVecEnv({}, 1)), [0],
+                     torch.device("cpu"), record=1)
+
+
+def test_evaluate_uses_seed0_for_the_policy_rng_and_leaves_the_global_stream_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1).item()
+    torch.manual_seed(5)
+    expected_draws = [torch.rand(1).item() for _ in range(HORIZON)]
+
+    torch.manual_seed(123)
+    policy = RecordingPolicy()
+    _evaluate(ScriptedVecEnv({}, num_envs=1), 1, 5, policy)
+    assert torch.rand(1).item() == expected_next
+    assert policy.draws == expected_draws
+
+
+def test_info_array_defaults_and_masks():
+    assert evaluation._info_array({}, "success", 3, False).tolist() == [False] * 3
+    assert evaluation._info_array({}, "solved_steps", 2, 0).tolist() == [0, 0]
+    info = {"solved_steps": np.array([4, 7, 9]), "_solved_steps": np.array([True, False, True])}
+    assert evaluation._info_array(info, "solved_steps", 3, 0).tolist() == [4, 0, 9]
+    assert evaluation._info_array({"solved_steps": [4, 7]}, "solved_steps", 2, 0).tolist() == [4, 7]
+
+
+def test_env_obs_key_follows_the_encoder():
+    class Rgb:
+        needs_rgb = True
+
+    assert env_obs_key(Rgb()) == "rgb"
+    assert env_obs_key(StateObsEncoder(2)) == "object_state"
+
+
+def test_eval_envs_are_built_once_lazily_with_their_settings_and_rebuilt_after_close(monkeypatch):
+    import envs
+
+    built = []
+
+    def fake_make_vec(env_id, num_envs, **kwargs):
+        built.append((env_id, num_envs, kwargs))
+        return ScriptedVecEnv({}, num_envs)
+
+    monkeypatch.setattr(envs, "make_vec", fake_make_vec)
+    extra = {"strict_success": True}
+    pool = EvalEnvs("kitchen/microwave", 2, "left", 64, 30, env_kwargs=extra)
+    extra["strict_success"] = False  # the pool keeps its own copy
+    assert built == []
+    first = pool.vec
+    assert pool.vec is first
+    assert built == [("kitchen/microwave", 2,
+                      {"camera": "left", "image_size": 64, "horizon": 30, "strict_success": True})]
+    pool.close()
+    assert first.closed
+    assert pool.vec is not first and len(built) == 2
+    pool.close()
+    pool.close()  # closing twice is harmless
+
+
+def test_episode_record_dict():
+    rec = EpisodeRecord(seed=3, success=True, steps=50, success_step=9, solved_steps=20)
+    assert rec.to_dict() == {"seed": 3, "success": True, "steps": 50, "success_step": 9, "solved_steps": 20}
+
+
+def test_write_video_default_rate_and_frame_size_not_a_multiple_of_16(tmp_path):
+    import imageio.v2 as imageio
+
+    # even sizes only: libx264 refuses odd ones (write_video then fails with ffmpeg's error)
+    frames = [np.full((34, 38, 3), 10 * i, np.uint8) for i in range(4)]
+    path = tmp_path / "v.mp4"
+    write_video(path, frames)
+    reader = imageio.get_reader(str(path))
+    try:
+        assert reader.get_meta_data()["fps"] == pytest.approx(12.5)
+        read = [f for f in reader]
+    finally:
+        reader.close()
+    assert len(read) == 4 and read[0].shape == (34, 38, 3)  # not padded to a 16-pixel macro block
