@@ -6,7 +6,8 @@ Two files are accepted per clip, looked up by its ``clip_uid`` in the features f
 
 * ``<clip_uid>.npy``: float ``[T, D]``, as ``egohod extract`` writes it (run it with
   ``stride=0.5333333333333333`` for 1.875/s); its ``settings.json`` / ``index.json`` record the
-  stride, which :func:`check_feature_rate` compares with ``features_per_second``;
+  stride, which :func:`check_feature_rate` compares with ``features_per_second``, and the
+  layout (``feature_layout=DT`` files are transposed back on load);
 * ``<clip_uid>.pt``: a ``torch.save``'d ``[T, D]`` tensor (the EgoVLP / Ego4D VSLNet
   convention), read through :func:`egohod.safe_load.load_torch` (no arbitrary unpickling unless
   ``trust_pickle=true``).
@@ -39,29 +40,36 @@ def feature_file(root: Path, clip_uid: str) -> Path | None:
     return None
 
 
-def check_feature_rate(root: str | Path, features_per_second: float) -> float | None:
-    """Compare the stride ``egohod extract`` recorded in ``root`` with ``features_per_second``;
-    returns the recorded rate (``None`` when the folder does not say). A mismatch is a
-    :class:`HeadDataError` saying how to fix it."""
-    root = Path(root)
+def _recorded(root: Path, key: str):
+    """``key`` as ``egohod extract`` recorded it in ``root`` (``settings.json`` / ``index.json``)."""
     for name in ("settings.json", "index.json"):
         p = root / name
         if not p.is_file():
             continue
         try:
-            stride = json.loads(p.read_text(encoding="utf-8")).get("stride")
-        except (OSError, json.JSONDecodeError) as e:
+            value = json.loads(p.read_text(encoding="utf-8")).get(key)
+        except (OSError, json.JSONDecodeError, AttributeError) as e:
             raise HeadDataError(f"{p} is unreadable ({type(e).__name__}: {e})") from None
-        if not stride:
-            return None
-        rate = 1.0 / float(stride)
-        if abs(rate - features_per_second) > 1e-3 * features_per_second:
-            raise HeadDataError(
-                f"{root} holds features every {float(stride):.4f} s ({rate:.4f}/s, {p}) but this head reads "
-                f"features_per_second={features_per_second:.4f}; re-extract with "
-                f"stride={1.0 / features_per_second!r} or set features_per_second={rate!r}")
-        return rate
+        if value is not None:
+            return value
     return None
+
+
+def check_feature_rate(root: str | Path, features_per_second: float) -> float | None:
+    """Compare the stride ``egohod extract`` recorded in ``root`` with ``features_per_second``;
+    returns the recorded rate (``None`` when the folder does not say). A mismatch is a
+    :class:`HeadDataError` saying how to fix it."""
+    root = Path(root)
+    stride = _recorded(root, "stride")
+    if not stride:
+        return None
+    rate = 1.0 / float(stride)
+    if abs(rate - features_per_second) > 1e-3 * features_per_second:
+        raise HeadDataError(
+            f"{root} holds features every {float(stride):.4f} s ({rate:.4f}/s) but this head reads "
+            f"features_per_second={features_per_second:.4f}; re-extract with "
+            f"stride={1.0 / features_per_second!r} or set features_per_second={rate!r}")
+    return rate
 
 
 class ClipFeatures:
@@ -74,6 +82,8 @@ class ClipFeatures:
         self.dim, self.trust_pickle = dim, trust_pickle
         self._cache: dict[str, np.ndarray] = {}
         self._dim_source: str | None = None
+        # `egohod extract feature_layout=DT` writes [D, T] and records it in index.json
+        self.transposed = str(_recorded(self.root, "layout") or "").startswith("[D, T]")
 
     def missing(self, clip_uids: Iterable[str]) -> list[str]:
         """The clips among ``clip_uids`` without a feature file, sorted."""
@@ -112,6 +122,8 @@ class ClipFeatures:
                 raise HeadDataError(f"{path} holds a {type(obj).__name__}; expected a [T, D] tensor")
             arr = obj.detach().float().cpu().numpy()
         arr = np.asarray(arr, dtype=np.float32)
+        if self.transposed and arr.ndim == 2:
+            arr = arr.T
         if arr.ndim != 2 or arr.shape[0] < 1:
             raise HeadDataError(f"{path}: features must be [T, D] with T >= 1, got shape {arr.shape}")
         if not np.isfinite(arr).all():

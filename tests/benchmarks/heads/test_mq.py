@@ -175,3 +175,28 @@ def test_soft_nms_decays_overlaps_and_decode_returns_sorted_detections():
     dets = decode(out, 0, pre_nms_thresh=0.001, pre_nms_topk=50, min_duration=0.05, nms_sigma=0.9, min_score=0.001,
                   max_segments=20)
     assert 0 < len(dets) <= 20 and [d[3] for d in dets] == sorted((d[3] for d in dets), reverse=True)
+
+
+@pytest.mark.parametrize("layout", ["TD", "DT"])
+def test_features_from_egohod_extract_feed_the_head_and_say_random_weights(tmp_path, one_thread, layout):
+    from egohod.benchmarks.cli import extract_main
+    from tests.benchmarks import fixtures
+
+    clips = {"train": ["c0", "c1"], "val": ["c2"]}
+    for i, uid in enumerate(clips["train"] + clips["val"]):
+        fixtures.make_video(tmp_path / "videos" / f"{uid}.mp4", 8.0, fps=15, seed=i)
+    stride = str(16 / 30)
+    assert extract_main(["encoder=egovideo_tiny", f"videos={tmp_path / 'videos'}", f"out={tmp_path / 'feats'}",
+                         f"stride={stride}", f"window={stride}", f"feature_layout={layout}", "device=cpu"]) == 0
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, uids in clips.items():
+        moments = [{"start_time": 1.0, "end_time": 4.0, "label": "open_drawer", "primary": True}]
+        (data / f"moments_{split}.json").write_text(json.dumps({"videos": [{"video_uid": "v", "clips": [
+            {"clip_uid": u, "video_start_sec": 0.0, "video_end_sec": 8.0,
+             "annotations": [{"labels": moments}]} for u in uids]}]}))
+    rec = run_mq(MqConfig(data=str(data), features=str(tmp_path / "feats"), out=str(tmp_path / "run"),
+                          head=dict(TINY_HEAD), epochs=1, warmup_epochs=0, batch=2, progress=False, device="cpu"))
+    assert rec["features_per_second"] == pytest.approx(1.875) and rec["encoder"] == "egovideo_tiny"
+    assert rec["random_weights"] is True and "RANDOM WEIGHTS" in (tmp_path / "run" / "mq.md").read_text()
+    assert rec["val_clips"] == 1 and set(rec["metrics"]) >= {"map_avg", "recall1x_tiou0.5"}
