@@ -108,7 +108,7 @@ class _Stack(nn.Module):
         self.out = nn.Conv1d(o.num_f_maps, num_classes, 1)
 
     def forward(self, x, source, mask):
-        h = self.inp(x)
+        h = self.inp(x) * mask
         for block in self.blocks:
             h = block(h, source, mask)
         return self.out(h) * mask, h

@@ -45,7 +45,7 @@ class TCNStage(nn.Module):
         self.out = nn.Conv1d(num_f_maps, num_classes, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.inp(x)
+        h = self.inp(x) * mask  # padded frames stay zero, as a single unpadded video sees them
         for layer in self.layers:
             h = layer(h, mask)
         return self.out(h) * mask

@@ -172,3 +172,13 @@ def test_gtea_preset_refuses_another_class_list(synth, tmp_path):
     data, feats = synth
     with pytest.raises(HeadDataError, match="dataset=gtea expects"):
         _run(data, feats, tmp_path / "o", *LINEAR, "dataset=gtea")
+
+
+def test_holdout_selection_chooses_the_epoch_on_training_videos_only(synth, tmp_path):
+    data, feats = synth
+    _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=4", "split=1", "select=holdout")
+    rec = json.loads((tmp_path / "o" / "split1" / "training.json").read_text())
+    assert len(rec["holdout_videos"]) == 1 and rec["selection"] == "holdout"
+    assert not set(rec["holdout_videos"]) & (set(rec["test_videos"]) | set(rec["train_videos"]))
+    scores = [np.mean([h["holdout"][k] for k in METRIC_KEYS]) for h in rec["history"]]
+    assert rec["epoch_reported"] == int(np.argmax(scores)) + 1
