@@ -51,6 +51,8 @@ def test_resume_refuses_changed_settings(hod_corpus, tmp_path, capsys):
 def test_cli_help_and_list(capsys):
     assert main([]) == 0 and "style-train" in capsys.readouterr().out
     assert main(["list"]) == 0
-    assert "detectors: 100doh, precomputed, skin" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "detectors: 100doh, mediapipe, precomputed, skin" in out
+    assert "narrators: local, openai, template, transformers" in out
     assert main(["nope"]) == 2
     assert main(["run", "--help"]) == 0 and "clips: ???" in capsys.readouterr().out
