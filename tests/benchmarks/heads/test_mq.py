@@ -200,3 +200,9 @@ def test_features_from_egohod_extract_feed_the_head_and_say_random_weights(tmp_p
     assert rec["features_per_second"] == pytest.approx(1.875) and rec["encoder"] == "egovideo_tiny"
     assert rec["random_weights"] is True and "RANDOM WEIGHTS" in (tmp_path / "run" / "mq.md").read_text()
     assert rec["val_clips"] == 1 and set(rec["metrics"]) >= {"map_avg", "recall1x_tiou0.5"}
+
+
+@pytest.mark.gpu
+def test_runs_on_the_gpu(mq_data, tmp_path):
+    rec = run_mq(_cfg(mq_data, tmp_path / "gpu", epochs=2, device="cuda"))
+    assert rec["epochs_trained"] == 2 and rec["val_clips"] == 8

@@ -184,3 +184,9 @@ def test_windows_map_to_spans_and_back():
     assert window_to_span(2.0, 2.0, n, duration, FPS) == (3, 3)  # a 0-s query inside position 3
     starts, ends = top_spans(torch.randn(3, 7), torch.randn(3, 7), k=5)
     assert starts.shape == (3, 5) and bool((ends >= starts).all())
+
+
+@pytest.mark.gpu
+def test_runs_on_the_gpu(nlq_data, tmp_path):
+    rec = run_nlq(_cfg(nlq_data, tmp_path / "gpu", epochs=2, device="cuda"))
+    assert rec["epochs_trained"] == 2 and rec["val_queries"] == 30
