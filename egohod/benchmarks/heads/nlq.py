@@ -318,7 +318,7 @@ def _optimizer(model, cfg: NlqConfig, total_steps: int):
     norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if name.endswith("bias") or id(p) in norms else decay).append(p)
+        (no_decay if "bias" in name.rsplit(".", 1)[-1] or id(p) in norms else decay).append(p)  # LSTM bias_ih too
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     warm = int(cfg.warmup_proportion * total_steps)
