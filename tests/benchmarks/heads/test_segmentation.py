@@ -182,3 +182,21 @@ def test_holdout_selection_chooses_the_epoch_on_training_videos_only(synth, tmp_
     assert not set(rec["holdout_videos"]) & (set(rec["test_videos"]) | set(rec["train_videos"]))
     scores = [np.mean([h["holdout"][k] for k in METRIC_KEYS]) for h in rec["history"]]
     assert rec["epoch_reported"] == int(np.argmax(scores)) + 1
+
+
+def test_cli_exit_codes_and_messages(synth, tmp_path, capsys):
+    from egohod.cli import main
+
+    data, feats = synth
+    assert main(["head"]) == 2 and "segmentation" in capsys.readouterr().out
+    assert main(["head", "segmentaton"]) == 2 and "unknown task 'segmentaton'" in capsys.readouterr().err
+    empty = tmp_path / "nofeatures"
+    empty.mkdir()
+    assert main(["head", "segmentation", f"data={data}", f"features={empty}", f"out={tmp_path / 'o'}", "split=1",
+                 "progress=false"]) == 2
+    err = capsys.readouterr().err
+    assert "egohod head segmentation: video 'video01' is in the split but has no features" in err
+    assert main(["head", "segmentation", f"data={data}", f"features={feats}", f"out={tmp_path / 'o2'}", "split=2",
+                 "head=linear", "head.epochs=1", "progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert "| 2 | linear | unknown |" in out and f"metrics: {tmp_path / 'o2' / 'metrics.json'}" in out

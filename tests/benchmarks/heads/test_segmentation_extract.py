@@ -10,7 +10,7 @@ from egohod.benchmarks.cli import extract_main
 from egohod.benchmarks.config import load_extract_config
 from egohod.benchmarks.heads.segmentation_data import load_split
 from egohod.config import ConfigError
-from tests.benchmarks import fixtures
+from .. import fixtures
 
 
 def test_extract_at_the_label_rate_in_the_mstcn_layout_feeds_segmentation(tmp_path):
