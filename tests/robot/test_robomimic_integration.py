@@ -121,6 +121,8 @@ def test_cli_refuses_an_existing_run_folder(demo_file, tmp_path, capsys):
     rc = main(["--dataset", str(demo_file), "--encoder", "egovideo_tiny", "--output-dir", str(tmp_path),
                "--name", "taken"])
     assert rc == 2 and "taken exists" in capsys.readouterr().err
+    rc = main(["--dataset", str(demo_file), "--encoder", "egovideo_tiny", "--output-dir", str(tmp_path)])
+    assert rc == 2 and "fewer than train.batch_size=100" in capsys.readouterr().err  # not robomimic's StopIteration
     cfg_path = tmp_path / "cfg.json"
     assert main(["--dataset", str(demo_file), "--encoder", "egovideo_tiny", "--write-config", str(cfg_path)]) == 0
     import json

@@ -35,6 +35,15 @@ def _split_sizes(dataset: str | Path) -> dict[str, int]:
         return {k: len(f["mask"][k]) for k in f["mask"]}
 
 
+def _mask_samples(dataset: str | Path, key: str) -> int:
+    import h5py
+
+    with h5py.File(dataset, "r") as f:
+        if f"mask/{key}" not in f:
+            raise ValueError(f"{dataset} has no mask/{key}")
+        return sum(int(f["data"][n.decode()].attrs["num_samples"]) for n in f[f"mask/{key}"][()])
+
+
 def kitchen_config(dataset: str | Path, algo: str = "bc", encoder: str = "egovideo_b",
                    checkpoint: str | None = None, seed: int = 0, trainable: bool = False,
                    rnn: bool = False, cameras: list[str] | None = None, low_dim=("proprio",),
@@ -85,6 +94,15 @@ def check_config(config) -> None:
     for modality, enc in config.observation.encoder.items():
         if enc.get("core_class") == "EgoVideoCore":
             EgoVideoCore.check_kwargs(dict(enc.get("core_kwargs") or {}))
+    for key, what in ((config.train.hdf5_filter_key, "training"),
+                      (config.train.hdf5_validation_filter_key if config.experiment.validate else None, "validation")):
+        if key is None:
+            continue
+        samples = _mask_samples(config.train.data, key)
+        # robomimic's loaders drop the last partial batch: fewer samples than a batch give no batch at all
+        if samples < config.train.batch_size:
+            raise ValueError(f"{config.train.data}: mask/{key} holds {samples} {what} samples, fewer than "
+                             f"train.batch_size={config.train.batch_size}; lower the batch size or add demos")
     run_dir = Path(config.train.output_dir) / config.experiment.name
     if run_dir.exists():
         raise FileExistsError(f"{run_dir} exists (an earlier run); choose another --name or --output-dir")
