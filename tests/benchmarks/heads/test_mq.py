@@ -206,3 +206,10 @@ def test_features_from_egohod_extract_feed_the_head_and_say_random_weights(tmp_p
 def test_runs_on_the_gpu(mq_data, tmp_path):
     rec = run_mq(_cfg(mq_data, tmp_path / "gpu", epochs=2, device="cuda"))
     assert rec["epochs_trained"] == 2 and rec["val_clips"] == 8
+
+
+def test_the_command_exits_2_naming_what_to_fix(tmp_path, capsys):
+    from egohod.benchmarks.heads.cli import main
+
+    assert main(["mq", f"data={tmp_path}", f"features={tmp_path}", f"out={tmp_path / 'o'}"]) == 2
+    assert f"egohod head mq: MQ annotation file not found: {tmp_path / 'moments_train.json'}" in capsys.readouterr().err

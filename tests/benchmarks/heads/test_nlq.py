@@ -190,3 +190,12 @@ def test_windows_map_to_spans_and_back():
 def test_runs_on_the_gpu(nlq_data, tmp_path):
     rec = run_nlq(_cfg(nlq_data, tmp_path / "gpu", epochs=2, device="cuda"))
     assert rec["epochs_trained"] == 2 and rec["val_queries"] == 30
+
+
+def test_the_command_exits_2_naming_what_to_fix(tmp_path, capsys):
+    from egohod.benchmarks.heads.cli import main
+
+    assert main(["nlq", f"data={tmp_path}", f"features={tmp_path}", f"out={tmp_path / 'o'}"]) == 2
+    assert f"egohod head nlq: NLQ annotation file not found: {tmp_path / 'nlq_train.json'}" in capsys.readouterr().err
+    assert main(["nlq", f"data={tmp_path}", "epochs=3"]) == 2
+    assert "missing" in capsys.readouterr().err
