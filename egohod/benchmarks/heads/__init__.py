@@ -23,14 +23,11 @@ from ...registry import Registry
 
 __all__ = ["HEADS", "register_head", "get_head_class", "heads_for_task", "head_options"]
 
-# Modules whose import registers the built-in heads. A task's modules are listed here; the
-# optional ones may be absent from a checkout (a missing module is skipped).
+# Modules whose import registers the built-in heads (imported on the first look-up).
 HEADS = Registry(
     "head",
     builtins=("egohod.benchmarks.heads.segmentation_head", "egohod.benchmarks.heads.mstcn",
-              "egohod.benchmarks.heads.asformer"),
-    optional_builtins=("egohod.benchmarks.heads.nlq", "egohod.benchmarks.heads.nlq_vslnet",
-                       "egohod.benchmarks.heads.mq", "egohod.benchmarks.heads.mq_head"),
+              "egohod.benchmarks.heads.asformer", "egohod.benchmarks.heads.vslnet", "egohod.benchmarks.heads.mq_head"),
     name_attr="head_name",
 )
 
