@@ -113,3 +113,54 @@ def test_no_success_just_outside_the_threshold(name):
         assert dist > threshold, (name, k, dist)  # the set-up stays outside
         assert info["is_solved"] is False and reward == 0.0, (name, k, dist)
         assert info["solved_steps"] == 0 and info["success"] is False, (name, k)
+
+
+# Not physics, but recorded: the description is the task text of LeRobot exports
+# (robot/export_lerobot.py), and every field enters the demo files' task fingerprint
+# (robot/demo_gen.py), so a changed word silently re-labels exports and re-generates every cached
+# demo file. Pinned here as the text the datasets made so far carry.
+_FK_V1 = "gymnasium-robotics FrankaKitchen-v1"
+_CLASSIC = "R3M / mj_envs kitchen_*-v3"
+_REACHABLE = ("goal of gymnasium-robotics FrankaKitchen-v1 (the classic one is out of reach), "
+              "threshold 0.15 x range as R3M / mj_envs")
+TEXT = {
+    "microwave": ("open the microwave door", _REACHABLE),
+    "slide_cabinet": ("slide the top-right cabinet door open", _CLASSIC),
+    "hinge_cabinet": ("open the RIGHT door of the top-left hinged cabinet", _REACHABLE),
+    "light_switch": ("turn the light switch on", _CLASSIC),
+    "knob": ("turn the bottom-right burner knob on", _CLASSIC),
+    "kettle": ("move the kettle onto the top-left burner", _FK_V1),
+    "top_burner": ("turn the top-left burner knob on", _FK_V1),
+    "bottom_burner": ("turn the bottom-left burner knob on", _FK_V1),
+}
+
+
+def test_descriptions_and_sources_are_the_recorded_ones():
+    assert {n: (t.description, t.source) for n, t in TASKS.items()} == TEXT
+
+
+def test_strict_success_watches_every_articulated_object_joint():
+    # mj_envs' strict ``solved``: the four knobs, the light, the slide cabinet, both hinge doors,
+    # the microwave (the kettle, a free joint here, is left out)
+    from envs.kitchen_tasks import ARTICULATED_OBJECT_JOINTS
+
+    assert ARTICULATED_OBJECT_JOINTS == (
+        "knob_Joint_1", "knob_Joint_2", "knob_Joint_3", "knob_Joint_4", "light_switch",
+        "slide_cabinet", "left_hinge_cabinet", "right_hinge_cabinet", "microwave")
+
+
+def test_goal_array_and_field_defaults():
+    from envs.kitchen_tasks import KitchenTask
+
+    g = TASKS["top_burner"].goal_array
+    assert g.dtype == np.float64 and g.tolist() == [-0.92, -0.01]
+    a = KitchenTask("a", ("j",), (0.0,), 0.1, "s", "d", "src")
+    b = KitchenTask("b", ("j",), (0.0,), 0.1, "s", "d", "src")
+    assert a.goal_moves_with_kitchen is False and a.extra == {} and a.extra is not b.extra
+
+
+def test_an_unknown_task_is_refused_naming_the_valid_ones():
+    with pytest.raises(KeyError) as err:
+        envs.get_task("oven")
+    assert err.value.args[0] == ("unknown kitchen task 'oven'; valid tasks: bottom_burner, hinge_cabinet, kettle, "
+                                 "knob, light_switch, microwave, slide_cabinet, top_burner")

