@@ -175,11 +175,11 @@ class HeadRun:
             except (OSError, json.JSONDecodeError) as e:
                 raise HeadRunError(f"{path} is unreadable ({type(e).__name__}: {e}); choose another out= folder "
                                    "or pass overwrite=true") from None
-            diff = sorted(k for k in set(old) | set(self.config)
-                          if k not in self.transport and old.get(k) != self.config.get(k))
+            was, now = _flatten(old), _flatten(self.config)
+            diff = sorted(k for k in set(was) | set(now)
+                          if k.split(".")[0] not in self.transport and was.get(k) != now.get(k))
             if diff:
-                lines = "\n".join(f"  {k}: folder has {old.get(k)!r}, this run has {self.config.get(k)!r}"
-                                  for k in diff)
+                lines = "\n".join(f"  {k}: folder has {was.get(k)!r}, this run has {now.get(k)!r}" for k in diff)
                 raise HeadRunError(f"{self.out} holds a run with other settings ({path}):\n{lines}\n"
                                    "choose another out= folder, run with the folder's settings (it resumes), "
                                    "or pass overwrite=true to start it again")
@@ -223,3 +223,14 @@ class HeadRun:
         js = atomic_write_text(self.out / f"{name}.json", json.dumps(json_safe(dict(record)), indent=2) + "\n")
         md = atomic_write_text(self.out / f"{name}.md", markdown_table(rows, columns))
         return js, md
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"head": {"epochs": 2}}`` -> ``{"head.epochs": 2}`` (so a refusal names the nested key)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -123,7 +123,7 @@ def test_a_folder_holds_one_configuration(synth, tmp_path):
     # same settings (device/progress may differ): the finished fold is read back, not retrained
     _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=1", "split=1", "device=cpu")
     assert (tmp_path / "o" / "split1" / "metrics.json").stat().st_mtime_ns == before
-    with pytest.raises(HeadRunError, match=r"head: folder has .*'epochs': 1"):
+    with pytest.raises(HeadRunError, match=r"head.epochs: folder has 1, this run has 2"):
         _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=2", "split=1")
     _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=2", "split=1", "overwrite=true")
     assert len(json.loads((tmp_path / "o" / "split1" / "training.json").read_text())["history"]) == 2
