@@ -6,8 +6,9 @@ channels. Block ``i`` of any of them: a kernel-3 convolution with dilation ``2**
 (the feed-forward layer, placed first), then local self-attention inside windows of ``2**i``
 frames on the instance-normalised result, weighted by ``alpha`` and added back, a 1x1
 convolution, dropout, and the residual connection (masked). Attention uses queries and keys
-reduced by ``r1`` and values reduced by ``r2`` (1x1 convolutions), a ReLU before the output
-projection, and gives padded frames zero weight.
+reduced by ``r1`` and values reduced by ``r2`` (1x1 convolutions) and a ReLU before the output
+projection. Padded frames of a batch take no part (the instance norm's statistics and the
+attention weights use the real frames only), so padding does not change a video's outputs.
 
 * The encoder drops whole input channels with probability ``channel_masking_rate`` while
   training (0.5 on GTEA in the paper's code, 0.3 elsewhere), projects to ``num_f_maps``, runs
@@ -32,7 +33,7 @@ from torch import nn
 from . import register_head
 from .segmentation_head import SegmentationHead, TrainOptions
 
-__all__ = ["ASFormer", "local_attention"]
+__all__ = ["ASFormer", "local_attention", "masked_instance_norm"]
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, window: int) -> torch.Tensor:
@@ -65,6 +66,15 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: to
     return out[:, :, :T]
 
 
+def masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm (per video and channel, no affine) over the real frames only: the same as
+    ``nn.InstanceNorm1d`` for an unpadded video, and unchanged by padding."""
+    n = mask.sum(-1, keepdim=True).clamp_min(1)
+    mean = (x * mask).sum(-1, keepdim=True) / n
+    var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps) * mask
+
+
 class LocalAttention(nn.Module):
     def __init__(self, channels: int, r1: int, r2: int, window: int):
         super().__init__()
@@ -85,7 +95,6 @@ class ASFormerBlock(nn.Module):
     def __init__(self, dilation: int, channels: int, r1: int, r2: int, alpha: float, dropout: float):
         super().__init__()
         self.feed_forward = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
-        self.norm = nn.InstanceNorm1d(channels, track_running_stats=False)
         self.attention = LocalAttention(channels, r1, r2, window=dilation)
         self.pointwise = nn.Conv1d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
@@ -93,7 +102,7 @@ class ASFormerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, source: Optional[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.feed_forward(x))
-        h = self.alpha * self.attention(self.norm(h), source, mask) + h
+        h = self.alpha * self.attention(masked_instance_norm(h, mask), source, mask) + h
         return (x + self.dropout(self.pointwise(h))) * mask
 
 

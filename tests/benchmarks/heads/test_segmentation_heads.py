@@ -46,15 +46,24 @@ def test_loss_is_ce_plus_truncated_smoothing_per_stage():
     torch.testing.assert_close(ce_only, sum(F.cross_entropy(p, target) for p in logits))
 
 
-def test_mstcn_output_on_real_frames_does_not_depend_on_padding():
+@pytest.mark.parametrize("name, options", [("mstcn", {"num_stages": 2, "num_layers": 4, "num_f_maps": 8}),
+                                           ("asformer", {"num_decoders": 2, "num_layers": 4, "num_f_maps": 8})])
+def test_outputs_on_real_frames_do_not_depend_on_padding(name, options):
     torch.manual_seed(0)
-    model = HEADS.get("mstcn")(8, 4, head_options("mstcn", {"num_stages": 2, "num_layers": 4, "num_f_maps": 8})).eval()
+    model = HEADS.get(name)(8, 4, head_options(name, options)).eval()
     x = torch.randn(1, 8, 30)
     alone = model(x, torch.ones(1, 1, 30))
     batch = torch.cat([torch.cat([x, torch.zeros(1, 8, 20)], -1), torch.randn(1, 8, 50)])
     mask = torch.ones(2, 1, 50)
     mask[0, :, 30:] = 0
-    torch.testing.assert_close(model(batch, mask)[:, :1, :, :30], alone)
+    torch.testing.assert_close(model(batch, mask)[:, :1, :, :30], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_masked_instance_norm_is_instance_norm_on_an_unpadded_video():
+    from egohod.benchmarks.heads.asformer import masked_instance_norm
+
+    x = torch.randn(2, 5, 17)
+    torch.testing.assert_close(masked_instance_norm(x, torch.ones(2, 1, 17)), F.instance_norm(x), atol=1e-5, rtol=1e-4)
 
 
 def test_registry_lists_the_segmentation_heads_and_checks_their_settings():
