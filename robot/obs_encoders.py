@@ -1,6 +1,9 @@
 """What turns robot observations into the frozen features a policy head sees.
 
-Two kinds, one interface (:class:`ObsEncoder`):
+Two kinds, one interface (:class:`ObsEncoder`), registered in :data:`OBS_ENCODERS` (the one
+:class:`egohod.registry.Registry`) under ``vision`` and ``state``; :func:`obs_encoder_class`
+says which kind an ``encoder.name`` is (``state`` is its own name, every ``egohod`` encoder name
+is ``vision``), and the class says what it reads (``needs_rgb``):
 
 * :class:`VisionObsEncoder` wraps any ``egohod.load_encoder`` encoder (EgoVideo variants and the
   baselines r3m/clip/mvp/vc1/dinov2) and reads the demo/env RGB of one camera;
@@ -27,7 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egohod.registry import Registry
+
 STATE_ENCODER = "state"
+VISION_ENCODERS = "vision"
+
+# kind -> ObsEncoder class; each class builds itself from the config with ``from_config``
+OBS_ENCODERS = Registry("observation encoder")
 
 
 def history_index(length: int, frames: int) -> np.ndarray:
@@ -116,7 +125,10 @@ class ObsEncoder:
 PRECISIONS = ("fp32", "bf16")
 
 
+@OBS_ENCODERS.register(VISION_ENCODERS)
 class VisionObsEncoder(ObsEncoder):
+    """Any ``egohod.load_encoder`` encoder on one camera's RGB frames."""
+
     needs_rgb = True
 
     def __init__(self, name: str, checkpoint: str | None = None, frames: int = 1, device: str = "cpu",
@@ -140,6 +152,24 @@ class VisionObsEncoder(ObsEncoder):
             embed_dim=int(self.model.embed_dim),
             input_spec=self.model.input_spec.to_dict() if hasattr(self.model.input_spec, "to_dict") else spec.to_dict(),
         )
+
+    @classmethod
+    def from_config(cls, name: str, checkpoint: str | None, frames: int, device: str = "cpu",
+                    object_state_dim: int = 30, state_index=None, seed: int = 0) -> "VisionObsEncoder":
+        import egohod
+
+        known = egohod.list_encoders()
+        if name not in known:
+            others = [n for n in OBS_ENCODERS.list() if n != VISION_ENCODERS]
+            raise ValueError(f"unknown encoder {name!r}; choose one of: {', '.join(known + others)}")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"encoder.checkpoint={checkpoint!r}: file not found (encoder {name})")
+        try:
+            return cls(name, checkpoint, frames, device, seed=seed)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+            if checkpoint is None:
+                raise
+            raise ValueError(f"encoder/checkpoint mismatch: cannot load {checkpoint!r} into encoder {name!r}:\n  {e}") from e
 
     def obs_key(self, camera: str) -> str:
         return f"rgb_{camera}"
@@ -183,6 +213,7 @@ class VisionObsEncoder(ObsEncoder):
         return np.concatenate(out).astype(np.float32)
 
 
+@OBS_ENCODERS.register(STATE_ENCODER)
 class StateObsEncoder(ObsEncoder):
     """Privileged object state (no vision). Features: the last ``frames`` ``object_state``
     vectors concatenated, each reduced to the entries in ``index`` (all when ``None``).
@@ -219,6 +250,13 @@ class StateObsEncoder(ObsEncoder):
             raise ValueError(f"state encoder expects {self.object_state_dim}-d object_state, got shape {obs.shape}")
         return obs if self.index is None else obs[..., self.index]
 
+    @classmethod
+    def from_config(cls, name: str, checkpoint: str | None, frames: int, device: str = "cpu",
+                    object_state_dim: int = 30, state_index=None, seed: int = 0) -> "StateObsEncoder":
+        if checkpoint is not None:
+            raise ValueError(f"encoder {name!r} has no weights; got encoder.checkpoint={checkpoint!r} (set it to null)")
+        return cls(object_state_dim, frames, device, state_index)
+
     def obs_key(self, camera: str) -> str:
         return self.OBJECT_STATE_KEY
 
@@ -238,28 +276,18 @@ class StateObsEncoder(ObsEncoder):
         return out
 
 
+def obs_encoder_class(name: str) -> type[ObsEncoder]:
+    """The :class:`ObsEncoder` class an ``encoder.name`` builds: a kind registered under its own
+    name (``state``), else the ``vision`` kind (any ``egohod`` encoder name; checked when built)."""
+    return OBS_ENCODERS.get(name if name in OBS_ENCODERS and name != VISION_ENCODERS else VISION_ENCODERS)
+
+
 def build_obs_encoder(name: str, checkpoint: str | None, frames: int, device: str = "cpu",
                       object_state_dim: int = 30, state_index=None, seed: int = 0) -> ObsEncoder:
     """The encoder named in the config, with clear errors for unknown names and checkpoints
     that do not fit. Without a checkpoint a vision encoder has the random weights of
     ``egohod.load_encoder(name, seed=seed)`` (``info.weights == "random:seed=<seed>"``)."""
-    if name == STATE_ENCODER:
-        if checkpoint is not None:
-            raise ValueError(f"encoder 'state' has no weights; got encoder.checkpoint={checkpoint!r} (set it to null)")
-        return StateObsEncoder(object_state_dim, frames, device, state_index)
-    import egohod
-
-    known = egohod.list_encoders()
-    if name not in known:
-        raise ValueError(f"unknown encoder {name!r}; choose one of: {', '.join(known + [STATE_ENCODER])}")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"encoder.checkpoint={checkpoint!r}: file not found (encoder {name})")
-    try:
-        return VisionObsEncoder(name, checkpoint, frames, device, seed=seed)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
-        if checkpoint is None:
-            raise
-        raise ValueError(f"encoder/checkpoint mismatch: cannot load {checkpoint!r} into encoder {name!r}:\n  {e}") from e
+    return obs_encoder_class(name).from_config(name, checkpoint, frames, device, object_state_dim, state_index, seed)
 
 
 def cache_identity(info: EncoderInfo, obs_key: str, obs_shape, dataset_sha256: str, episodes: list[int]) -> dict:

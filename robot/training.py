@@ -49,14 +49,16 @@ def set_rng_state(state: dict, generator: torch.Generator) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any]) -> Path:
-    """Write ``checkpoints/<step>/policy.pt`` atomically and point ``checkpoints/last`` at it."""
+    """Write ``checkpoints/<step>/policy.pt`` (:func:`egohod.models.checkpoint_io.write_checkpoint`:
+    the policy's ``state_dict`` plus everything else in ``payload`` as the file's meta) and point
+    ``checkpoints/last`` at it."""
+    from egohod.models.checkpoint_io import write_checkpoint
+
     ckpt_root = Path(run_dir) / "checkpoints"
     d = ckpt_root / f"{step:07d}"
     d.mkdir(parents=True, exist_ok=True)
-    path = d / "policy.pt"
-    tmp = d / "policy.pt.tmp"
-    torch.save({"format": CHECKPOINT_FORMAT, "step": step, **payload}, tmp)
-    os.replace(tmp, path)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    path = write_checkpoint(d / "policy.pt", payload["state_dict"], {"format": CHECKPOINT_FORMAT, "step": step, **meta})
     link_tmp = ckpt_root / f".last.{os.getpid()}.tmp"
     link_tmp.unlink(missing_ok=True)
     os.symlink(d.name, link_tmp)
@@ -75,17 +77,18 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` through
-    :func:`egohod.safe_load.load_torch` (tensors, numpy RNG state and plain dicts load without
-    ``trust_pickle``; anything else is refused unless ``trust_pickle=True``)."""
-    from egohod.safe_load import load_torch
+    """Read a checkpoint written by :func:`save_checkpoint` (or by egohod before it went through
+    the checkpoint module: the same entries, unprefixed keys) with
+    :func:`egohod.models.checkpoint_io.read_checkpoint_with_meta`: tensors, numpy RNG state and plain
+    dicts load without ``trust_pickle``; anything else is refused unless ``trust_pickle=True``.
+    Returns the meta entries with ``state_dict`` and ``path`` added."""
+    from egohod.models.checkpoint_io import read_checkpoint_with_meta
 
     p = resolve_checkpoint(path)
-    ckpt = load_torch(p, trust_pickle=trust_pickle, what="BC policy checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    state_dict, meta = read_checkpoint_with_meta(p, trust_pickle=trust_pickle)
+    if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{p} is not an egohod BC policy checkpoint (format {CHECKPOINT_FORMAT!r})")
-    ckpt["path"] = str(p)
-    return ckpt
+    return {**meta, "state_dict": state_dict, "path": str(p)}
 
 
 def build_policy_from_checkpoint(ckpt: dict):

@@ -25,8 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..safe_load import load_torch
+from ..models.checkpoint_io import read_checkpoint_with_meta, write_checkpoint
 from .runner import atomic_write_text
+
+# the `format` entry of a style-filter checkpoint (files written before it had none)
+STYLE_FILTER_FORMAT = "egohod-style-filter/1"
 
 
 # ----------------------------------------------------------------------------- model
@@ -253,12 +256,10 @@ def train_main(cfg) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     from omegaconf import OmegaConf
 
-    blob = {"state_dict": model.cpu().state_dict(), "in_dim": int(x.shape[1]), "hidden": int(cfg.hidden),
+    meta = {"format": STYLE_FILTER_FORMAT, "in_dim": int(x.shape[1]), "hidden": int(cfg.hidden),
             "dropout": float(cfg.dropout), "threshold": threshold, "metrics": result,
             "config": OmegaConf.to_container(cfg, resolve=True)}
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(blob, tmp)
-    tmp.replace(out)
+    write_checkpoint(out, model.cpu().state_dict(), meta)
     atomic_write_text(out.with_name(out.name + ".metrics.json"), json.dumps(result, indent=1))
     if fails:
         atomic_write_text(out.with_name(out.name + ".failures.csv"), _failures_csv(fails))
@@ -269,15 +270,16 @@ def train_main(cfg) -> dict:
 
 
 def load_classifier(path: str | Path, trust_pickle: bool = False) -> tuple[StyleMLP, dict]:
-    """The classifier ``style-train`` wrote (tensors, numbers and plain dicts: read with
-    :func:`egohod.safe_load.load_torch`; ``trust_pickle=True`` only for files you trust)."""
-    blob = load_torch(path, trust_pickle=trust_pickle, what="style-filter model")
-    if not isinstance(blob, dict) or not {"state_dict", "in_dim", "hidden", "dropout"} <= set(blob):
+    """The classifier ``style-train`` wrote, and its meta (sizes, threshold, metrics, config), read
+    with :func:`egohod.models.checkpoint_io.read_checkpoint_with_meta` (files written before the
+    ``format`` entry load too; ``trust_pickle=True`` only for files you trust)."""
+    state_dict, meta = read_checkpoint_with_meta(path, trust_pickle=trust_pickle)
+    if not {"in_dim", "hidden", "dropout"} <= set(meta) or meta.get("format", STYLE_FILTER_FORMAT) != STYLE_FILTER_FORMAT:
         raise ValueError(f"{path} is not a style-filter model written by `egohod hod style-train` "
                          "(expected a dict with state_dict, in_dim, hidden, dropout)")
-    model = StyleMLP(blob["in_dim"], blob["hidden"], blob["dropout"])
-    model.load_state_dict(blob["state_dict"], strict=True)
-    return model.eval(), blob
+    model = StyleMLP(meta["in_dim"], meta["hidden"], meta["dropout"])
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval(), {**meta, "state_dict": state_dict}
 
 
 def apply_main(cfg) -> dict:
