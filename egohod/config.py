@@ -185,11 +185,13 @@ def load_config(schema: type, overrides: Sequence[str] = (), *, config: str | No
         raise ConfigError(str(e), known) from None
 
 
-def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: str = ""):
+def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: str = "",
+            check_missing: bool = True):
     """``configs/<group>/<config>.yaml`` composed by Hydra with ``overrides``: a ``DictConfig``.
     For configs that pick components through Hydra config groups (``configs/hod``:
     ``detector=100doh``); the YAML names its schema in its defaults list (register the schemas in
-    Hydra's ``ConfigStore`` first). ``$EGOHOD_CONFIGS`` moves the root. Raises :class:`ConfigError`."""
+    Hydra's ``ConfigStore`` first). ``$EGOHOD_CONFIGS`` moves the root. ``check_missing=False``
+    leaves required (``???``) values to the caller. Raises :class:`ConfigError`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -206,7 +208,8 @@ def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: 
         raise ConfigError(f"{e}{cause}") from None
     finally:
         GlobalHydra.instance().clear()
-    _check_missing(cfg, (), command)
+    if check_missing:
+        _check_missing(cfg, (), command)
     return cfg
 
 

@@ -8,13 +8,14 @@ before anything runs. :func:`validate` checks values and says what to change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
-# the YAML of every robot command (and of pretraining): configs/ of the source tree
-CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+from egohod.config import ConfigError, config_root  # noqa: F401 - ConfigError: the one class, re-exported for robot/
+
+# the YAML of every robot command: the packaged configs (configs/ of the source tree)
+CONFIG_ROOT = config_root()
 
 
 # Seeds of the held-out re-evaluation of the best checkpoint ([HELDOUT_SEED, HELDOUT_SEED + 100_000)):
@@ -129,10 +130,6 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(group="robot", name="train_bc_schema", node=TrainBCConfig)
     cs.store(group="robot", name="eval_bc_schema", node=EvalBCConfig)
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message says what to change."""
 
 
 def validate(cfg) -> None:

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from omegaconf import OmegaConf
 
+    from ..config import exit_on_config_error
     from .config import compose, config_dir
 
     if "-h" in rest or "--help" in rest:
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     show = "--cfg" in rest
-    cfg = compose(COMMANDS[cmd], [a for a in rest if a != "--cfg"])
+    with exit_on_config_error(f"egohod hod {cmd}"):
+        cfg = compose(COMMANDS[cmd], [a for a in rest if a != "--cfg"])
     if show:
         print(OmegaConf.to_yaml(cfg))
         return 0

@@ -9,7 +9,6 @@ schemas below, so a misspelt key is an error naming the key. Overrides use Hydra
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -271,9 +270,10 @@ _REGISTERED = False
 
 
 def config_dir() -> Path:
-    """``configs/hod`` of the checkout (override with ``$EGOHOD_HOD_CONFIGS``)."""
-    env = os.environ.get("EGOHOD_HOD_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs" / "hod"
+    """``configs/hod`` of the packaged configs (:func:`egohod.config.config_root`)."""
+    from ..config import config_root
+
+    return config_root() / "hod"
 
 
 def register_configs() -> None:
@@ -293,36 +293,32 @@ def register_configs() -> None:
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose ``configs/hod/<config_name>.yaml`` with Hydra ``overrides`` (``key=value``)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """Compose ``configs/hod/<config_name>.yaml`` with Hydra ``overrides`` (``key=value``); raises
+    :class:`egohod.config.ConfigError` naming what to change."""
+    from .. import config
 
     register_configs()
-    d = config_dir()
-    if not (d / f"{config_name}.yaml").is_file():
-        raise FileNotFoundError(f"HOD config {d / (config_name + '.yaml')} not found (set $EGOHOD_HOD_CONFIGS?)")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(d), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    command = f"egohod hod {config_name.replace('_', '-')}"
+    cfg = config.compose("hod", config_name, overrides, command=command, check_missing=False)
     for group, schemas in (("detector", DETECTOR_SCHEMAS), ("narrator", NARRATOR_SCHEMAS)):
         if group in cfg and OmegaConf.is_dict(cfg[group]):
             cfg[group] = validate_component(group, cfg[group], schemas)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ValueError(f"missing required setting(s) {missing} for `egohod hod {config_name.replace('_', '-')}`; "
-                         f"pass them as key=value")
+        raise config.ConfigError(f"missing required setting(s) {missing} for `{command}`; pass them as key=value")
     return cfg
 
 
 def validate_component(group: str, node: DictConfig, schemas: dict) -> DictConfig:
     """Re-check a detector/narrator node against its schema (catches keys added with ``+``)."""
     name = node.get("name")
+    from ..config import ConfigError
+
     if name not in schemas:
-        raise ValueError(f"{group}.name={name!r} is not one of {sorted(schemas)}")
+        raise ConfigError(f"{group}.name={name!r} is not one of {sorted(schemas)}")
     extra = sorted(set(node.keys()) - set(OmegaConf.structured(schemas[name]).keys()))
     if extra:
-        raise ValueError(f"unknown {group} setting(s) {extra} for {group}={name}; "
+        raise ConfigError(f"unknown {group} setting(s) {extra} for {group}={name}; "
                          f"known: {sorted(OmegaConf.structured(schemas[name]).keys())}")
     return OmegaConf.merge(OmegaConf.structured(schemas[name]), node)
 
