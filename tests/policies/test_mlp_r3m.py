@@ -35,15 +35,15 @@ def test_raw_actions_ignore_standardisation_and_batchnorm_uses_batch_stats_in_tr
     torch.testing.assert_close(loss, nn.functional.mse_loss(p(f, q), a))  # raw actions, raw inputs
     h = p.bn(torch.cat([f, q], -1))
     assert h.mean(0).abs().max() < 1e-5  # training: standardised with the batch's own statistics
-    opt = torch.optim.Adam(p.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(p.parameters(), lr=1e-2)
     first = None
-    for _ in range(200):
+    for _ in range(60):
         opt.zero_grad()
         loss = p.loss(f, q, a)
         loss.backward()
         opt.step()
         first = first if first is not None else loss.item()
-    assert loss.item() < 0.5 * first
+    assert loss.item() < 0.7 * first
     p.eval()
     act, _ = p.act(f[:3] * 100, q[:3])
     assert act.abs().max() <= 1.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from robot.config import HELDOUT_SEED, ConfigError
+from robot.config import HELDOUT_SEED, ConfigError, EvalConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,8 +95,8 @@ def test_best_heldout_is_the_best_checkpoint_on_fresh_seeds(tmp_path):
     assert held_seeds == [HELDOUT_SEED, HELDOUT_SEED + 1, HELDOUT_SEED + 2] and not eval_seeds & set(held_seeds)
     assert max(eval_seeds) < HELDOUT_SEED and min(eval_seeds) >= 100000  # and above the demo seeds
     # computed from the best checkpoint: re-evaluating that file on those seeds gives the same episodes
-    again = evaluate_checkpoint(held["checkpoint"], OmegaConf.create(
-        {"episodes": 3, "seed": HELDOUT_SEED, "num_envs": 1, "videos": 0}), "cpu", out_dir=tmp_path / "again")
+    again = evaluate_checkpoint(held["checkpoint"], OmegaConf.structured(
+        EvalConfig(episodes=3, seed=HELDOUT_SEED, num_envs=1, videos=0)), "cpu", out_dir=tmp_path / "again")
     assert again["evals"][0]["episodes"] == held["episodes"]
     assert res["env"]["strict_success"] is True and res["protocol"] == "r3m"
 
