@@ -13,6 +13,21 @@ constant); the JSON says which numbers are measured and which extrapolated. Eval
 encode environment frames identically in both pipelines and are not part of this comparison.
 Demo frames are synthetic uint8 noise of the protocol's size (an encoder's cost does not depend
 on pixel values): 25 demos x 50 steps by default.
+
+``--cell`` times one real BC cell instead (``robot.run_bc.train_bc``: feature cache fill, updates,
+evaluation rollouts in the real environments) and reports its split: ``render`` (waiting for the
+environment processes: physics + rendering), ``encode`` (the frozen encoder on the rollout
+frames, one forward for all environments per step), ``policy`` (the head's forward), ``train``
+(the updates) and ``features`` (the cache fill), with the per-step costs and the classic cell
+(20,000 updates, 20 evaluations x 50 episodes x 50 steps, 25 demos x 50 steps encoded) projected
+from them::
+
+    python bench/bc_pipeline.py --cell --encoder state
+    python bench/bc_pipeline.py --cell --encoder egovideo_b --device cuda --eval-precision bf16
+    python bench/bc_pipeline.py --cell --encoder egovideo_b --episodes 2 --horizon 10 --steps 100   # CPU, reduced
+
+The cell's demos are a synthetic demo file (noise frames, random proprio and actions) written
+into a temporary folder, so no demo generation is timed and the success rate means nothing.
 """
 from __future__ import annotations
 
@@ -136,6 +151,87 @@ def run(args) -> dict:
     }
 
 
+CLASSIC_CELL = {"train_steps": 20000, "env_steps": 20 * 50 * 50, "feature_frames": 25 * 50}
+
+
+def _synthetic_demos(path: Path, args, task: str) -> Path:
+    from robot.demos import Episode, kitchen_env_args, write_demos
+
+    rng = np.random.default_rng(0)
+    T, eps = args.demo_len, []
+    for i in range(args.demos):
+        obs = {"rgb_left": rng.integers(0, 256, (T, args.image_size, args.image_size, 3), dtype=np.uint8),
+               "proprio": rng.standard_normal((T, 9)).astype(np.float32),
+               "object_state": rng.standard_normal((T, 30)).astype(np.float32)}
+        eps.append(Episode(obs=obs, actions=rng.uniform(-1, 1, (T, 9)).astype(np.float32), rewards=np.zeros(T),
+                           dones=np.eye(T)[-1], states=np.zeros((T, 59)), seed=i, task=task))
+    return write_demos(path, eps, kitchen_env_args(f"kitchen/{task}", ["left"], args.image_size))
+
+
+def run_cell(args) -> dict:
+    """One real BC cell (robot.run_bc.train_bc) and its time split."""
+    import tempfile
+
+    from robot.run_bc import train_bc
+    from robot.sweep import compose_cell
+
+    task = "microwave"
+    with tempfile.TemporaryDirectory(prefix="bc_cell_") as tmp:
+        tmp = Path(tmp)
+        demos = _synthetic_demos(tmp / "demos.hdf5", args, task)
+        overrides = [f"encoder={args.encoder}", f"env.task={task}", "env.camera=left", f"env.image_size={args.image_size}",
+                     f"env.horizon={args.horizon}", f"demos.path={demos}", f"demos.num={args.demos}",
+                     f"train.steps={args.steps}", f"train.batch_size={args.batch}", f"eval.every={args.eval_every}",
+                     f"eval.episodes={args.episodes}", f"eval.num_envs={args.num_envs}", "eval.videos=0",
+                     "eval.heldout_episodes=0", f"eval.precision={args.eval_precision}",
+                     f"eval.compile={str(args.compile).lower()}", f"train.cpu_threads={args.train_threads}",
+                     f"device={args.device}", f"cache.dir={tmp / 'features'}", f"cache.encode_batch={args.encode_batch}",
+                     "wandb.mode=disabled", f"out_dir={tmp / 'run'}"]
+        if args.checkpoint:
+            overrides.append(f"encoder.checkpoint={args.checkpoint}")
+        cfg = compose_cell(overrides)
+        import contextlib
+
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
+            res = train_bc(cfg, tmp / "run")
+        wall = time.perf_counter() - t0
+    timing = res["timing"]
+    split = timing.get("eval_split", {})
+    env_steps = int(split.get("env_steps", 0))
+    frames = args.demos * args.demo_len
+    per = {"train_step_s": timing["train_seconds"] / args.steps,
+           "render_per_env_step_s": split.get("env_s", 0.0) / max(env_steps, 1),
+           "encode_per_env_step_s": split.get("encode_s", 0.0) / max(env_steps, 1),
+           "policy_per_env_step_s": split.get("policy_s", 0.0) / max(env_steps, 1),
+           "feature_per_frame_s": timing.get("feature_seconds", 0.0) / frames}
+    projected = {"train_s": per["train_step_s"] * CLASSIC_CELL["train_steps"],
+                 "render_s": per["render_per_env_step_s"] * CLASSIC_CELL["env_steps"],
+                 "encode_s": per["encode_per_env_step_s"] * CLASSIC_CELL["env_steps"],
+                 "policy_s": per["policy_per_env_step_s"] * CLASSIC_CELL["env_steps"],
+                 "features_s": per["feature_per_frame_s"] * CLASSIC_CELL["feature_frames"]}
+    projected["total_s"] = sum(projected.values())
+    enc = res["encoder"]
+    return {
+        "benchmark": "bc_pipeline_cell",
+        "encoder": enc["name"],
+        "weights": "random (RANDOM WEIGHTS: timing only)" if enc.get("random_weights") else enc.get("weights"),
+        "settings": {"demos": args.demos, "demo_len": args.demo_len, "image_size": args.image_size,
+                     "steps": args.steps, "eval_every": args.eval_every, "episodes": args.episodes,
+                     "horizon": args.horizon, "num_envs": args.num_envs, "precision": args.eval_precision,
+                     "compile": args.compile, "train_threads": args.train_threads},
+        "measured": {"wall_s": round(wall, 3), "train_s": timing["train_seconds"], "eval_s": timing["eval_seconds"],
+                     "render_s": round(split.get("env_s", 0.0), 3), "encode_s": round(split.get("encode_s", 0.0), 3),
+                     "policy_s": round(split.get("policy_s", 0.0), 3), "env_steps": env_steps,
+                     "features_s": timing.get("feature_seconds", 0.0)},
+        "per_step": {k: round(v, 6) for k, v in per.items()},
+        "projected_classic_cell": {**{k: round(v, 1) for k, v in projected.items()}, "extrapolated": True,
+                                   "basis": "measured per-step costs x (20k updates, 20 x 50 x 50 env steps, "
+                                            "1,250 demo frames)"},
+        "machine": machine_info(resolve_device(args.device, "--device")),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoder", default="egovideo_b")
@@ -151,7 +247,23 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--train-threads", type=int, default=1, help="CPU threads of the head updates (0: all)")
     ap.add_argument("--out", help="also write the JSON here")
+    cell = ap.add_argument_group("--cell: one real BC cell and its time split")
+    cell.add_argument("--cell", action="store_true", help="time one real cell instead of cached vs in-loop")
+    cell.add_argument("--eval-every", type=int, default=None, help="default: --steps (one evaluation)")
+    cell.add_argument("--episodes", type=int, default=10)
+    cell.add_argument("--horizon", type=int, default=50)
+    cell.add_argument("--num-envs", type=int, default=0, help="evaluation env processes (0: one per core)")
+    cell.add_argument("--eval-precision", choices=("fp32", "bf16"), default="fp32")
+    cell.add_argument("--compile", action="store_true", help="torch.compile the encoder")
     args = ap.parse_args(argv)
+    if args.cell:
+        args.eval_every = args.eval_every or args.steps
+        res = run_cell(args)
+        text = json.dumps(res, indent=1)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return 0
     if args.inloop_steps < 1 or args.inloop_steps > args.steps:
         ap.error("--inloop-steps must be in 1..--steps")
     res = run(args)
