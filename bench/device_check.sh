@@ -58,12 +58,12 @@ check hod_100doh 15 "$PY" bench/hod_throughput.py --detector 100doh --random-wei
 # 6. action segmentation: MS-TCN on one GTEA-sized fold (21 train videos, ~1,000 frames, 2048-d); training
 #    stops after the epoch that passes 3 s (the JSON says how many of the 50 epochs ran and s/epoch)
 check head_segmentation_gtea 10 "$PY" bench/head_segmentation.py --device cuda --max-seconds 3
-# 7. optional, run when the checks above left time (install skipped or fast; limits above are upper bounds):
-#    one real BC cell of egovideo_b (RANDOM WEIGHTS: timing only) with its render / encode / policy /
-#    train split and the projected classic cell, then a 2-task x 2-camera x 1-seed sweep (robot/sweep.py)
+# 7. optional, run when the checks above left time (install skipped or fast; limits above are upper bounds).
 # Ego4D NLQ / MQ heads at full size (VSLNet batch 32 x 128 positions; ActionFormer batch 2 x 1024
 #    features, 110 classes): seconds per training step on random inputs
 check head_ego4d 30 "$PY" bench/head_ego4d.py --device cuda --steps 10
+# One real BC cell of egovideo_b (RANDOM WEIGHTS: timing only) with its render / encode / policy /
+#    train split and the projected classic cell, then a 2-task x 2-camera x 1-seed sweep (robot/sweep.py)
 check bc_cell_b 75 "$PY" bench/bc_pipeline.py --cell --encoder egovideo_b --device cuda --eval-precision bf16 \
   --steps 1000 --episodes 32 --num-envs 16
 check bc_sweep_b 120 bash -c '"$0" -m robot.sweep encoder=egovideo_b tasks=microwave,slide_cabinet cameras=left,right \
