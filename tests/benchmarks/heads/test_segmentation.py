@@ -200,3 +200,25 @@ def test_cli_exit_codes_and_messages(synth, tmp_path, capsys):
                  "head=linear", "head.epochs=1", "progress=false"]) == 0
     out = capsys.readouterr().out
     assert "| 2 | linear | unknown |" in out and f"metrics: {tmp_path / 'o2' / 'metrics.json'}" in out
+
+
+@pytest.mark.gpu
+def test_a_fold_trained_on_cuda_predicts_the_same_from_its_checkpoint_on_the_cpu(synth, tmp_path):
+    from egohod.benchmarks.heads import HEADS, head_options
+    from egohod.benchmarks.heads.segmentation import predict_videos
+    from egohod.benchmarks.heads.segmentation_data import load_split, read_mapping
+    from egohod.models.checkpoint_io import read_checkpoint_with_meta
+
+    data, feats = synth
+    res = _run(data, feats, tmp_path / "o", *TINY_MSTCN, "head.epochs=5", "split=1", "device=cuda")
+    assert json.loads((tmp_path / "o" / "split1" / "training.json").read_text())["device"].startswith("cuda")
+    sd, meta = read_checkpoint_with_meta(tmp_path / "o" / "split1" / "model.pt")
+    head = meta["config"]["head"]
+    model = HEADS.get("mstcn")(meta["input_dim"], len(meta["classes"]), head_options("mstcn", head))
+    model.load_state_dict(sd)
+    test = load_split(data, feats, ["video00", "video04"], read_mapping(data / "mapping.txt"))
+    cpu = predict_videos(model, test, torch.device("cpu"))
+    written = (tmp_path / "o" / "split1" / "predictions" / "video00").read_text().splitlines()[1].split()
+    classes = meta["classes"]
+    agree = np.mean([classes[i] == w for i, w in zip(cpu[0], written)])
+    assert agree > 0.99 and set(res["metrics"]) == set(METRIC_KEYS)
