@@ -37,5 +37,6 @@ def lr_at(step: int, cfg: OptimConfig, total_steps: int) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's lr; a group with ``lr_scale`` (layer-wise decay, fine-tuning) gets ``lr * lr_scale``."""
     for g in optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)

@@ -37,7 +37,7 @@ METRIC_REDUCTIONS = {
 
 class RunLogger:
     def __init__(self, out_dir: str | os.PathLike, enabled: bool, config: dict, wandb_cfg=None, progress: bool = True,
-                 total_steps: int = 0, start_step: int = 0):
+                 total_steps: int = 0, start_step: int = 0, desc: str = "pretrain", reductions: dict | None = None):
         self.enabled = enabled
         self.path = Path(out_dir) / "metrics.jsonl"
         self.last_train: dict = {}
@@ -56,7 +56,8 @@ class RunLogger:
                 if r.get("event") in self.logged and "step" in r:
                     self.logged[r["event"]].add(int(r["step"]))
         if fresh:
-            self.write({"event": "header", "reductions": METRIC_REDUCTIONS, "config": config})
+            self.write({"event": "header", "reductions": METRIC_REDUCTIONS if reductions is None else reductions,
+                        "config": config})
         if wandb_cfg is not None and wandb_cfg.wandb:
             import wandb
 
@@ -66,7 +67,7 @@ class RunLogger:
         if progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, initial=start_step, desc="pretrain", unit="step", dynamic_ncols=True)
+            self._bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step", dynamic_ncols=True)
 
     def write(self, record: dict) -> None:
         if not self.enabled:

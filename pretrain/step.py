@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Sequence
 
 import torch
@@ -25,6 +25,7 @@ class StepResult:
     acc_t2v: float
     grad_norm: float  # global norm before clipping (inf/nan if the fp16 scaler skipped the step)
     skipped: bool = False  # fp16: the scaler found inf/nan gradients and skipped the update
+    metrics: dict = field(default_factory=dict)  # a custom loss_fn's float metrics, mean over micro-batches
 
 
 def batch_to_device(batch: dict, device: torch.device) -> dict:
@@ -48,26 +49,34 @@ def train_step(
     scaler: torch.amp.GradScaler | None = None,
     no_sync: Callable[[], ContextManager] = contextlib.nullcontext,
     grad_clip: float = 0.0,
+    loss_fn: Callable | None = None,
 ) -> StepResult:
     """Forward/backward over ``micro_batches`` (already on the device), then one optimizer step.
 
     ``no_sync`` suspends the cross-rank gradient reduction (DDP ``no_sync`` / FSDP
-    ``set_requires_gradient_sync(False)``) for all but the last micro-batch.
+    ``set_requires_gradient_sync(False)``) for all but the last micro-batch. ``loss_fn(model, batch,
+    autocast)`` replaces the contrastive :func:`forward_loss` (fine-tuning): it returns a dict with
+    ``loss`` (tensor with graph) and float metrics, averaged over micro-batches into ``metrics``.
     """
+    loss_fn = forward_loss if loss_fn is None else loss_fn
     if not micro_batches:
         raise ValueError("train_step needs at least one micro-batch")
     optimizer.zero_grad(set_to_none=True)
     n = len(micro_batches)
     loss_sum = acc_v = acc_t = 0.0
+    metrics: dict = {}
     for i, mb in enumerate(micro_batches):
         ctx = no_sync() if i < n - 1 else contextlib.nullcontext()
         with ctx:
-            res = forward_loss(model, mb, autocast)
-            loss = res.loss / n
+            res = loss_fn(model, mb, autocast)
+            loss = res["loss"] / n
             (scaler.scale(loss) if scaler is not None else loss).backward()
-        loss_sum += float(res.loss.detach())
-        acc_v += res["acc_v2t"] / n
-        acc_t += res["acc_t2v"] / n
+        loss_sum += float(res["loss"].detach())
+        acc_v += res.get("acc_v2t", 0.0) / n
+        acc_t += res.get("acc_t2v", 0.0) / n
+        for k, v in res.items():
+            if k not in ("loss", "acc_v2t", "acc_t2v") and isinstance(v, float):
+                metrics[k] = metrics.get(k, 0.0) + v / n
     if scaler is not None:
         scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -84,4 +93,4 @@ def train_step(
         skipped = scaler.get_scale() < scale_before
     else:
         optimizer.step()
-    return StepResult(loss_sum / n, acc_v, acc_t, grad_norm, skipped)
+    return StepResult(loss_sum / n, acc_v, acc_t, grad_norm, skipped, metrics)
