@@ -196,3 +196,22 @@ def test_background_is_the_label_background_by_default():
 ])
 def test_segmentation_inputs(call, message):
     _raises(call, message)
+
+
+def test_edit_of_a_video_with_no_foreground_on_either_side_is_nan():
+    assert np.isnan(seg.edit_score(["background"] * 3, ["background"] * 2))
+
+
+def test_topk_defaults_to_top1_and_top5():
+    # 6 classes; the label ranks 0 (row 0) and 5 (row 1): top-1 1/2, top-5 1/2
+    scores = np.array([[6, 5, 4, 3, 2, 1], [6, 5, 4, 3, 2, 1]], float)
+    from egohod.benchmarks.scorers import topk_accuracy
+
+    assert topk_accuracy(scores, [0, 5]) == {1: 50.0, 5: 50.0}
+
+
+def test_mean_class_accuracy_averages_over_the_label_classes_by_default():
+    # labels 0, 0, 1; predictions 0, 2, 1: class 0 -> 1/2, class 1 -> 1/1: mean 75 %.
+    # Over labels and predictions the never-labelled class 2 adds a 0: 50 %.
+    assert mean_class_accuracy([0, 2, 1], [0, 0, 1]) == pytest.approx(75.0)
+    assert mean_class_accuracy([0, 2, 1], [0, 0, 1], over="labels_and_predictions") == pytest.approx(50.0)
