@@ -18,7 +18,7 @@ class DataConfig:
     csv: Optional[str] = None  # HOD CSV (video_id,start_second,end_second,text[,dataset,uid])
     ego4d_json: Optional[str] = None  # or Ego4D narration.json (EgoClip windows)
     video_root: str = "???"
-    layout: str = "chunked"  # chunked: {root}/{video_id}/{chunk:04d}.mp4 ; plain: {root}/{video_id}.mp4
+    layout: str = "chunked"  # chunked: {root}/{video_id}/{chunk:04d}.mp4 ; file: {root}/{video_id}.mp4 ("plain": old name)
     chunk_seconds: float = 15.0
     ext: str = "mp4"
     num_frames: int = 4  # T of the trainable (fast) path
@@ -123,7 +123,7 @@ def validate(cfg: PretrainConfig) -> None:
         raise ValueError("set exactly one of data.csv (HOD CSV) or data.ego4d_json (Ego4D narrations)")
     if d.video_root in ("???", ""):
         raise ValueError("set data.video_root (the folder holding the videos)")
-    _choice(d.layout, ("chunked", "plain"), "data.layout")
+    _choice(d.layout, ("chunked", "file", "plain"), "data.layout")  # plain: the old name of file
     _choice(d.backend, ("auto", "decord", "pyav"), "data.backend")
     _choice(m.stage, STAGES, "model.stage")
     _choice(m.slow_grad, ("no_grad", "frozen"), "model.slow_grad")

@@ -106,3 +106,16 @@ def test_renamed_keys_still_work_with_a_deprecation_message():
         cfg = parse_args(["encoder=egovideo_tiny", "out=x.onnx", "frames=2"])
     assert cfg.num_frames == 2
     assert parse_args(["encoder=egovideo_tiny", "out=x.onnx", "num_frames=3"]).num_frames == 3
+
+
+def test_one_layout_vocabulary_with_the_old_name_still_accepted():
+    from egohod.data.datasets import VideoTextDataset
+    from egohod.data.metadata import ClipRecord
+
+    rec = ClipRecord("v", 0.0, 1.0, ("t",), "d", "u")
+    assert VideoTextDataset([rec], "/r", layout="file").video_path(rec) == Path("/r/v.mp4")
+    with pytest.warns(FutureWarning, match="layout='plain' is deprecated; use layout='file'"):
+        ds = VideoTextDataset([rec], "/r", layout="plain")
+    assert ds.layout == "file" and ds.video_path(rec) == Path("/r/v.mp4")
+    with pytest.raises(ValueError, match="layout must be 'chunked' or 'file'"):
+        VideoTextDataset([rec], "/r", layout="auto")

@@ -84,8 +84,8 @@ class VideoTextDataset(Dataset):
     Args:
         records: the clips.
         video_root: folder holding the videos.
-        layout: ``"chunked"`` (``{root}/{video_id}/{chunk:04d}.{ext}``) or ``"plain"``
-            (``{root}/{video_id}.{ext}``).
+        layout: ``"chunked"`` (``{root}/{video_id}/{chunk:04d}.{ext}``) or ``"file"``
+            (``{root}/{video_id}.{ext}``; ``"plain"`` is its old name), as in every egohod command.
         num_frames: frames of the fast clip (``"video"``).
         slow_frames: frames of the slow clip (``"video_slow"``); 0 for none.
         train: random frame per segment and random caption (else segment middles, first caption).
@@ -114,8 +114,14 @@ class VideoTextDataset(Dataset):
         backend: str = "auto",
         decode_threads: int = 1,
     ):
-        if layout not in ("chunked", "plain"):
-            raise ValueError(f"layout must be 'chunked' or 'plain', got {layout!r}")
+        if layout == "plain":
+            import warnings
+
+            warnings.warn("layout='plain' is deprecated; use layout='file' (one file per video)", FutureWarning,
+                          stacklevel=2)
+            layout = "file"
+        if layout not in ("chunked", "file"):
+            raise ValueError(f"layout must be 'chunked' or 'file', got {layout!r}")
         if not records:
             raise ValueError("VideoTextDataset needs at least one record")
         if num_frames <= 0 or slow_frames < 0:
