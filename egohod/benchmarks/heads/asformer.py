@@ -36,7 +36,8 @@ from .segmentation_head import SegmentationHead, TrainOptions
 __all__ = ["ASFormer", "local_attention", "masked_instance_norm"]
 
 
-def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, window: int) -> torch.Tensor:
+def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+                    window: int) -> torch.Tensor:
     """Attention of every frame over the ``window`` frames around it (from ``t - window//2`` to
     ``t + window - 1 - window//2``); ``q, k [B, Cq, T]``, ``v [B, Cv, T]``, ``valid [B, 1, T]``
     (1 = real frame). Returns ``[B, Cv, T]``.

@@ -141,7 +141,8 @@ def _orientation(shapes: dict[str, tuple], layout: str, feature_dim: int | None,
 
 
 def load_split(data: Path, features: Path, names: list[str], classes: list[str], *, layout: str = "auto",
-               feature_dim: int | None = None, feature_stride: int = 1, sample_rate: int = 1) -> list[SegmentationVideo]:
+               feature_dim: int | None = None, feature_stride: int = 1,
+               sample_rate: int = 1) -> list[SegmentationVideo]:
     """Read, orient and align the videos ``names`` (see the module docstring); every problem is a
     :class:`HeadDataError` naming the video and the file."""
     if feature_stride < 1 or sample_rate < 1:

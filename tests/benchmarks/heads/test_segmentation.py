@@ -111,7 +111,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(synth, tmp_path, monkeypat
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     from egohod.models.checkpoint_io import read_checkpoint
 
-    a, b = read_checkpoint(tmp_path / "a" / "split1" / "model.pt"), read_checkpoint(tmp_path / "b" / "split1" / "model.pt")
+    a, b = (read_checkpoint(tmp_path / run / "split1" / "model.pt") for run in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed == straight
 

@@ -97,7 +97,8 @@ def test_sparse_features_train_on_the_middle_frame_and_predict_every_frame(dt_se
     # MS-TCN's sample_rate: dense features, every 2nd one kept, labels at the same frames
     d = _load(data, feats, feature_stride=4, sample_rate=2)[0]
     assert d.features.shape[1] == -(-sparse.shape[1] // 2)
-    assert [classes[i] for i in d.targets] == [labels[min(8 * j + 2, len(labels) - 1)] for j in range(d.features.shape[1])]
+    middle = [labels[min(8 * j + 2, len(labels) - 1)] for j in range(d.features.shape[1])]
+    assert [classes[i] for i in d.targets] == middle
 
 
 def test_labels_outside_the_mapping_are_refused(dt_set):
