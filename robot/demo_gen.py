@@ -53,6 +53,7 @@ class MakeDemosConfig:
     overwrite: bool = False             # replace an existing `out` written for a different request
     valid_ratio: float = 0.1            # share of demos in the file's mask/valid (robomimic's split)
     split_seed: int = 0                 # seed of the mask/train / mask/valid split
+    env_family: str = ENV_FAMILY        # env the expert runs in: kitchen, or kitchen_r3m (R3M's reset, protocol=r3m)
 
 
 def register_configs() -> None:
@@ -464,6 +465,6 @@ def run(cfg) -> Path:
         task=cfg.task, cameras=cameras, num_demos=cfg.num_demos, image_size=cfg.image_size,
         seed=cfg.seed, workers=cfg.workers, out=cfg.out, max_attempts=cfg.max_attempts,
         horizon=cfg.horizon, action_noise=cfg.action_noise, overwrite=cfg.overwrite, return_stats=True,
-        valid_ratio=cfg.valid_ratio, split_seed=cfg.split_seed)
+        valid_ratio=cfg.valid_ratio, split_seed=cfg.split_seed, env_family=cfg.env_family)
     print(summary_table(stats))
     return path
