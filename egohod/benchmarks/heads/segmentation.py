@@ -292,7 +292,10 @@ def run_segmentation(cfg: SegmentationConfig) -> dict:
     from ...device import resolve_device
     from ..results import encoder_label
 
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:
+        raise HeadConfigError(str(e)) from None
     classes = read_mapping(Path(cfg.data) / "mapping.txt")
     _check_classes(classes, cfg)
     if not Path(cfg.features).is_dir():

@@ -196,6 +196,9 @@ def test_cli_exit_codes_and_messages(synth, tmp_path, capsys):
                  "progress=false"]) == 2
     err = capsys.readouterr().err
     assert "egohod head segmentation: video 'video01' is in the split but has no features" in err
+    assert main(["head", "segmentation", f"data={data}", f"features={feats}", f"out={tmp_path / 'o'}",
+                 "device=tpu"]) == 2
+    assert "device='tpu' is not a device" in capsys.readouterr().err
     assert main(["head", "segmentation", f"data={data}", f"features={feats}", f"out={tmp_path / 'o2'}", "split=2",
                  "head=linear", "head.epochs=1", "progress=false"]) == 0
     out = capsys.readouterr().out
