@@ -254,3 +254,93 @@ def test_write_video_default_rate_and_frame_size_not_a_multiple_of_16(tmp_path):
     finally:
         reader.close()
     assert len(read) == 4 and read[0].shape == (34, 38, 3)  # not padded to a 16-pixel macro block
+
+
+def test_auto_num_envs_keeps_a_positive_count_and_uses_the_usable_cores_for_zero():
+    import os
+
+    assert evaluation.auto_num_envs(1) == 1 and evaluation.auto_num_envs(3) == 3
+    cores = len(os.sched_getaffinity(0))
+    assert evaluation.auto_num_envs(0) == cores and evaluation.auto_num_envs(-1) == cores
+    assert EvalEnvs("kitchen/microwave", 0, None, 32, 5).num_envs == cores
+
+
+class BatchRecordingEncoder(StateObsEncoder):
+    def __init__(self):
+        super().__init__(2)
+        self.batches, self.threads = [], []
+
+    def encode_history(self, history):
+        self.batches.append(len(history))
+        self.threads.append(torch.get_num_threads())
+        return super().encode_history(history)
+
+
+@pytest.mark.parametrize("batch, calls", [(None, [5]), (0, [5]), (5, [5]), (9, [5]), (2, [2, 2, 1]), (4, [4, 1])])
+def test_encode_in_batches_splits_the_environments_and_keeps_their_order(batch, calls):
+    enc = BatchRecordingEncoder()
+    history = np.arange(10, dtype=np.float32).reshape(5, 1, 2)  # env i: [2i, 2i + 1]
+    out = evaluation.encode_in_batches(enc, history, batch)
+    assert enc.batches == calls
+    assert out.tolist() == history.reshape(5, 2).tolist()
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with evaluation.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with evaluation.torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    for leave in (None, 0):
+        with evaluation.torch_threads(leave):
+            assert torch.get_num_threads() == before
+
+
+class ThreadRecordingPolicy(RecordingPolicy):
+    def __init__(self):
+        super().__init__()
+        self.threads = []
+
+    def act(self, features, proprio, state):
+        self.threads.append(torch.get_num_threads())
+        return super().act(features, proprio, state)
+
+
+def test_rollout_threads_batches_and_timing():
+    torch.set_num_threads(2)
+    enc, policy = BatchRecordingEncoder(), ThreadRecordingPolicy()
+    vec = ScriptedVecEnv(SCRIPTS, num_envs=3)
+    timing = {"env_steps": 4}  # accumulates into what is there
+    records, _ = run_episodes(policy, enc, FakePool(vec), [10, 11, 12], torch.device("cpu"), encode_batch=2,
+                              timing=timing, threads=evaluation.Threads(encoder=1, head=1))
+    assert [r.to_dict() for r in records] == EXPECTED
+    assert enc.batches == [2, 1] * HORIZON and set(enc.threads) == {1} and set(policy.threads) == {1}
+    assert torch.get_num_threads() == 2
+    assert set(timing) == {"env_s", "encode_s", "policy_s", "env_steps"}
+    assert timing["env_steps"] == 4 + 3 * HORIZON  # every env of the round, every control step
+    assert all(timing[k] > 0 for k in ("env_s", "encode_s", "policy_s"))
+
+
+def test_evaluate_passes_batches_timing_and_threads_through():
+    enc, policy = BatchRecordingEncoder(), ThreadRecordingPolicy()
+    timing = {}
+    res = evaluate(policy, enc, FakePool(ScriptedVecEnv(SCRIPTS, num_envs=3)), 3, 10, torch.device("cpu"),
+                   encode_batch=1, timing=timing, threads=evaluation.Threads(encoder=1, head=1))
+    assert res["episodes"] == EXPECTED
+    assert enc.batches == [1, 1, 1] * HORIZON and set(enc.threads) == set(policy.threads) == {1}
+    assert timing["env_steps"] == 3 * HORIZON
+
+
+def test_timing_is_recorded_even_when_a_rollout_fails():
+    class Broken(ScriptedVecEnv):
+        def step(self, actions):
+            raise RuntimeError("env died")
+
+    timing = {}
+    with pytest.raises(RuntimeError, match="env died"):
+        run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(Broken({}, 1)), [0], torch.device("cpu"),
+                     timing=timing)
+    assert set(timing) == {"env_s", "encode_s", "policy_s", "env_steps"} and timing["env_steps"] == 0
