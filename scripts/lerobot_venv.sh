@@ -29,7 +29,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install "lerobot[dataset]==${LEROBOT_VERSION}"
+"$VENV/bin/python" -m pip install "lerobot[dataset,training]==${LEROBOT_VERSION}"
 "$VENV/bin/python" -m pip install safetensors omegaconf hydra-core ftfy regex tqdm rich open_clip_torch
 "$VENV/bin/python" -m pip install --no-deps -e .
 "$VENV/bin/python" -m pip install --no-deps -e robot/integrations/lerobot_policy_egohod

@@ -146,3 +146,13 @@ def test_real_lerobot_reads_the_dataset_and_trains_the_egohod_plugin(demo_file, 
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["frames"] == 16 and report["policy"]["class"] == "EgohodPolicy"
     assert report["cameras"] == ["observation.images.left", "observation.images.right"]
+    train = subprocess.run(  # LeRobot's own training command finds the plugin by --policy.type
+        [str(LEROBOT_PYTHON.parent / "lerobot-train"), "--dataset.repo_id=egohod/check", f"--dataset.root={out}",
+         "--dataset.video_backend=pyav", "--policy.type=egohod", "--policy.encoder=egovideo_tiny",
+         "--policy.hidden_dims=[32]", "--policy.device=cpu", "--policy.push_to_hub=false", "--steps=2",
+         "--batch_size=4", "--save_freq=2", "--wandb.enable=false", "--num_workers=0",
+         f"--output_dir={tmp_path / 'train'}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    saved = tmp_path / "train" / "checkpoints" / "000002" / "pretrained_model"
+    assert json.loads((saved / "config.json").read_text())["type"] == "egohod"
+    assert (saved / "model.safetensors").exists()
