@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write_json
 from .prepare import TRAIN_LAYOUT
 from .video import VideoReadError, VideoWriter, open_video_stream, chunk_path, resized_shape
 
@@ -116,10 +117,7 @@ def chunk_video(src: str | os.PathLike, out_root: str | os.PathLike, video_id: s
     record = {"src": src, "frames": j, "fps": fps, "chunks": (j + per_chunk - 1) // per_chunk,
               "chunk_seconds": cfg.chunk_seconds, "height": h, "width": w, "gop": cfg.gop, "bframes": cfg.bframes,
               "b_pyramid": cfg.b_pyramid, "tune": cfg.tune}
-    done = Path(out_root) / video_id / ".done"
-    tmp = done.with_name(".done.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, done)
+    atomic_write_json(Path(out_root) / video_id / ".done", record, indent=None)
     return record
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 import math
 import os
@@ -23,6 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from ..fileio import atomic_write_text
 
 __all__ = [
     "ClipRecord",
@@ -125,16 +128,13 @@ def read_hod_csv(path: str | os.PathLike) -> list[ClipRecord]:
 def write_hod_csv(path: str | os.PathLike, records: Iterable[ClipRecord]) -> Path:
     """Write records as a HOD CSV (several captions as a list literal); atomic."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(HOD_REQUIRED + ("dataset", "uid"))
-        for r in records:
-            text = r.texts[0] if len(r.texts) == 1 else repr(list(r.texts))
-            w.writerow([r.video_id, f"{r.start:.3f}", f"{r.end:.3f}", text, r.dataset, r.uid])
-    os.replace(tmp, path)
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(HOD_REQUIRED + ("dataset", "uid"))
+    for r in records:
+        text = r.texts[0] if len(r.texts) == 1 else repr(list(r.texts))
+        w.writerow([r.video_id, f"{r.start:.3f}", f"{r.end:.3f}", text, r.dataset, r.uid])
+    return atomic_write_text(path, buf.getvalue())
 
 
 _UNSURE = re.compile(r"#\s*unsure\b", re.IGNORECASE)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, exit_on_config_error, load_config
+from ..fileio import atomic_write_json
 from .video import VideoReadError, VideoWriter, open_video_stream, resized_shape
 
 __all__ = ["EncodeLayout", "PrepareConfig", "TRAIN_LAYOUT", "main", "prepare_file", "run"]
@@ -120,9 +121,7 @@ def _check_layout(cfg: PrepareConfig, out: Path) -> None:
             raise ConfigError(f"prepare: {out} holds files encoded with {have}, not {want}; "
                               f"use another out= or overwrite=true")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_name(".layout.json.tmp")
-    tmp.write_text(json.dumps(want, indent=1))
-    os.replace(tmp, record)
+    atomic_write_json(record, want, indent=1)
 
 
 def _one(job: tuple[str, str, PrepareConfig]) -> tuple[str, str | None]:

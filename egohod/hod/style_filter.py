@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..models.checkpoint_io import read_checkpoint_with_meta, write_checkpoint
-from .runner import atomic_write_text
+from ..fileio import atomic_write_bytes, atomic_write_text
 
 # the `format` entry of a style-filter checkpoint (files written before it had none)
 STYLE_FILTER_FORMAT = "egohod-style-filter/1"
@@ -223,9 +223,9 @@ def features_main(cfg) -> dict:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     keys = [r["_key"] for r in rows if r["_key"] in feats]
-    tmp = out.with_name(f".{out.stem}.tmp.npz")
-    np.savez(tmp, keys=np.array(keys), features=np.stack([feats[k] for k in keys]) if keys else np.zeros((0, 0)))
-    tmp.replace(out)
+    buf = io.BytesIO()
+    np.savez(buf, keys=np.array(keys), features=np.stack([feats[k] for k in keys]) if keys else np.zeros((0, 0)))
+    atomic_write_bytes(out, buf.getvalue())
     atomic_write_text(out.with_suffix(".failures.csv"), _failures_csv(fails))
     print(f"features: {len(keys)} clips -> {out} ({len(fails)} failed, see {out.with_suffix('.failures.csv')})")
     return {"ok": len(keys), "failed": len(fails)}
