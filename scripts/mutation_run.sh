@@ -8,6 +8,9 @@
 # MUT_SAMPLE=K tests only the mutants whose crc32("file|line text|index") % K == 0 (the others are
 # reported as skipped); the same K picks the same mutants of the same source in every run, so a
 # before and an after run compare the same sample. Default 1: every mutant.
+# Re-running in the same worktree after tests changed re-tests only the mutants not killed before
+# (mutmut 2 keeps a killed mutant killed). Never run `mutmut show`/`results` in a worktree while
+# its run is going: they re-read the mutated file and drop that line's mutants from the cache.
 #
 # WORKTREE must be a `git worktree add --detach` copy (mutmut 2 edits files in place): the script
 # refuses to run in a checkout whose path is the repository's main worktree. Results: the
@@ -55,9 +58,10 @@ until grep -q "fork server ready" "$out/$name.server.log"; do
   sleep 1
 done
 start=$(date +%s)
+runner="$py -S $server run --socket $sock -- -x ${pytest_args[*]}"
 set +e
 nice -n 10 "$mutmut" run --paths-to-mutate "$paths" --tests-dir tests --simple-output \
-  --runner "$py -S $server run --socket $sock -- -x ${pytest_args[*]}" > "$out/$name.log" 2>&1
+  --runner "$runner" > "$out/$name.log" 2>&1
 rc=$?
 set -e
 echo "mutmut run rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$out/$name.log"

@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("cache")
     ap.add_argument("--sample", type=int, default=1)
     ap.add_argument("--survivors", action="store_true", help="list the surviving mutants' ids and lines")
+    ap.add_argument("--survivor-ids", action="store_true", help="print only the surviving mutants' ids")
     args = ap.parse_args(argv)
     counts: dict[str, Counter] = defaultdict(Counter)
     survivors = []
@@ -42,6 +43,9 @@ def main(argv=None) -> int:
         counts[filename]["total"] += 1
         if status == "bad_survived":
             survivors.append((filename, mid, line_number + 1, line.strip()))
+    if args.survivor_ids:
+        print(" ".join(str(mid) for _, mid, _, _ in survivors))
+        return 0
     print(f"{'file':48} {'mutants':>7} {'killed':>6} {'timeout':>7} {'slow':>5} {'survived':>8} {'untested':>8} {'kill rate':>9}")
     for filename, c in sorted(counts.items()):
         killed = c["ok_killed"] + c["ok_suspicious"] + c["bad_timeout"]
