@@ -51,7 +51,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-__all__ = ["ConfigError", "config_root", "config_file", "load_config", "compose", "exit_on_config_error"]
+__all__ = ["ConfigError", "config_root", "config_file", "load_config", "compose", "options_schema",
+           "exit_on_config_error"]
 
 ENV_CONFIGS = "EGOHOD_CONFIGS"
 
@@ -211,6 +212,18 @@ def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: 
     if check_missing:
         _check_missing(cfg, (), command)
     return cfg
+
+
+def options_schema(name: str, options: type) -> type:
+    """The config schema of a component chosen by name (``detector: {name: skin, ...}``): the fields
+    of its ``Options`` dataclass, which stays the one place their defaults live, plus ``name``
+    (default ``name``). Field metadata (e.g. HOD's transport-only marks) is kept."""
+    if not dataclasses.is_dataclass(options):
+        raise TypeError(f"{name}: Options must be a dataclass, got {options!r}")
+    if "name" in {f.name for f in dataclasses.fields(options)}:
+        raise TypeError(f"{name}: Options may not have a 'name' field (the schema adds it)")
+    return dataclasses.make_dataclass(f"{options.__qualname__.replace('.', '_')}_{name}_schema",
+                                      [("name", str, dataclasses.field(default=name))], bases=(options,))
 
 
 @contextmanager

@@ -244,19 +244,14 @@ class FeaturesConfig:
     device: str = "cpu"
 
 
-# components that declare their settings as an ``Options`` dataclass: the schema adds only ``name``
+# components that declare their settings as an ``Options`` dataclass: the schema is generated
+# from it (egohod.config.options_schema adds only ``name``), so the defaults live there alone
+from ..config import options_schema  # noqa: E402
 from .detectors.mediapipe_hands import Options as _MediaPipeOptions  # noqa: E402
 from .narrators.local_gguf import Options as _LocalNarratorOptions  # noqa: E402
 
-
-@dataclass
-class MediaPipeDetectorConfig(_MediaPipeOptions):
-    name: str = "mediapipe"
-
-
-@dataclass
-class LocalNarratorConfig(_LocalNarratorOptions):
-    name: str = "local"
+MediaPipeDetectorConfig = options_schema("mediapipe", _MediaPipeOptions)
+LocalNarratorConfig = options_schema("local", _LocalNarratorOptions)
 
 
 DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig,

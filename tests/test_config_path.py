@@ -119,3 +119,31 @@ def test_one_layout_vocabulary_with_the_old_name_still_accepted():
     assert ds.layout == "file" and ds.video_path(rec) == Path("/r/v.mp4")
     with pytest.raises(ValueError, match="layout must be 'chunked' or 'file'"):
         VideoTextDataset([rec], "/r", layout="auto")
+
+
+@dataclass
+class _Opts:
+    size: int = 3
+    retries: int = field(default=2, metadata={"transport": True})
+
+
+def test_component_schemas_are_generated_from_their_options():
+    import dataclasses
+
+    from egohod.config import options_schema
+    from egohod.hod.config import DETECTOR_SCHEMAS
+    from egohod.hod.detectors.mediapipe_hands import Options
+
+    schema = options_schema("x", _Opts)
+    assert (load_config(schema, ["size=4"]).name, load_config(schema, ["size=4"]).size) == ("x", 4)
+    assert {f.name: f.metadata.get("transport", False) for f in dataclasses.fields(schema)} == \
+        {"size": False, "retries": True, "name": False}
+    with pytest.raises(TypeError, match="may not have a 'name' field"):
+        options_schema("z", _Named)
+    cfg = load_config(DETECTOR_SCHEMAS["mediapipe"], ["max_hands=1"])
+    assert cfg.name == "mediapipe" and cfg.max_hands == 1 and cfg.box_margin == Options().box_margin
+
+
+@dataclass
+class _Named:
+    name: str = "n"
