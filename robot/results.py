@@ -134,7 +134,7 @@ def weights_kind(encoder: dict) -> str:
     or ``pretrained`` (a checkpoint)."""
     if encoder.get("random_weights"):
         return "random"
-    if encoder.get("name") == "state" or encoder.get("weights") in (None, "", "none"):
+    if encoder.get("weights") in (None, "", "none"):  # what the state encoder records (no vision weights)
         return "none"
     return "pretrained"
 
