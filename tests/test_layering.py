@@ -87,3 +87,29 @@ def test_the_library_does_not_import_the_training_side():
     offenders = sorted(f"{_module_name(p)} imports {t}" for p in PKG.rglob("*.py") for t in _imports(p)
                        if t.split(".")[0] in TRAINING_SIDE)
     assert offenders == []
+
+
+def _library_files():
+    return [p for p in PKG.rglob("*.py") if "configs" not in p.relative_to(PKG).parts]
+
+
+def test_library_code_raises_config_errors_and_never_exits():
+    """Only the entry-point helper egohod.config.exit_on_config_error turns an error into an exit."""
+    exits = []
+    for path in _library_files():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Name) and node.id == "SystemExit":
+                exits.append(f"{path.relative_to(PKG.parent)}:{node.lineno}")
+    assert [e.split(":")[0] for e in exits] == ["egohod/config.py"], exits
+
+
+def test_yaml_is_found_through_the_package_not_the_source_tree():
+    """No module locates configs/ relative to its own file (a wheel install has no source tree)."""
+    root = PKG.parent
+    offenders = []
+    for top in ("egohod", "robot", "pretrain", "envs", "policies", "bench"):
+        for path in (root / top).rglob("*.py"):
+            text = path.read_text()
+            if "parents[" in text and '"configs"' in text:
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
