@@ -133,7 +133,9 @@ def load_encoder(name: str | None = None, checkpoint: str | Path | None = None, 
     weights drawn with ``seed`` (default 0; ``.weights == "random:seed=<seed>"``): a function of
     ``(name, seed)``, identical on every call, without touching the global RNG.
 
-    ``name`` may be left out when the checkpoint names its model (as :func:`create_model`)."""
+    ``name`` may be left out when the checkpoint names its model (as :func:`create_model`). An
+    EgoVideo encoder is built from its vision tower alone (no text tower, no BERT-large for G) and
+    reads only the checkpoint's ``visual.*`` keys, strictly."""
     name = resolve_model_name(name, checkpoint, call="load_encoder", known=list_encoders())
     builder = ENCODERS.get(name)
     with seeded_init(seed):
