@@ -186,12 +186,24 @@ def serve(sock_path: str, warmup_args: list[str]) -> None:
 
 
 def run(sock_path: str, args: list[str]) -> int:
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        client.connect(sock_path)
-    except OSError as e:
-        print(f"no fork server at {sock_path} ({e}): start `mutation_forkserver.py serve` first", file=sys.stderr)
-        return 2
+    import time
+
+    deadline = time.monotonic() + 120
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            client.connect(sock_path)
+            break
+        except OSError as e:
+            client.close()
+            if time.monotonic() > deadline:
+                # No exit status is right here: mutmut 2 reads 1 as "killed" and anything else as
+                # "survived". Hang instead, so that mutmut records a timeout, which stands apart.
+                print(f"no fork server at {sock_path} ({e}): start `mutation_forkserver.py serve` first",
+                      file=sys.stderr, flush=True)
+                while True:
+                    time.sleep(3600)
+            time.sleep(0.5)
     client.sendall(json.dumps({"args": args, "cwd": os.getcwd()}).encode() + b"\n")
     data = b""
     while chunk := client.recv(65536):

@@ -50,10 +50,11 @@ PY
 # which costs seconds per mutant on a shared machine
 pytest_args=(-q -p no:cacheprovider "--basetemp=$out/$name.tmp" "$@")
 cd "$wt"
+rm -f "$sock" "$out/$name.server.log"  # a previous run's "ready" line must not count
 nice -n 10 "$py" "$server" serve --socket "$sock" -- "${pytest_args[@]}" > "$out/$name.server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
-until grep -q "fork server ready" "$out/$name.server.log"; do
+until grep -qs "fork server ready" "$out/$name.server.log"; do
   kill -0 $server_pid 2>/dev/null || { cat "$out/$name.server.log" >&2; exit 1; }
   sleep 1
 done
