@@ -77,6 +77,20 @@ def checkpoint_has_adapter(sd: dict) -> bool:
     return "slowfast_projection" in sd or any(_ADAPTER_KEY.match(k) for k in sd)
 
 
+def _checkpoint_frames(sd: dict | None) -> int | None:
+    """The clip length an EgoVideo checkpoint was trained with (its temporal embedding), or None."""
+    te = sd.get("visual.temporal_embedding") if sd is not None else None
+    return int(te.shape[0]) if te is not None and te.dim() == 2 else None
+
+
+def _g_checkpoint_frames(sd: dict | None, cfg: EgoVideoGConfig) -> int:
+    """The clip length of a G checkpoint (its joint position embedding), else the config's."""
+    pe = sd.get("visual.pos_embed") if sd is not None else None
+    if pe is not None and pe.dim() == 3 and (pe.shape[1] - 1) % (cfg.grid ** 2) == 0:
+        return (pe.shape[1] - 1) // cfg.grid ** 2
+    return cfg.num_frames
+
+
 def _resize_temporal(v: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     if v.dim() == 2 and v.shape[1] == shape[1]:
         return interpolate_temporal_embedding(v, shape[0])
@@ -127,10 +141,7 @@ def build_egovideo_g(name: str, cfg: EgoVideoGConfig, spec: InputSpec, checkpoin
         raise ValueError(f"{name} has no motion adapter (adapter=True is not available)")
     sd = read_checkpoint(checkpoint, trust_pickle=trust_pickle) if checkpoint is not None else None
     cfg = dataclasses.replace(cfg, **overrides)
-    native = cfg.num_frames
-    pe = sd.get("visual.pos_embed") if sd is not None else None
-    if pe is not None and pe.dim() == 3 and (pe.shape[1] - 1) % (cfg.grid ** 2) == 0:
-        native = (pe.shape[1] - 1) // cfg.grid ** 2  # the checkpoint's clip length
+    native = _g_checkpoint_frames(sd, cfg)
     cfg = dataclasses.replace(cfg, num_frames=num_frames or native)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     model = EgoVideoG(cfg, spec, name=name)
@@ -153,9 +164,7 @@ def build_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint: 
         adapter = True if sd is None else checkpoint_has_adapter(sd)
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1; got {num_frames}")
-    te = sd.get("visual.temporal_embedding") if sd is not None else None
-    if num_frames is None and te is not None and te.dim() == 2:
-        num_frames = int(te.shape[0])  # follow the clip length the checkpoint was trained with
+    num_frames = num_frames or _checkpoint_frames(sd)
     cfg = dataclasses.replace(cfg, adapter=bool(adapter), num_frames=num_frames or cfg.num_frames, **overrides)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     model = EgoVideo(cfg, spec, name=name)
@@ -209,11 +218,10 @@ def frozen_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint=
     """A frozen encoder holding only the EgoVideo vision tower (no text tower is built); from a
     checkpoint only the ``visual.*`` keys are read, strictly (every key of the tower present and of
     the right shape; the temporal embedding is interpolated to ``num_frames``)."""
+    if num_frames is not None and num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1; got {num_frames}")
     sd = _visual_keys(read_checkpoint(checkpoint)) if checkpoint is not None else None
-    te = sd.get("visual.temporal_embedding") if sd is not None else None
-    if num_frames is None and te is not None and te.dim() == 2:
-        num_frames = int(te.shape[0])  # follow the clip length the checkpoint was trained with
-    cfg = dataclasses.replace(cfg, adapter=False, num_frames=num_frames or cfg.num_frames)
+    cfg = dataclasses.replace(cfg, adapter=False, num_frames=num_frames or _checkpoint_frames(sd) or cfg.num_frames)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     enc = FrozenVideoEncoder(VideoVisionTransformer(cfg), spec, name=name)
     if sd is not None:
@@ -226,13 +234,8 @@ def frozen_egovideo(name: str, cfg: EgoVideoConfig, spec: InputSpec, checkpoint=
 def frozen_egovideo_g(name: str, cfg: EgoVideoGConfig, spec: InputSpec, checkpoint=None,
                       num_frames=None) -> FrozenVideoEncoder:
     """:func:`frozen_egovideo` for G: the InternVideo2 vision tower alone (no BERT-large)."""
-    sd = None
-    native = cfg.num_frames
-    if checkpoint is not None:
-        sd = _visual_keys(g_to_internal_layout(read_checkpoint(checkpoint), cfg)[0])
-        pe = sd.get("visual.pos_embed")
-        if pe is not None and pe.dim() == 3 and (pe.shape[1] - 1) % (cfg.grid ** 2) == 0:
-            native = (pe.shape[1] - 1) // cfg.grid ** 2  # the checkpoint's clip length
+    sd = _visual_keys(g_to_internal_layout(read_checkpoint(checkpoint), cfg)[0]) if checkpoint is not None else None
+    native = _g_checkpoint_frames(sd, cfg)
     cfg = dataclasses.replace(cfg, num_frames=num_frames or native)
     spec = dataclasses.replace(spec, num_frames=cfg.num_frames, embed_dim=cfg.embed_dim)
     enc = FrozenVideoEncoder(InternVideo2Vision(cfg), spec, name=name)

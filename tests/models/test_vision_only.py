@@ -71,3 +71,12 @@ def test_g_vision_tower_alone_matches_upstream(upstream_g, tmp_path, monkeypatch
         torch.testing.assert_close(enc.visual.forward_features(ref["video"]), ref["vision_tokens"], atol=1e-5, rtol=0)
         torch.testing.assert_close(enc.visual(ref["video"]), ref["video_embed"], atol=1e-5, rtol=0)
     assert np.isfinite(enc.num_frames) and enc.num_frames == ref["video"].shape[2]
+
+
+def test_clip_length_follows_the_checkpoint_or_the_caller(tmp_path):
+    model = egohod.create_model("egovideo_tiny", num_frames=6, adapter=False)
+    torch.save({k: v for k, v in model.state_dict().items() if k.startswith("visual.")}, tmp_path / "t6.pt")
+    assert egohod.load_encoder("egovideo_tiny", checkpoint=tmp_path / "t6.pt").num_frames == 6
+    assert egohod.load_encoder("egovideo_tiny", checkpoint=tmp_path / "t6.pt", num_frames=2).num_frames == 2
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        egohod.load_encoder("egovideo_tiny", num_frames=0)
