@@ -440,8 +440,7 @@ def convert_demos(src, dst, cameras: Sequence[str] = ("default",), image_size: i
         for episode in episodes:
             writer.append(episode)
         summary = {"format": fmt, "demos": writer.num_demos, "samples": writer.num_samples,
-                   "obs_keys": writer.obs_keys, "out": str(dst), "valid_ratio": valid_ratio,
-                   "split_seed": split_seed}
+                   "obs_keys": writer.obs_keys, "out": str(dst)}
     return summary
 
 

@@ -24,8 +24,8 @@ def demo_file(tmp_path_factory):
     from robot.demo_gen import generate_demos
 
     out = tmp_path_factory.mktemp("robomimic") / "demos.hdf5"
-    return generate_demos(TASK, ["left"], num_demos=3, image_size=32, seed=0, out=out, progress=False,
-                          valid_ratio=0.34)
+    return generate_demos(TASK, ["left"], num_demos=2, image_size=32, seed=0, out=out, progress=False,
+                          valid_ratio=0.5)
 
 
 def test_core_is_load_encoder_on_robomimic_frames():

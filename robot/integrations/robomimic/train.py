@@ -91,6 +91,9 @@ def check_config(config) -> None:
     """Refuse what robomimic would silently drop or prompt about."""
     from robot.integrations.robomimic.core import EgoVideoCore
 
+    run_dir = Path(config.train.output_dir) / config.experiment.name
+    if run_dir.exists():
+        raise FileExistsError(f"{run_dir} exists (an earlier run); choose another --name or --output-dir")
     for modality, enc in config.observation.encoder.items():
         if enc.get("core_class") == "EgoVideoCore":
             EgoVideoCore.check_kwargs(dict(enc.get("core_kwargs") or {}))
@@ -103,9 +106,6 @@ def check_config(config) -> None:
         if samples < config.train.batch_size:
             raise ValueError(f"{config.train.data}: mask/{key} holds {samples} {what} samples, fewer than "
                              f"train.batch_size={config.train.batch_size}; lower the batch size or add demos")
-    run_dir = Path(config.train.output_dir) / config.experiment.name
-    if run_dir.exists():
-        raise FileExistsError(f"{run_dir} exists (an earlier run); choose another --name or --output-dir")
 
 
 def load_config(path: str | Path):
@@ -147,6 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trainable", action="store_true", help="fine-tune the encoder")
     parser.add_argument("--rnn", action="store_true", help="BC-RNN")
+    parser.add_argument("--batch-size", type=int, default=None, help="train.batch_size (robomimic's default: 100)")
     parser.add_argument("--output-dir", default="robomimic_runs")
     parser.add_argument("--name", default=None)
     parser.add_argument("--write-config", default=None, help="write the config JSON here and stop")
@@ -163,6 +164,8 @@ def main(argv=None) -> int:
                                     args.trainable, args.rnn, output_dir=args.output_dir, name=args.name)
         else:
             parser.error("give --dataset (and optionally --config)")
+        if args.batch_size is not None:
+            config.train.batch_size = args.batch_size
         if args.write_config:
             Path(args.write_config).write_text(json.dumps(config, indent=4))
             print(f"wrote {args.write_config}")
