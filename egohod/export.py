@@ -305,7 +305,8 @@ def write_card(out: Path, result: dict, enc, cfg: ExportConfig) -> Path:
         "variant": enc.name, "format": cfg.format, "file": out.name, "bytes": result["bytes"],
         "weights": weights, "checkpoint": cfg.checkpoint,
         "input": result.get("contract"),
-        "preprocessing": (f"inside the graph: short side resized to {s.eval_resize} (bicubic, antialiased), "
+        "preprocessing": (("inside egohod.load_encoder" if cfg.format == "safetensors" else "inside the graph")
+                          + f": short side resized to {s.eval_resize} (bicubic, antialiased), "
                           f"centre crop {s.image_size}, (x / 255 - mean) / std"),
         "input_spec": s.to_dict(),
         "output": {"name": "embedding", "dtype": "float32", "shape": ["B", enc.embed_dim], "l2_normalised": False},
