@@ -87,3 +87,18 @@ def test_no_hand_no_detections(detector):
 def test_unknown_option_is_an_error():
     with pytest.raises(ValueError, match="colour_distanse"):
         create_detector("mediapipe", colour_distanse=10)
+
+
+def test_contact_state_from_how_hand_and_object_move(detector):
+    """Carried (P): the object goes at least half as far as the hand; pressed on (F): the hand moves,
+    the object does not; neither moves: ``still_contact_state`` (P)."""
+    def hand(x):
+        return [(np.zeros((21, 2)) + [x, 0.5], "right", 0.9)]
+
+    def obj(x):
+        return [{"box": np.array([x, 0.4, x + 0.1, 0.5]), "score": 0.6, "touching": True}]
+
+    assert detector._contact_states([hand(0.3), hand(0.34)], [obj(0.5), obj(0.525)]) == {"right": "P"}
+    assert detector._contact_states([hand(0.3), hand(0.4)], [obj(0.5), obj(0.51)]) == {"right": "F"}
+    assert detector._contact_states([hand(0.3), hand(0.3)], [obj(0.5), obj(0.5)]) == {"right": "P"}
+    assert detector._contact_states([hand(0.3), hand(0.4)], [obj(0.5), [None]]) == {"right": "P"}  # one contact frame

@@ -22,8 +22,9 @@ What it does, per frame:
   knuckles, wrist) within ``contact_distance`` hand sizes of the object region: in the image, the
   object is where the fingers or the palm rest (fingertips alone miss objects held in the palm or
   against the finger sides). ``P`` when the touched object moves more than ``portable_shift`` over
-  the clip, ``F`` when the hand moves but the object stays, ``still_contact_state`` (default ``P``)
-  when neither moves. The offset points from the hand centre to the object centre in the
+  the clip or at least half as far as the hand (carried: its box changes shape as the fingers
+  occlude it, so its centre lags), ``F`` when the hand moves more than ``portable_shift`` and the
+  object less than half as far, ``still_contact_state`` (default ``P``) when neither moves. The offset points from the hand centre to the object centre in the
   100DOH ``(mag, dx, dy)`` convention, so the standard linking recovers it.
 
 What it cannot do: find objects that are not near a hand, or that have the hand's or the
@@ -236,9 +237,10 @@ class MediaPipeHandsDetector(Detector):
             if not obj:
                 continue
             travel = lambda c: float(np.hypot(*(np.ptp(np.array(c), axis=0))))  # noqa: E731
-            if travel(obj) > self.o.portable_shift:
-                states[side] = "P"
-            elif travel(hand) > self.o.portable_shift:
+            t_obj, t_hand = travel(obj), travel(hand)
+            if t_obj > self.o.portable_shift or (t_hand > self.o.portable_shift and t_obj >= 0.5 * t_hand):
+                states[side] = "P"  # it moves, or it goes at least half as far as the hand that touches it
+            elif t_hand > self.o.portable_shift:
                 states[side] = "F"
             else:
                 states[side] = self.o.still_contact_state
