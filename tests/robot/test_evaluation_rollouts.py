@@ -268,11 +268,10 @@ def test_auto_num_envs_keeps_a_positive_count_and_uses_the_usable_cores_for_zero
 class BatchRecordingEncoder(StateObsEncoder):
     def __init__(self):
         super().__init__(2)
-        self.batches, self.threads = [], []
+        self.batches = []
 
     def encode_history(self, history):
         self.batches.append(len(history))
-        self.threads.append(torch.get_num_threads())
         return super().encode_history(history)
 
 
@@ -285,52 +284,26 @@ def test_encode_in_batches_splits_the_environments_and_keeps_their_order(batch, 
     assert out.tolist() == history.reshape(5, 2).tolist()
 
 
-def test_torch_threads_sets_and_restores_the_thread_count():
-    before = torch.get_num_threads()
-    with evaluation.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError):
-        with evaluation.torch_threads(1):
-            raise RuntimeError("inside")
-    assert torch.get_num_threads() == before
-    for leave in (None, 0):
-        with evaluation.torch_threads(leave):
-            assert torch.get_num_threads() == before
-
-
-class ThreadRecordingPolicy(RecordingPolicy):
-    def __init__(self):
-        super().__init__()
-        self.threads = []
-
-    def act(self, features, proprio, state):
-        self.threads.append(torch.get_num_threads())
-        return super().act(features, proprio, state)
-
-
-def test_rollout_threads_batches_and_timing():
-    torch.set_num_threads(2)
-    enc, policy = BatchRecordingEncoder(), ThreadRecordingPolicy()
+def test_rollout_batches_and_timing():
+    enc = BatchRecordingEncoder()
     vec = ScriptedVecEnv(SCRIPTS, num_envs=3)
     timing = {"env_steps": 4}  # accumulates into what is there
-    records, _ = run_episodes(policy, enc, FakePool(vec), [10, 11, 12], torch.device("cpu"), encode_batch=2,
-                              timing=timing, threads=evaluation.Threads(encoder=1, head=1))
+    records, _ = run_episodes(RecordingPolicy(), enc, FakePool(vec), [10, 11, 12], torch.device("cpu"),
+                              encode_batch=2, timing=timing)
     assert [r.to_dict() for r in records] == EXPECTED
-    assert enc.batches == [2, 1] * HORIZON and set(enc.threads) == {1} and set(policy.threads) == {1}
-    assert torch.get_num_threads() == 2
+    assert enc.batches == [2, 1] * HORIZON
     assert set(timing) == {"env_s", "encode_s", "policy_s", "env_steps"}
     assert timing["env_steps"] == 4 + 3 * HORIZON  # every env of the round, every control step
     assert all(timing[k] > 0 for k in ("env_s", "encode_s", "policy_s"))
 
 
-def test_evaluate_passes_batches_timing_and_threads_through():
-    enc, policy = BatchRecordingEncoder(), ThreadRecordingPolicy()
+def test_evaluate_passes_batches_and_timing_through():
+    enc = BatchRecordingEncoder()
     timing = {}
-    res = evaluate(policy, enc, FakePool(ScriptedVecEnv(SCRIPTS, num_envs=3)), 3, 10, torch.device("cpu"),
-                   encode_batch=1, timing=timing, threads=evaluation.Threads(encoder=1, head=1))
+    res = evaluate(RecordingPolicy(), enc, FakePool(ScriptedVecEnv(SCRIPTS, num_envs=3)), 3, 10,
+                   torch.device("cpu"), encode_batch=1, timing=timing)
     assert res["episodes"] == EXPECTED
-    assert enc.batches == [1, 1, 1] * HORIZON and set(enc.threads) == set(policy.threads) == {1}
+    assert enc.batches == [1, 1, 1] * HORIZON
     assert timing["env_steps"] == 3 * HORIZON
 
 
