@@ -139,16 +139,34 @@ def weights_kind(encoder: dict) -> str:
     return "pretrained"
 
 
+_PROTOCOL_ENV = {"egohod": ("kitchen", False), "r3m": ("kitchen_r3m", True)}  # (env family, strict success)
+
+
+def protocol_label(results: dict) -> str:
+    """``egohod`` / ``r3m`` (runs from before presets: ``egohod``), plus whatever of the env family
+    and the success rule differs from that preset's, e.g. ``egohod (strict)``."""
+    name = results.get("protocol", "egohod")
+    env = results.get("env", {})
+    family = str(env.get("id", "kitchen/")).split("/", 1)[0]
+    strict = bool(env.get("strict_success", False))
+    want_family, want_strict = _PROTOCOL_ENV.get(name, (family, strict))
+    extra = ([family] if family != want_family else []) + ([("strict" if strict else "task")]
+                                                           if strict != want_strict else [])
+    return name + (f" ({', '.join(extra)})" if extra else "")
+
+
 def summary_rows(runs: list[dict]) -> list[dict]:
-    """One row per (encoder, weights, task, camera, demos, policy): seeds, episodes per
-    evaluation, and the best / final success in percent (mean and sample std over seeds)."""
+    """One row per (encoder, weights, task, camera, demos, policy, protocol): seeds, episodes per
+    evaluation, and the best / final / best_heldout success in percent (mean and sample std over
+    seeds)."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         if not r.get("evals"):
             continue
         enc = r["encoder"]
         key = (enc["name"], weights_kind(enc), "" if enc.get("random_weights") else (enc.get("weights") or "")[:12],
-               r["env"]["task"], r["env"]["camera"], r["demos"]["num"], r.get("policy", {}).get("name", "?"))
+               r["env"]["task"], r["env"]["camera"], r["demos"]["num"], r.get("policy", {}).get("name", "?"),
+               protocol_label(r))
         groups.setdefault(key, []).append(r)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
@@ -157,7 +175,7 @@ def summary_rows(runs: list[dict]) -> list[dict]:
         final = [100 * r["final"]["success_rate"] for r in rs]
         held = [100 * r["best_heldout"]["success_rate"] for r in rs if r.get("best_heldout")]
         rows.append({"encoder": key[0], "weights": key[1], "weights_id": key[2], "task": key[3], "camera": key[4],
-                     "demos": key[5], "policy": key[6], "seeds": sorted(r.get("seed") for r in rs),
+                     "demos": key[5], "policy": key[6], "protocol": key[7], "seeds": sorted(r.get("seed") for r in rs),
                      "episodes": sorted({len(r["evals"][-1]["episodes"]) for r in rs}),
                      "incomplete": sum(not r.get("complete") for r in rs),
                      "checkpoint": rs[0]["encoder"].get("checkpoint"),
@@ -198,14 +216,14 @@ def summary_table(runs: list[dict]) -> str:
     """Markdown table: one row per (encoder, weights, task, camera, demos, policy), success
     mean ± std (percent, sample std; no ± for a single seed) over seeds of the best and the
     final evaluation and of the best checkpoint on held-out seeds (see the module docstring)."""
-    lines = ["| encoder | weights | task | camera | demos | policy | seeds | episodes | best success (%) | "
+    lines = ["| encoder | weights | task | camera | demos | policy | protocol | seeds | episodes | best success (%) | "
              "final success (%) | best_heldout success (%) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary_rows(runs):
         weights = _WEIGHTS_LABEL[row["weights"]] + (f" {row['weights_id']}" if row["weights"] == "pretrained" else "")
         note = f" ({row['incomplete']} incomplete)" if row["incomplete"] else ""
         lines.append(f"| {row['encoder']} | {weights} | {row['task']} | {row['camera']} | {row['demos']} | "
-                     f"{row['policy']} | {len(row['seeds'])}{note} | {'/'.join(map(str, row['episodes']))} | "
+                     f"{row['policy']} | {row['protocol']} | {len(row['seeds'])}{note} | {'/'.join(map(str, row['episodes']))} | "
                      f"{_pm(row['best'], row['best_std'])} | {_pm(row['final'], row['final_std'])} | "
                      f"{_pm_heldout(row)} |")
     return "\n".join(lines)

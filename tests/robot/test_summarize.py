@@ -144,3 +144,21 @@ def test_heldout_must_be_the_best_checkpoint_on_unused_seeds():
         r.set_heldout(2000, {"success_rate": 0.5, "episodes": reused}, [100, 109], "x")
     r.set_heldout(2000, {"success_rate": 0.5, "episodes": _heldout_episodes(0.5)}, [5_000_000, 5_000_009], "x")
     assert r.data["best_heldout"]["step"] == 2000 and r.data["best_heldout"]["success_rate"] == 0.5
+
+
+def test_runs_of_different_protocols_are_never_merged():
+    from robot.results import protocol_label
+
+    def run(protocol, env_id, strict, rate):
+        r = _run("state", "none", 0, [rate])
+        r.data.update(protocol=protocol)
+        r.data["env"].update(id=env_id, strict_success=strict)
+        return r.data
+
+    ours, r3m = run("egohod", "kitchen/microwave", False, 0.5), run("r3m", "kitchen_r3m/microwave", True, 0.7)
+    mixed = run("egohod", "kitchen/microwave", True, 0.9)  # protocol=egohod env.success=strict
+    assert [protocol_label(r) for r in (ours, r3m, mixed)] == ["egohod", "r3m", "egohod (strict)"]
+    old = _run("state", "none", 1, [0.3]).data  # written before presets: egohod's
+    assert protocol_label(old) == "egohod"
+    lines = summary_table([ours, r3m, mixed]).splitlines()[2:]
+    assert len(lines) == 3 and sorted(line.split(" | ")[6] for line in lines) == ["egohod", "egohod (strict)", "r3m"]
