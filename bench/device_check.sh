@@ -59,6 +59,13 @@ check hod_100doh 15 "$PY" bench/hod_throughput.py --detector 100doh --random-wei
 #    stops after the epoch that passes 3 s (the JSON says how many of the 50 epochs ran and s/epoch)
 check head_segmentation_gtea 10 "$PY" bench/head_segmentation.py --device cuda --max-seconds 3
 # 7. optional, run when the checks above left time (install skipped or fast; limits above are upper bounds).
+# Fine-tuning EgoVideo-B (pretrain/finetune, RANDOM WEIGHTS: timing only): up to 300 EK-100 CLS steps
+#    (batch 16 x 16 frames, bf16, layer decay) within 35 s and 100 MIR steps within 15 s; the JSON projects
+#    one EK-100 epoch (67,217 clips) on one GPU
+check finetune_step_b_cls 60 "$PY" bench/finetune_step.py --model egovideo_b --task ek100-cls --batch 16 --steps 300 \
+  --max-seconds 35 --device cuda
+check finetune_step_b_mir 40 "$PY" bench/finetune_step.py --model egovideo_b --task ek100-mir --batch 16 --steps 100 \
+  --max-seconds 15 --device cuda
 # Ego4D NLQ / MQ heads at full size (VSLNet batch 32 x 128 positions; ActionFormer batch 2 x 1024
 #    features, 110 classes): seconds per training step on random inputs
 check head_ego4d 30 "$PY" bench/head_ego4d.py --device cuda --steps 10

@@ -44,10 +44,10 @@ def max_margin_ranking_loss(video: torch.Tensor, text: torch.Tensor, margin: flo
     if weight is not None:
         m = m * gather_with_local_grad(weight.to(s.device).float().reshape(-1, 1)).reshape(-1)
     pos = s.diagonal()[:, None]
-    off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    off = 1.0 - torch.eye(n, device=s.device)  # the diagonal left out (a mask, not indexing: shape-static)
     row = F.relu(m[:, None] - (pos - s))  # text i against video j
     col = F.relu(m[:, None] - (pos - s.t()))  # video i against text j
-    return torch.cat([row[off], col[off]]).mean()
+    return ((row + col) * off).sum() / (2 * n * (n - 1))
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
