@@ -442,7 +442,8 @@ def read_demos(path: str | os.PathLike, obs_keys: Sequence[str] | None = None,
 def add_robomimic_fields(path: str | os.PathLike, valid_ratio: float = 0.1,
                          split_seed: int = 0) -> dict[str, list[str]]:
     """Give an existing demo file ``next_obs`` (where missing) and a new ``mask/train`` /
-    ``mask/valid`` split, atomically (the edited copy replaces ``path`` when complete).
+    ``mask/valid`` split, atomically (the edited copy replaces ``path`` when complete); a kitchen
+    file from before the kitchen env type gets it in ``env_args`` (robomimic rollouts).
     Returns the split."""
     import shutil
 
@@ -459,6 +460,15 @@ def add_robomimic_fields(path: str | os.PathLike, valid_ratio: float = 0.1,
                 if "next_obs" not in f["data"][name]:
                     write_next_obs(f["data"][name])
             split = write_split_masks(f, valid_ratio, split_seed)
+            if "env_args" in f["data"].attrs:
+                args = json.loads(_decode_attr(f["data"].attrs["env_args"]))
+                if str(args.get("env_name", "")).startswith("kitchen") and args.get("type") != KITCHEN_ENV_TYPE:
+                    kwargs = args.setdefault("env_kwargs", {})
+                    kwargs.setdefault("cameras", list(args.get("cameras", [])))
+                    if args.get("image_size") is not None:
+                        kwargs.setdefault("image_size", int(args["image_size"]))
+                    args["type"] = KITCHEN_ENV_TYPE
+                    f["data"].attrs["env_args"] = json.dumps(args)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

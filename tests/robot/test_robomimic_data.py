@@ -1,11 +1,13 @@
 """Demo files as robomimic reads them with its defaults: next_obs, seeded mask/train + mask/valid,
 the upgrade of older files, and the converters writing both."""
+import json
+
 import h5py
 import numpy as np
 import pytest
 
-from robot.demos import (Episode, add_robomimic_fields, kitchen_env_args, read_demos,
-                         split_demos, write_demos)
+from robot.demos import (KITCHEN_ENV_TYPE, Episode, add_robomimic_fields, kitchen_env_args, read_demos,
+                         read_env_args, split_demos, write_demos)
 
 ENV_ARGS = kitchen_env_args("kitchen/microwave", ["left"], 8, horizon=50)
 
@@ -71,8 +73,9 @@ def test_older_files_get_next_obs_and_masks_in_place(tmp_path, capsys):
 
     path = tmp_path / "old.hdf5"
     write_demos(path, [_episode(4, i) for i in range(5)], ENV_ARGS, next_obs=False)
-    with h5py.File(path, "a") as f:  # as files were written before the split existed
+    with h5py.File(path, "a") as f:  # as files were written before the split and the kitchen env type
         del f["mask"]
+        f["data"].attrs["env_args"] = json.dumps(dict(ENV_ARGS, type=2, env_kwargs={"horizon": 50, "image_size": 8}))
     before = read_demos(path)
     assert main(["robomimic-fields", str(path), "--valid-ratio", "0.4", "--split-seed", "2"]) == 0
     assert '"valid": 2' in capsys.readouterr().out
@@ -80,6 +83,8 @@ def test_older_files_get_next_obs_and_masks_in_place(tmp_path, capsys):
         assert all("next_obs" in f["data"][k] for k in f["data"])
         np.testing.assert_array_equal(f["data/demo_0/next_obs/proprio"][0], f["data/demo_0/obs/proprio"][1])
     assert _masks(path)["valid"] == sorted(split_demos([f"demo_{i}" for i in range(5)], 0.4, 2)[1])
+    args = read_env_args(path)
+    assert args["type"] == KITCHEN_ENV_TYPE and args["env_kwargs"]["cameras"] == ["left"]
     for a, b in zip(before, read_demos(path)):
         np.testing.assert_array_equal(a.obs["rgb_left"], b.obs["rgb_left"])
     assert add_robomimic_fields(path, 0.2, 0)["valid"] != []  # a second call only rewrites the split
