@@ -90,6 +90,13 @@ def test_action_ids_are_verb_times_1000_plus_noun():
     assert out["action_top1"] == 100.0
 
 
+def test_action_ranking_lists_every_pair_by_the_product_of_the_softmaxes():
+    # p(verb) = softmax([2, 1]) = [0.731, 0.269], p(noun) = softmax([0, 3]) = [0.047, 0.953];
+    # products: (0, 1) 0.697 > (1, 1) 0.256 > (0, 0) 0.034 > (1, 0) 0.013
+    ranking = ek100_action_rankings(np.array([[2.0, 1.0]]), np.array([[0.0, 3.0]]))
+    assert ranking.tolist() == [[1, 1001, 0, 1000]]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: nlq_scores([[[0, 1]]], [[0, 1, 2]]), "ground_truth must be [N, 2] windows, got shape (1, 3)"),
     (lambda: nlq_scores([[[0, 1]]], [0, 1]), "ground_truth must be [N, 2] windows, got shape (2,)"),
