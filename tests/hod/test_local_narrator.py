@@ -73,6 +73,7 @@ def narrator():
     nar.close()
 
 
+@pytest.mark.slow  # two narrations + redraws; test_real_models_end_to_end covers the same path with one
 def test_smollm2_narrations_pass_validation_and_name_the_action(narrator):
     results = narrator.narrate_batch([ONION, CUP])
     for req, res, words in zip((ONION, CUP), results, (("cut", "onion"), ("pick", "cup"))):
