@@ -137,8 +137,7 @@ def main() -> dict:
         dt = time.perf_counter() - t0
         with_hands = {"clip": args.hand_clip, "frame_size": list(z["frames"].shape[1:3]),
                       "frames_per_s": round(5 * len(z["frames"]) / dt, 3),
-                      "detect_with_hands": with_hands,
-        "hands_per_frame": round(sum(len(f.hands) for d in found for f in d) / (5 * len(z["frames"])), 3)}
+                      "hands_per_frame": round(sum(len(f.hands) for d in found for f in d) / (5 * len(z["frames"])), 3)}
 
     t0 = time.perf_counter()
     summaries = [summarize_dynamics(d, DynamicsConfig()) for d in dets]
