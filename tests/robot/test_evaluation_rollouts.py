@@ -265,6 +265,23 @@ def test_auto_num_envs_keeps_a_positive_count_and_uses_the_usable_cores_for_zero
     assert EvalEnvs("kitchen/microwave", 0, None, 32, 5).num_envs == cores
 
 
+@pytest.mark.parametrize("usable, expected", [({0}, 1), ({0, 1, 2}, 3), (set(), 1)])
+def test_auto_num_envs_counts_the_cores_this_process_may_use(monkeypatch, usable, expected):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: usable)
+    assert evaluation.auto_num_envs(0) == expected
+
+
+@pytest.mark.parametrize("count, expected", [(3, 3), (1, 1), (None, 1)])
+def test_auto_num_envs_falls_back_to_the_cpu_count_without_affinity(monkeypatch, count, expected):
+    import os
+
+    monkeypatch.delattr(os, "sched_getaffinity")  # not on every platform
+    monkeypatch.setattr(os, "cpu_count", lambda: count)
+    assert evaluation.auto_num_envs(0) == expected
+
+
 class BatchRecordingEncoder(StateObsEncoder):
     def __init__(self):
         super().__init__(2)
