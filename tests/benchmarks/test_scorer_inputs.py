@@ -222,3 +222,11 @@ def test_mean_class_accuracy_averages_over_the_label_classes_by_default():
     # Over labels and predictions the never-labelled class 2 adds a 0: 50 %.
     assert mean_class_accuracy([0, 2, 1], [0, 0, 1]) == pytest.approx(75.0)
     assert mean_class_accuracy([0, 2, 1], [0, 0, 1], over="labels_and_predictions") == pytest.approx(50.0)
+
+
+def test_mq_recall_counts_ground_truth_segments_not_predictions():
+    # two ground-truth segments of label a; both predictions overlap only the first (IoU 1.0 and
+    # 0.9): one of the two segments is found -> 50 % (counting predictions would give 100 %)
+    gt = {"v": [("a", 0.0, 10.0), ("a", 20.0, 30.0)]}
+    pred = {"v": [("a", 0.0, 10.0, 0.9), ("a", 1.0, 10.0, 0.8)]}
+    assert mq_scores(gt, pred)["recall1x_tiou0.5"] == pytest.approx(50.0)
