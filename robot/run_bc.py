@@ -28,7 +28,7 @@ from egohod.models import is_random_weights, random_weights_seed
 
 from .bc_data import BCData
 from .config import ConfigError, EnvConfig, EvalConfig, validate
-from .evaluation import EvalEnvs, evaluate, run_episodes, write_video
+from .evaluation import EvalEnvs, Threads, evaluate, run_episodes, write_video
 from .features import FeatureCache, cached_features, file_sha256
 from .obs_encoders import STATE_ENCODER, ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
 from .results import RunResults, plot_success_curve, summary_table
@@ -535,12 +535,10 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps, desc="train", unit="step",
                mininterval=2.0)
     threads = torch.get_num_threads()
-    train_threads = threads
     if device.type == "cpu" and cfg.train.cpu_threads:
         # small heads: more intra-op threads mostly add synchronisation; measured 28x slower
-        # updates with 2 threads on a busy 2-core machine. Rollouts (the encoder) get them all back.
-        train_threads = cfg.train.cpu_threads
-        torch.set_num_threads(train_threads)
+        # updates with 2 threads on a busy 2-core machine (the rollout encoder gets them all back)
+        torch.set_num_threads(cfg.train.cpu_threads)
     t_start = time.perf_counter()
     for i in bar:
         step = i + 1
@@ -556,10 +554,8 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
             train_seconds += time.perf_counter() - t_start
             t_eval = time.perf_counter()
             seed0 = eval_seed0(cfg, step, data.num_steps)
-            torch.set_num_threads(threads)
             res = evaluate(policy, prep.encoder, pool, cfg.eval.episodes, seed0, device, desc=f"eval@{step}",
-                           encode_batch=cfg.eval.encode_batch, timing=split)
-            torch.set_num_threads(train_threads)
+                           encode_batch=cfg.eval.encode_batch, timing=split, threads=rollout_threads(cfg, device))
             res["seed0"] = seed0
             eval_seconds += time.perf_counter() - t_eval
             results.add_eval(step, res)
@@ -577,6 +573,17 @@ def _loop(cfg, out: Path, r: _Run, pool: EvalEnvs, wb: WandbLogger) -> None:
     torch.set_num_threads(threads)
     if "timing" not in results.data:
         results.data["timing"] = {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)}
+
+
+ROLLOUT_ENCODER_THREADS = torch.get_num_threads()  # the process's default, before any run narrows it
+
+
+def rollout_threads(cfg, device) -> Threads | None:
+    """On CPU: the encoder's forward on every core (as the process started), the head on
+    ``train.cpu_threads`` like the updates."""
+    if device.type != "cpu" or not cfg.train.cpu_threads:
+        return None
+    return Threads(encoder=ROLLOUT_ENCODER_THREADS, head=cfg.train.cpu_threads)
 
 
 def eval_seed0(cfg, step: int, num_samples: int) -> int:
@@ -611,7 +618,8 @@ def _best_heldout(cfg, out: Path, r: _Run, pool: EvalEnvs) -> None:
     ckpt = load_checkpoint(out / "checkpoints" / f"{best['step']:07d}")
     policy = build_policy_from_checkpoint(ckpt).to(r.device)
     res = evaluate(policy, r.prep.encoder, pool, cfg.eval.heldout_episodes, cfg.eval.heldout_seed, r.device,
-                   desc=f"heldout@{best['step']}", encode_batch=cfg.eval.encode_batch)
+                   desc=f"heldout@{best['step']}", encode_batch=cfg.eval.encode_batch,
+                   threads=rollout_threads(cfg, r.device))
     results.set_heldout(best["step"], res, heldout_seeds(cfg.eval), ckpt["path"])
     results.save(out / "results.json")
     r.log(f"best_heldout: checkpoint of step {best['step']} on seeds {cfg.eval.heldout_seed}.."

@@ -64,6 +64,7 @@ class RaySweepConfig:
 
 @dataclass
 class SlurmSweepConfig:
+    hydra_launcher: str = "submitit_slurm"   # submitit_local runs the same jobs on this machine (a dry run)
     partition: Optional[str] = None
     timeout_min: int = 720
     cpus_per_task: int = 8
@@ -118,13 +119,22 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _compose(config_name: str, overrides: list[str]):
+    """``configs/<config_name>.yaml`` from the config root (its defaults name groups such as
+    ``/encoder`` from there, which :func:`egohod.config.compose` cannot resolve)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_ROOT), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_ROOT), version_base="1.3"):
+            return compose(config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{config_name}: {e}") from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def compose_sweep(overrides: list[str]):
@@ -183,14 +193,18 @@ class Plan:
 
 
 def envs_per_cell(cfg, base: list[str]) -> int | None:
-    """Evaluation env processes of each cell: ``envs_per_cell``, else the cores shared by the
-    cells that run at once; None when the cell overrides name ``eval.num_envs`` themselves."""
+    """Evaluation env processes of each cell: ``envs_per_cell``, else the cores a cell has (this
+    machine's cores shared by the ``workers`` cells at once; ``ray.cpus_per_cell``;
+    ``slurm.cpus_per_task``); None when the cell overrides name ``eval.num_envs`` themselves."""
     if any(o.split("=", 1)[0] == "eval.num_envs" for o in base):
         return None
     if cfg.envs_per_cell > 0:
         return int(cfg.envs_per_cell)
-    at_once = cfg.workers if cfg.launcher == "local" else 1
-    return max(1, (os.cpu_count() or 1) // at_once)
+    if cfg.launcher == "ray":
+        return max(1, int(cfg.ray.cpus_per_cell))
+    if cfg.launcher == "slurm":
+        return max(1, int(cfg.slurm.cpus_per_task))
+    return max(1, (os.cpu_count() or 1) // cfg.workers)
 
 
 def plan_sweep(cfg, base: list[str]) -> Plan:
@@ -281,9 +295,10 @@ def pending_cells(plan: Plan) -> list[Cell]:
 
 # --- shared demos and features -------------------------------------------------------------------
 
-def prepare_shared(plan: Plan, log=print) -> dict:
-    """Generate each task's demo file, then fill the feature cache once per feature set; return
-    what was done (``demos``: per task generated or reused, ``features``: per set hit or computed)."""
+def prepare_shared(plan: Plan, cells: list[Cell], log=print) -> dict:
+    """Generate the demo file of each task of ``cells``, then fill the feature cache once per
+    feature set they use; return what was done (``demos``: per task generated or reused,
+    ``features``: per set cache hit or computed, and seconds)."""
     import torch
 
     from egohod.device import resolve_device
@@ -292,7 +307,7 @@ def prepare_shared(plan: Plan, log=print) -> dict:
     done = {"demos": {}, "features": {}}
     cams = plan.axes["cameras"] if plan.needs_rgb else []
     first = {}
-    for cell in plan.cells:
+    for cell in cells:
         first.setdefault(cell.task, cell)
     for task, cell in first.items():
         cfg = compose_cell(cell.overrides)
@@ -300,10 +315,9 @@ def prepare_shared(plan: Plan, log=print) -> dict:
         if Path(path).resolve() != plan.demo_files[task]:
             raise RuntimeError(f"demo file {path} is not the planned {plan.demo_files[task]}")
         done["demos"][task] = {"path": str(path), "generated": not stats.reused}
-    probe = compose_cell(plan.cells[0].overrides)
     seen = set()
-    device = resolve_device(probe.device)
-    for cell in plan.cells:
+    device = resolve_device(compose_cell(cells[0].overrides).device)
+    for cell in cells:
         cfg = compose_cell(cell.overrides)
         random_seed = cfg.encoder.checkpoint is None and cfg.encoder.get("seed") is None and plan.needs_rgb
         key = (cell.task, cell.camera, cell.demos, cell.seed if random_seed else None)
@@ -423,14 +437,16 @@ def run_ray(plan: Plan, cells: list[Cell], cfg, log=print) -> None:
 def slurm_commands(plan: Plan, cells: list[Cell], cfg) -> list[list[str]]:
     """One ``robot/sweep_cell`` Hydra multirun per task through the submitit Slurm launcher; the
     job folders are the cells' folders (``hydra.sweep.subdir`` = :attr:`Cell.name`)."""
+    per_cell = {"env.task", "env.camera", "demos.num", "seed", "demos.path", "out_dir"}
     cmds = []
     for task in plan.axes["tasks"]:
         mine = [c for c in cells if c.task == task]
         if not mine:
             continue
         s = cfg.slurm
-        cmds.append([sys.executable, "-m", "robot.sweep_cell", "--multirun", "hydra/launcher=submitit_slurm",
-                     *plan.base, f"env.task={task}", f"demos.path={plan.demo_files[task]}",
+        common = [o for o in mine[0].overrides if o.split("=", 1)[0] not in per_cell]
+        cmds.append([sys.executable, "-m", "robot.sweep_cell", "--multirun", f"hydra/launcher={s.hydra_launcher}",
+                     *common, f"env.task={task}", f"demos.path={plan.demo_files[task]}",
                      "env.camera=" + ",".join(sorted({c.camera for c in mine})),
                      "demos.num=" + ",".join(str(d) for d in sorted({c.demos for c in mine})),
                      "seed=" + ",".join(str(x) for x in sorted({c.seed for c in mine})),
@@ -440,6 +456,9 @@ def slurm_commands(plan: Plan, cells: list[Cell], cfg) -> list[list[str]]:
                      f"hydra.launcher.timeout_min={s.timeout_min}", f"hydra.launcher.cpus_per_task={s.cpus_per_task}",
                      f"hydra.launcher.gpus_per_node={s.gpus_per_node}", f"hydra.launcher.mem_gb={s.mem_gb}",
                      f"hydra.launcher.array_parallelism={s.array_parallelism}"])
+        if s.hydra_launcher != "submitit_slurm":  # submitit_local: no Slurm options
+            cmds[-1] = [a for a in cmds[-1] if not a.startswith(("hydra.launcher.partition", "hydra.launcher.mem_gb",
+                                                                   "hydra.launcher.array_parallelism"))]
     return cmds
 
 
@@ -508,7 +527,7 @@ def run_sweep(cfg, base: list[str], log=print) -> dict:
         todo = pending_cells(plan)
         log(f"sweep: {len(plan.cells)} cells ({len(plan.axes['tasks'])} tasks x {len(plan.axes['cameras'])} cameras x "
             f"{len(plan.axes['demos'])} demo counts x {len(plan.axes['seeds'])} seeds), {len(todo)} to run -> {plan.out}")
-        shared = prepare_shared(plan, log) if todo else None
+        shared = prepare_shared(plan, todo, log) if todo else None
         if todo:
             if cfg.launcher == "local":
                 run_local(plan, todo, cfg.workers, log)
@@ -524,6 +543,9 @@ def run_sweep(cfg, base: list[str], log=print) -> dict:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_SILENT", "true")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
     try:
         sweep_overrides, base = split_argv(argv)
         cfg = compose_sweep(sweep_overrides)

@@ -62,6 +62,7 @@ def _per_episode_actions(calls, num_envs):
     return [np.stack(eps[e]) for e in range(len(SEEDS))]
 
 
+@pytest.mark.render
 def test_one_forward_for_all_envs_gives_the_same_actions_and_successes(rollouts):
     _, out = rollouts
     batched, per_env, one_env = (out[k] for k in ("batched", "per_env", "one_env"))
@@ -74,6 +75,7 @@ def test_one_forward_for_all_envs_gives_the_same_actions_and_successes(rollouts)
     assert np.abs(np.concatenate(a_batched)).max() > 0  # the policy acted (a zero policy would match trivially)
 
 
+@pytest.mark.render
 def test_rollout_history_features_equal_the_cached_features_of_the_same_frames(rollouts):
     enc, out = rollouts
     records, videos, calls, _ = out["batched"]
@@ -85,6 +87,7 @@ def test_rollout_history_features_equal_the_cached_features_of_the_same_frames(r
         assert not np.allclose(seen[0], seen[-1])  # frames changed: the history is not a constant
 
 
+@pytest.mark.render
 def test_timing_split_counts_every_env_step(rollouts):
     _, out = rollouts
     for name in ("batched", "one_env"):  # 1 round of 3 envs or 3 rounds of 1 env: 15 env steps each
@@ -109,3 +112,56 @@ def test_bf16_features_have_their_own_cache_key_and_stay_close():
     np.testing.assert_allclose(bf16, fp32, atol=0.1 * np.abs(fp32).max())
     with pytest.raises(ValueError, match="eval.precision='fp16'"):
         enc.set_inference("fp16")
+
+
+class _FakeVec:
+    """Two environments that only count steps (truncated at the horizon)."""
+
+    def __init__(self, n, horizon):
+        self.n, self.horizon, self.t = n, horizon, 0
+
+    def _obs(self):
+        return {"object_state": np.zeros((self.n, 30), np.float32), "proprio": np.zeros((self.n, 9), np.float32)}
+
+    def reset(self, seed):
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, act):
+        self.t += 1
+        trunc = np.full(self.n, self.t >= self.horizon)
+        return self._obs(), np.zeros(self.n), np.zeros(self.n, bool), trunc, {}
+
+
+def test_rollout_encoder_gets_every_thread_and_the_head_its_own():
+    """train.cpu_threads=1 narrows the updates and the head, not the rollout encoder."""
+    from types import SimpleNamespace
+
+    from policies import create_policy
+    from robot.evaluation import Threads, run_episodes
+    from robot.obs_encoders import StateObsEncoder
+
+    seen = {"encoder": set(), "head": set()}
+
+    class Encoder(StateObsEncoder):
+        def encode_history(self, history):
+            seen["encoder"].add(torch.get_num_threads())
+            return super().encode_history(history)
+
+    head = create_policy("mlp", 30, 9, 9)
+    act = head.act
+
+    def counting_act(*a):
+        seen["head"].add(torch.get_num_threads())
+        return act(*a)
+
+    head.act = counting_act
+    pool = SimpleNamespace(num_envs=2, horizon=3, camera=None, vec=_FakeVec(2, 3))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the training loop leaves it with train.cpu_threads=1
+    try:
+        records, _ = run_episodes(head, Encoder(30), pool, [0, 1], "cpu", threads=Threads(encoder=2, head=1))
+        assert torch.get_num_threads() == 1  # restored after the rollout
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"encoder": {2}, "head": {1}} and [r.steps for r in records] == [3, 3]

@@ -13,12 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY = {"encoder": "state", "demos": 1, "train.steps": 4, "eval.every": 2, "eval.episodes": 1,
+TINY = {"encoder": "state", "demos": 1, "train.steps": 4, "eval.every": 4, "eval.episodes": 1,
         "eval.heldout_episodes": 1, "eval.videos": 0, "wandb.mode": "disabled"}
 
 
 def _args(tmp: Path, out: str, **keys) -> list[str]:
-    keys = {**TINY, "tasks": "microwave,slide_cabinet", "cameras": "left", "seeds": "0,1", "workers": 2, **keys}
+    keys = {**TINY, "tasks": "microwave,slide_cabinet", "cameras": "left", "seeds": "0,1", "workers": 2,
+            "envs_per_cell": 1, **keys}
     return [f"{k}={v}" for k, v in keys.items()] + [
         f"out_dir={tmp / out}", f"demos.cache_dir={tmp / 'demos'}", f"cache.dir={tmp / 'features'}"]
 
@@ -63,6 +64,9 @@ def test_each_demo_file_and_feature_set_is_made_once(shared):
                  "slide_cabinet_left_1demos_s1"):
         res = json.loads((out / "cells" / name / "results.json").read_text())
         assert res["complete"] and res["timing"]["feature_cache_hit"] is True  # the cell computed nothing
+        # 1 evaluation x 1 episode x 50 steps on one env process (envs_per_cell=1), timed by part
+        split = res["timing"]["eval_split"]
+        assert split["env_steps"] == 50 and min(split["env_s"], split["encode_s"], split["policy_s"]) > 0
         assert res["demos"]["path"] == str(tmp / "demos" / f"{name.split('_left')[0]}_nocam_1demos_224px_seed0_noise0.1.hdf5")
     states = _states(out)
     assert {s["status"] for s in states.values()} == {"done"}
@@ -99,7 +103,7 @@ def test_cell_keys_and_bad_values_are_refused_before_work(tmp_path):
 def test_resume_after_sigkill(shared):
     tmp = shared[0]
     out = tmp / "killed"
-    args = _args(tmp, "killed", tasks="microwave", workers=1, **{"train.steps": 60, "eval.every": 20})
+    args = _args(tmp, "killed", tasks="microwave", workers=1)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "robot.sweep", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,13 +151,13 @@ def test_ray_launcher_on_a_local_instance(shared):
     tmp = shared[0]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        rc = main(_args(tmp, "ray", tasks="microwave", launcher="ray", **{"ray.cpus_per_cell": 1}))
+        rc = main(_args(tmp, "ray", tasks="microwave", seeds=0, launcher="ray", **{"ray.cpus_per_cell": 1}))
         nodes = ray.nodes()
     finally:
         ray.shutdown()
     assert rc == 0 and len(nodes) == 1
     summary = json.loads((tmp / "ray" / "sweep.json").read_text())
-    assert summary["launcher"] == "ray" and summary["done"] == 2
+    assert summary["launcher"] == "ray" and summary["done"] == 1
     for s in _states(tmp / "ray").values():
         assert s["status"] == "done" and s["attempts"] == 1
 
