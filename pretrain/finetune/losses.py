@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from pretrain.loss import gather_with_local_grad
 
-__all__ = ["max_margin_ranking_loss", "soft_cross_entropy", "mix_batch"]
+__all__ = ["max_margin_ranking_loss", "soft_cross_entropy", "mix_batch", "mixed_targets"]
 
 
 def max_margin_ranking_loss(video: torch.Tensor, text: torch.Tensor, margin: float = 0.2,
