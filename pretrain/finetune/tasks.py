@@ -4,7 +4,7 @@
   joint-space projection: LaViLa's classifier input), dropout, one linear head per label
   (EGTEA 106 actions; EK-100 verb 97 + noun 300). Loss: the sum over heads of the label-smoothed
   cross-entropy (LaViLa sums its heads' losses), on mixup/cutmix targets when enabled.
-  Evaluation: logits averaged over the test views, scored by
+  Evaluation: logits averaged over the test views (each rank a share of the clips), scored by
   :func:`egohod.benchmarks.scorers.classification_scores` (EGTEA top-1 / top-5 / mean class
   accuracy) or :func:`~egohod.benchmarks.scorers.ek100_action_scores` (the official C1 scorer:
   verb / noun / action top-1 / top-5).
@@ -28,7 +28,8 @@ from egohod.benchmarks.scorers import classification_scores, ek100_action_scores
 
 from .losses import max_margin_ranking_loss, mix_batch, mixed_targets, soft_cross_entropy
 
-__all__ = ["FinetuneModel", "param_groups", "make_loss_fn", "evaluate_classifier", "DEFAULT_METRIC"]
+__all__ = ["FinetuneModel", "param_groups", "make_loss_fn", "classifier_outputs", "score_classifier",
+           "DEFAULT_METRIC"]
 
 DEFAULT_METRIC = {"egtea": "top1", "ek100-cls": "action_top1", "ek100-mir": "ek100_mir_map_avg"}
 HEAD_NAMES = {"egtea": ("action",), "ek100-cls": ("verb", "noun"), "ek100-mir": ()}
@@ -116,15 +117,16 @@ def make_loss_fn(task: str, loss_cfg):
 
 
 @torch.no_grad()
-def evaluate_classifier(task: str, model: FinetuneModel, loader, device, autocast, progress: bool = True) -> dict:
-    """Scores of every test clip (logits averaged over its views) through the benchmark scorers."""
+def classifier_outputs(model: FinetuneModel, loader, device, autocast, desc: str = "eval",
+                       progress: bool = True) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(per head ``[N, C]`` logits averaged over each clip's views, ``[N, K]`` labels, ``[N]`` clip indices)."""
     from tqdm import tqdm
 
     was = model.training
     model.eval()
     scores: list[list[np.ndarray]] = [[] for _ in model.heads]
-    labels = []
-    for batch in tqdm(loader, desc=f"eval {task}", unit="batch", disable=not progress):
+    labels, index = [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress):
         v = batch["video"].to(device)
         b, views = v.shape[:2]
         with autocast():
@@ -132,9 +134,13 @@ def evaluate_classifier(task: str, model: FinetuneModel, loader, device, autocas
         for k, lg in enumerate(logits):
             scores[k].append(lg.float().reshape(b, views, -1).mean(1).cpu().numpy())
         labels.append(batch["labels"].numpy())
+        index.append(batch["index"].numpy())
     model.train(was)
-    y = np.concatenate(labels)
-    s = [np.concatenate(x) for x in scores]
+    return [np.concatenate(x) for x in scores], np.concatenate(labels), np.concatenate(index)
+
+
+def score_classifier(task: str, scores: list[np.ndarray], labels: np.ndarray) -> dict:
+    """The benchmark scorer of ``task`` on test-clip logits."""
     if task == "egtea":
-        return classification_scores(s[0], y[:, 0])
-    return ek100_action_scores(s[0], s[1], y[:, 0], y[:, 1])
+        return classification_scores(scores[0], labels[:, 0])
+    return ek100_action_scores(scores[0], scores[1], labels[:, 0], labels[:, 1])

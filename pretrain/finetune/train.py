@@ -13,7 +13,7 @@ heads ride along as the file's ``finetune`` entry), exact resume (optimizer, RNG
 data position), ``metrics.jsonl`` + offline wandb + tqdm (:class:`pretrain.runlog.RunLogger`),
 SIGTERM/SIGUSR1 = checkpoint and stop. Each epoch ends with the evaluation, then a checkpoint;
 the best evaluation's weights are also written to ``checkpoints/best/model.pt`` (+ ``best.json``).
-The evaluation runs on rank 0 while the other ranks wait.
+Classification evaluation is shared over the ranks; EK-100 MIR's runs on rank 0 while the others wait.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import hydra
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -41,7 +42,7 @@ from pretrain.train import (_STOP_SIGNAL, OutputFolderError, Position, RankZeroF
                             install_stop_handlers, main_decides, precision_setup)
 
 from .config import TASKS, FinetuneConfig, register_configs, validate
-from .tasks import DEFAULT_METRIC, FinetuneModel, evaluate_classifier, make_loss_fn, param_groups
+from .tasks import DEFAULT_METRIC, FinetuneModel, classifier_outputs, make_loss_fn, param_groups, score_classifier
 
 register_configs()
 
@@ -111,9 +112,10 @@ def setup(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
     r.eval_loader = None
     if r.data.test:
         test = r.data.test[:cfg.eval.limit] if cfg.eval.limit else r.data.test
-        r.eval_loader = torch.utils.data.DataLoader(
-            EvalClips(test, spec, d.num_frames, cfg.eval.num_clips, cfg.eval.num_crops),
-            batch_size=cfg.eval.batch_size, num_workers=workers, shuffle=False)
+        share = torch.utils.data.Subset(EvalClips(test, spec, d.num_frames, cfg.eval.num_clips, cfg.eval.num_crops),
+                                        range(info.rank, len(test), info.world_size))  # every clip once over the ranks
+        r.eval_loader = torch.utils.data.DataLoader(share, batch_size=cfg.eval.batch_size, num_workers=workers,
+                                                    shuffle=False)
     r.steps_per_epoch = r.sampler.per_rank // d.batch_size // cfg.optim.accum_steps
     if r.steps_per_epoch == 0:
         raise ValueError(f"{len(ds)} training clips are too few for {info.world_size} ranks x "
@@ -205,12 +207,22 @@ def write_best(r: _Run, metrics: dict, epoch: int) -> None:
 
 
 def evaluate(r: _Run) -> dict:
-    """The task's evaluation on rank 0 (the result is returned on every rank)."""
+    """The task's evaluation; its metrics on every rank. Classification: each rank scores its share
+    of the test clips, rank 0 gathers the logits and runs the scorer. MIR: the protocol on rank 0."""
     cfg, info = r.cfg, r.info
+    if cfg.task != "ek100-mir":
+        mine = classifier_outputs(r.model, r.eval_loader, info.device, r.autocast, f"eval {cfg.task}",
+                                  cfg.log.progress and info.is_main)
+        parts = all_gather_objects(mine, info)
+
+        def score():
+            order = np.argsort(np.concatenate([p[2] for p in parts]), kind="stable")
+            scores = [np.concatenate([p[0][k] for p in parts])[order] for k in range(len(mine[0]))]
+            return score_classifier(cfg.task, scores, np.concatenate([p[1] for p in parts])[order])
+
+        return main_decides(score, info)
 
     def run_eval():
-        if cfg.task != "ek100-mir":
-            return evaluate_classifier(cfg.task, r.model, r.eval_loader, info.device, r.autocast, cfg.log.progress)
         from pretrain.validate import validate_ek100_mir
 
         tmp = Path(cfg.train.out_dir) / "checkpoints" / f".eval_model.{info.rank}.pt"
