@@ -5,6 +5,7 @@ episode ended, recorded frames, progress, the RNG contract of ``evaluate``, and 
 env pool. ``test_evaluation_success.py`` runs the same path through the real simulator."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,14 @@ def test_a_partial_last_round_pads_with_far_seeds_that_are_not_counted():
     assert res["success_rate"] == pytest.approx(2 / 3)
 
 
+def test_every_idle_env_of_a_partial_round_gets_its_own_far_seed():
+    # 4 episodes on 3 envs: the second round runs seed 13 beside two idle envs
+    vec = ScriptedVecEnv({}, num_envs=3)
+    res = _evaluate(vec, 4, 10)
+    assert vec.resets == [[10, 11, 12], [13, 13 + 10_000_000, 13 + 10_000_001]]
+    assert [e["seed"] for e in res["episodes"]] == [10, 11, 12, 13]
+
+
 def test_all_episodes_ending_early_stops_stepping():
     vec = ScriptedVecEnv({0: Script(end=4), 1: Script(solved_from=1, end=3)}, num_envs=2)
     res = _evaluate(vec, 2, 0)
@@ -176,7 +185,7 @@ def test_recorded_frames_are_the_live_steps_of_the_first_episodes():
 
 
 def test_recording_needs_a_camera():
-    with pytest.raises(ValueError, match="recording videos needs an environment camera"):
+    with pytest.raises(ValueError, match="^recording videos needs an environment camera$"):
         run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(ScriptedVecEnv({}, 1)), [0],
                      torch.device("cpu"), record=1)
 
@@ -322,6 +331,26 @@ def test_evaluate_passes_batches_and_timing_through():
     assert res["episodes"] == EXPECTED
     assert enc.batches == [1, 1, 1] * HORIZON
     assert timing["env_steps"] == 3 * HORIZON
+
+
+class SlowResetVecEnv(ScriptedVecEnv):
+    RESET_S = 0.2
+
+    def reset(self, seed):
+        time.sleep(self.RESET_S)
+        return super().reset(seed)
+
+
+def test_env_time_adds_up_every_reset_and_stays_within_the_wall_time():
+    # two rounds (3 episodes on 2 envs), each reset sleeps 0.2 s: the environment time is at least
+    # 0.4 s, and no part can exceed the wall time around the call (same clock, nested intervals)
+    timing = {}
+    t0 = time.perf_counter()
+    run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(SlowResetVecEnv(SCRIPTS, num_envs=2)),
+                 [10, 11, 12], torch.device("cpu"), timing=timing)
+    wall = time.perf_counter() - t0
+    assert 2 * SlowResetVecEnv.RESET_S <= timing["env_s"] <= wall
+    assert 0 < timing["encode_s"] + timing["policy_s"] + timing["env_s"] <= wall
 
 
 def test_timing_is_recorded_even_when_a_rollout_fails():
