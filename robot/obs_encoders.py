@@ -19,6 +19,10 @@ encoder's native clip length (``input_spec.num_frames``); with ``frames == k > 1
 is loaded for ``k`` frames and sees the last ``k`` frames, the first frame of the episode
 repeated where the history is shorter. Training features (from demos) and evaluation features
 (from envs) go through the same :func:`history_index` / encoder call, so they match.
+Comparability: ``frames == 1`` is the single-frame input of the classic protocol (R3M, MVP,
+VC-1 see one image), at the cost of a full clip per step for a video encoder; ``frames == k``
+gives temporal features that compare only with runs of the same ``k``. ``eval.precision=bf16``
+(feature cache and rollouts alike, its own cache key) changes features slightly.
 """
 from __future__ import annotations
 
