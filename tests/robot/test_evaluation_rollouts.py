@@ -278,7 +278,7 @@ def test_auto_num_envs_keeps_a_positive_count_and_uses_the_usable_cores_for_zero
 def test_auto_num_envs_counts_the_cores_this_process_may_use(monkeypatch, usable, expected):
     import os
 
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: usable)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: usable if pid == 0 else {0, 1, 2, 3, 4, 5, 6, 7})
     assert evaluation.auto_num_envs(0) == expected
 
 
@@ -363,3 +363,98 @@ def test_timing_is_recorded_even_when_a_rollout_fails():
         run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(Broken({}, 1)), [0], torch.device("cpu"),
                      timing=timing)
     assert set(timing) == {"env_s", "encode_s", "policy_s", "env_steps"} and timing["env_steps"] == 0
+
+
+def test_only_the_first_record_episodes_are_recorded_across_rounds():
+    # 4 episodes on 2 envs, record 3: both of round one, the first of round two
+    vec = ScriptedVecEnv({}, num_envs=2)
+    _, videos = run_episodes(RecordingPolicy(), StateObsEncoder(2), FakePool(vec, camera="left"),
+                             [0, 1, 2, 3], torch.device("cpu"), record=3)
+    assert len(videos) == 3 and all(len(v) == HORIZON + 1 for v in videos)
+
+
+class NoSuccessInfoVecEnv(ScriptedVecEnv):
+    """Reports neither ``success`` nor ``solved_steps`` (or masks them out): nothing was solved."""
+
+    def __init__(self, *args, masked: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.masked = masked
+
+    def step(self, actions):
+        obs, reward, term, trunc, info = super().step(actions)
+        if self.masked:
+            info["_success"] = np.zeros(self.num_envs, bool)
+            info["_solved_steps"] = np.zeros(self.num_envs, bool)
+        else:
+            info = {}
+        return obs, reward, term, trunc, info
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_missing_or_masked_success_info_counts_as_not_solved(masked):
+    vec = NoSuccessInfoVecEnv({10: Script(solved_from=1)}, num_envs=1, masked=masked)
+    (ep,) = _evaluate(vec, 1, 10)["episodes"]
+    assert (ep["success"], ep["success_step"], ep["solved_steps"]) == (False, None, 0)
+
+
+class SlowEncoder(StateObsEncoder):
+    def encode_history(self, history):
+        time.sleep(0.01)
+        return super().encode_history(history)
+
+
+class SlowPolicy(RecordingPolicy):
+    def act(self, features, proprio, state):
+        time.sleep(0.01)
+        return super().act(features, proprio, state)
+
+
+def test_encoder_and_policy_time_add_up_over_every_step():
+    # one round of 12 steps; each encoder call and each act sleeps 0.01 s
+    timing = {}
+    t0 = time.perf_counter()
+    run_episodes(SlowPolicy(), SlowEncoder(2), FakePool(ScriptedVecEnv(SCRIPTS, num_envs=3)), [10, 11, 12],
+                 torch.device("cpu"), timing=timing)
+    wall = time.perf_counter() - t0
+    assert HORIZON * 0.01 <= timing["encode_s"] <= wall
+    assert HORIZON * 0.01 <= timing["policy_s"] <= wall
+
+
+def test_evaluate_progress_bar_counts_control_steps(monkeypatch):
+    import tqdm.auto
+
+    made = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            self.n = 0
+
+        def update(self, k):
+            self.n += k
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            made[-1]["counted"] = self.n
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    _evaluate(ScriptedVecEnv(SCRIPTS, num_envs=3), 3, 10)
+    (bar,) = made
+    assert (bar["total"], bar["desc"], bar["unit"], bar["leave"]) == (3 * HORIZON, "eval", "step", False)
+    assert bar["counted"] == 12 + 5 + 7
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with evaluation.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with evaluation.torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    for leave in (None, 0):
+        with evaluation.torch_threads(leave):
+            assert torch.get_num_threads() == before
