@@ -30,7 +30,7 @@ from .bc_data import BCData
 from .config import ConfigError, EnvConfig, EvalConfig, validate
 from .evaluation import EvalEnvs, Threads, evaluate, run_episodes, write_video
 from .features import FeatureCache, cached_features, file_sha256
-from .obs_encoders import STATE_ENCODER, ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity
+from .obs_encoders import ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity, obs_encoder_class
 from .results import RunResults, plot_success_curve, summary_table
 from .training import (build_policy_from_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                        train_step)
@@ -240,7 +240,7 @@ def encoder_seed(cfg) -> int:
 
 def state_index(cfg) -> list[int] | None:
     """The ``object_state`` entries the ``state`` encoder keeps (``encoder.object_state``)."""
-    if cfg.encoder.name != STATE_ENCODER or cfg.encoder.object_state == "all":
+    if obs_encoder_class(cfg.encoder.name).needs_rgb or cfg.encoder.object_state == "all":
         return None
     from envs.kitchen_env import task_state_index
 

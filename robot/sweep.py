@@ -208,13 +208,13 @@ def envs_per_cell(cfg, base: list[str]) -> int | None:
 
 
 def plan_sweep(cfg, base: list[str]) -> Plan:
-    from robot.obs_encoders import STATE_ENCODER
+    from robot.obs_encoders import obs_encoder_class
     from robot.run_bc import generated_demos_path
 
     axes = sweep_axes(cfg)
     probe = compose_cell(base + [f"env.task={axes['tasks'][0]}", f"env.camera={axes['cameras'][0]}",
                                  f"demos.num={axes['demos'][-1]}", f"seed={axes['seeds'][0]}", "out_dir=unused"])
-    needs_rgb = probe.encoder.name != STATE_ENCODER
+    needs_rgb = obs_encoder_class(probe.encoder.name).needs_rgb
     if not needs_rgb and len(axes["cameras"]) > 1:
         print(f"sweep: encoder=state reads no pixels: cameras {axes['cameras']} give the same runs; "
               f"running camera {axes['cameras'][0]} only", file=sys.stderr)

@@ -20,3 +20,17 @@ def test_build_goes_through_the_kind():
     assert isinstance(enc, VisionObsEncoder) and enc.info.weights == "random:seed=2" and enc.obs_key("left") == "rgb_left"
     with pytest.raises(ValueError, match=r"unknown encoder 'vision'; choose one of: .*egovideo_tiny.*, state$"):
         build_obs_encoder("vision", None, 1)
+
+
+def test_run_keeps_the_task_state_entries_only_for_encoders_that_read_state():
+    from omegaconf import OmegaConf
+
+    from robot.run_bc import state_index
+
+    def cfg(name, object_state="task"):
+        return OmegaConf.create({"encoder": {"name": name, "object_state": object_state},
+                                 "env": {"name": "kitchen", "task": "microwave"}})
+
+    kept = state_index(cfg("state"))
+    assert kept and all(isinstance(i, int) for i in kept)
+    assert state_index(cfg("state", "all")) is None and state_index(cfg("egovideo_tiny")) is None
