@@ -209,7 +209,7 @@ def envs_per_cell(cfg, base: list[str]) -> int | None:
 
 def plan_sweep(cfg, base: list[str]) -> Plan:
     from robot.obs_encoders import obs_encoder_class
-    from robot.run_bc import generated_demos_path
+    from robot.run_bc import check_protocol, generated_demos_path
 
     axes = sweep_axes(cfg)
     probe = compose_cell(base + [f"env.task={axes['tasks'][0]}", f"env.camera={axes['cameras'][0]}",
@@ -219,6 +219,9 @@ def plan_sweep(cfg, base: list[str]) -> Plan:
         print(f"sweep: encoder=state reads no pixels: cameras {axes['cameras']} give the same runs; "
               f"running camera {axes['cameras'][0]} only", file=sys.stderr)
         axes["cameras"] = axes["cameras"][:1]
+    for camera in axes["cameras"]:   # before any demo or feature work, as every cell would refuse it
+        probe.env.camera = camera
+        check_protocol(probe)
     out = Path(cfg.out_dir or f"outputs/sweep/{probe.encoder.name}").resolve()
     cams = axes["cameras"] if needs_rgb else []
     demo_files = {}

@@ -209,3 +209,24 @@ def test_mean_over_tasks_names_a_missing_cell():
                       samples=100)
     mean = rows[-1]
     assert mean["missing"]["best"] == ["knob (seed 1)"]
+
+
+def test_r3m_camera_names_are_refused_before_any_demo_is_made(tmp_path, monkeypatch):
+    """protocol=r3m with this package's view names: refused by the plan, before demo generation."""
+    import robot.run_bc as run_bc
+    from robot.config import ConfigError
+    from robot.sweep import compose_sweep, plan_sweep, split_argv
+
+    def no_demos(*a, **k):
+        raise AssertionError("demos generated before the camera check")
+
+    monkeypatch.setattr(run_bc, "generate_cell_demos", no_demos)
+    argv = ["protocol=r3m", "encoder=egovideo_tiny", "tasks=microwave", "demos=1", "seeds=0",
+            f"out_dir={tmp_path / 'sw'}", f"demos.cache_dir={tmp_path / 'demos'}"]
+    sweep, cell = split_argv(argv + ["cameras=left_cap2,left"])
+    with pytest.raises(ConfigError, match="set env.camera=left_cap2"):
+        plan_sweep(compose_sweep(sweep), cell)
+    sweep, cell = split_argv(argv + ["cameras=left_cap2,right_cap2"])
+    plan = plan_sweep(compose_sweep(sweep), cell)
+    assert [c.camera for c in plan.cells] == ["left_cap2", "right_cap2"]
+    assert "kitchen_r3m" in plan.demo_files["microwave"].name
