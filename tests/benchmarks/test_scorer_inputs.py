@@ -230,3 +230,46 @@ def test_mq_recall_counts_ground_truth_segments_not_predictions():
     gt = {"v": [("a", 0.0, 10.0), ("a", 20.0, 30.0)]}
     pred = {"v": [("a", 0.0, 10.0, 0.9), ("a", 1.0, 10.0, 0.8)]}
     assert mq_scores(gt, pred)["recall1x_tiou0.5"] == pytest.approx(50.0)
+
+
+def test_per_row_ap_and_ndcg_rank_by_descending_similarity():
+    from egohod.benchmarks.scorers.retrieval import average_precision_rows, ndcg_rows
+
+    # ranked by similarity: item 0 (rel 0), item 2 (rel 0.5), item 1 (rel 1, the only rel == 1).
+    # AP: graded precision at the hit (rank 3) = (0 + 0.5 + 1) / 3 = 0.5, over 1 relevant item.
+    # nDCG, k = 2 non-zero relevancies: DCG = 0 / log2(2) + 0.5 / log2(3), IDCG = 1 + 0.5 / log2(3)
+    sim, rel = np.array([[0.9, 0.1, 0.5]]), np.array([[0.0, 1.0, 0.5]])
+    assert average_precision_rows(sim, rel).tolist() == pytest.approx([0.5])
+    third = 0.5 / np.log2(3)
+    assert ndcg_rows(sim, rel).tolist() == pytest.approx([third / (1 + third)])
+
+
+def test_ndcg_breaks_similarity_ties_as_the_official_second_sort():
+    # items 0 and 1 tie; the official ranking is argsort(s)[::-1]: item 1, item 0, item 2, so
+    # the ranked relevancies are 0, 1, 0.5 and with k = 2: DCG = 1 / log2(3), IDCG = 1 + 0.5 / log2(3)
+    sim, rel = np.array([[0.5, 0.5, 0.1]]), np.array([[1.0, 0.0, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # captions 1 and 2 have no rel == 1 clip
+        out = ek100_mir_scores(sim, rel)
+    expected = (1 / np.log2(3)) / (1 + 0.5 / np.log2(3))
+    assert out["ndcg_v2t"] == pytest.approx(100 * expected)
+
+
+def test_the_no_relevant_item_warning_points_at_the_caller():
+    sim, rel = np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[1.0, 0.0], [0.0, 0.0]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ek100_mir_scores(sim, rel)
+    assert caught and all(w.filename == __file__ for w in caught if w.category is RuntimeWarning)
+
+
+def test_window_iou_of_windows_shorter_than_a_second():
+    from egohod.benchmarks.scorers.localization import window_iou
+
+    # intersection [0, 0.25], union [0, 0.5]
+    assert window_iou(np.array([0.0, 0.5]), np.array([0.0, 0.25])) == pytest.approx(0.5)
+
+
+def test_f1_counts_of_a_video_without_ground_truth_segments():
+    # every predicted segment is a false positive; nothing to miss
+    assert tuple(seg.f1_counts(["a", "a", "b"], ["background"] * 3, 0.5)) == (0, 2, 0)
