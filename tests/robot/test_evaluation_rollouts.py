@@ -442,7 +442,8 @@ def test_evaluate_progress_bar_counts_control_steps(monkeypatch):
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     _evaluate(ScriptedVecEnv(SCRIPTS, num_envs=3), 3, 10)
     (bar,) = made
-    assert (bar["total"], bar["desc"], bar["unit"], bar["leave"]) == (3 * HORIZON, "eval", "step", False)
+    assert (bar["total"], bar["desc"], bar["unit"], bar["leave"], bar["mininterval"]) == (
+        3 * HORIZON, "eval", "step", False, 2.0)
     assert bar["counted"] == 12 + 5 + 7
 
 
