@@ -67,6 +67,10 @@ S = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
      "verb scores (3,) and noun scores (1, 4) must be [N, n_verbs] and [N, n_nouns] with the same N"),
     (lambda: ek100_action_rankings(np.zeros((1, 3)), np.zeros(4)),
      "verb scores (1, 3) and noun scores (4,) must be [N, n_verbs] and [N, n_nouns] with the same N"),
+    (lambda: ek100_action_rankings(np.zeros(1), np.zeros((1, 4))),
+     "verb scores (1,) and noun scores (1, 4) must be [N, n_verbs] and [N, n_nouns] with the same N"),
+    (lambda: ek100_action_scores(S, S, [0, 7], [0, 1]),
+     "labels must lie in [0, 2] (the columns of verb scores), got range [0, 7]"),
     (lambda: ek100_action_scores(S, S[:1], [0, 1], [0]),
      "verb scores have 2 rows but noun scores 1"),
     (lambda: ek100_action_scores(S, S, [0, 1], [0, 9]),
@@ -166,9 +170,10 @@ def test_a_query_without_relevant_items_warns_and_gives_nan():
         warnings.simplefilter("always")
         out = ek100_mir_scores(sim, rel)
     messages = {str(w.message) for w in caught if w.category is RuntimeWarning}
-    for direction in ("video->text", "text->video"):
-        assert (f"nDCG {direction}: 1 of 2 queries have no relevant item; the mean is NaN "
-                "(as in the official evaluation)") in messages, messages
+    for metric in ("mAP", "nDCG"):
+        for direction in ("video->text", "text->video"):
+            assert (f"{metric} {direction}: 1 of 2 queries have no relevant item; the mean is NaN "
+                    "(as in the official evaluation)") in messages, messages
     assert all(np.isnan(out[k]) for k in ("map_v2t", "map_t2v", "ndcg_v2t", "ndcg_t2v"))
 
 
@@ -273,3 +278,12 @@ def test_window_iou_of_windows_shorter_than_a_second():
 def test_f1_counts_of_a_video_without_ground_truth_segments():
     # every predicted segment is a false positive; nothing to miss
     assert tuple(seg.f1_counts(["a", "a", "b"], ["background"] * 3, 0.5)) == (0, 2, 0)
+
+
+def test_action_ranking_survives_large_scores_and_keeps_100_by_default():
+    # the softmax must subtract the maximum: exp(500) overflows; the order is the one of the
+    # small-score example (verbs 1 > 0 apart, nouns 1 >> 0)
+    ranking = ek100_action_rankings(np.array([[500.0, 400.0]]), np.array([[0.0, 300.0]]))
+    assert ranking.tolist() == [[1, 1001, 0, 1000]]
+    # 11 verbs x 10 nouns = 110 pairs: the official scorer keeps the best 100
+    assert ek100_action_rankings(np.zeros((1, 11)), np.zeros((1, 10))).shape == (1, 100)

@@ -164,3 +164,10 @@ def test_an_unknown_task_is_refused_naming_the_valid_ones():
         envs.get_task("oven")
     assert err.value.args[0] == ("unknown kitchen task 'oven'; valid tasks: bottom_burner, hinge_cabinet, kettle, "
                                  "knob, light_switch, microwave, slide_cabinet, top_burner")
+
+
+def test_task_definitions_cannot_be_changed_in_place():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TASKS["microwave"].threshold = 1.0
