@@ -287,3 +287,22 @@ def test_action_ranking_survives_large_scores_and_keeps_100_by_default():
     assert ranking.tolist() == [[1, 1001, 0, 1000]]
     # 11 verbs x 10 nouns = 110 pairs: the official scorer keeps the best 100
     assert ek100_action_rankings(np.zeros((1, 11)), np.zeros((1, 10))).shape == (1, 100)
+
+
+@pytest.mark.parametrize("gts, preds, thr, expected", [
+    # a duplicate of a matched detection is a false positive: tp 1 0 1 of 2 ground truths ->
+    # recall .5 .5 1, precision 1 .5 .667 -> AP = .5 * 1 + .5 * .667
+    ([(0, 10), (20, 30)], [(0, 10), (0, 9), (20, 29)], 0.5, 0.5 + 0.5 * 2 / 3),
+    # a detection takes one ground truth only: the second detection still finds the other -> 1
+    ([(0, 10), (0, 9.5)], [(0, 10), (0, 9.5)], 0.5, 1.0),
+    # the best-overlapping ground truth is taken first: (0, 10) goes to the first detection, the
+    # second overlaps only that one -> tp 1 0 -> AP .5 (taking (4, 10) first would give 1)
+    ([(0, 10), (4, 10)], [(0, 10), (0, 6)], 0.4, 0.5),
+])
+def test_detection_ap_greedy_matching(gts, preds, thr, expected):
+    from egohod.benchmarks.scorers.localization import detection_ap
+
+    scores = np.linspace(0.9, 0.5, len(preds))  # in the listed order
+    ap = detection_ap(["v"] * len(gts), np.array(gts, float), ["v"] * len(preds), np.array(preds, float),
+                      scores, [thr])
+    assert ap.tolist() == pytest.approx([expected])
