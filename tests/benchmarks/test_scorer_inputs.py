@@ -298,6 +298,8 @@ def test_action_ranking_survives_large_scores_and_keeps_100_by_default():
     # the best-overlapping ground truth is taken first: (0, 10) goes to the first detection, the
     # second overlaps only that one -> tp 1 0 -> AP .5 (taking (4, 10) first would give 1)
     ([(0, 10), (4, 10)], [(0, 10), (0, 6)], 0.4, 0.5),
+    # the second detection's best ground truth (0, 10) is taken: it matches its next best (0, 9.5)
+    ([(0, 10), (0, 9.5)], [(0, 10), (0, 9.8)], 0.5, 1.0),
 ])
 def test_detection_ap_greedy_matching(gts, preds, thr, expected):
     from egohod.benchmarks.scorers.localization import detection_ap
@@ -306,3 +308,12 @@ def test_detection_ap_greedy_matching(gts, preds, thr, expected):
     ap = detection_ap(["v"] * len(gts), np.array(gts, float), ["v"] * len(preds), np.array(preds, float),
                       scores, [thr])
     assert ap.tolist() == pytest.approx([expected])
+
+
+def test_mq_recall_needs_iou_strictly_above_the_threshold_and_a_class_without_predictions_has_ap_0():
+    # IoU of (0, 5) with (0, 10) is exactly 0.5: not retrieved at 0.5
+    gt = {"v": [("a", 0.0, 10.0)], "w": [("b", 0.0, 10.0)]}
+    out = mq_scores(gt, {"v": [("a", 0.0, 5.0, 0.9)]}, tious=(0.3,))
+    assert out["recall1x_tiou0.5"] == 0.0
+    # class a: AP 1 at tIoU 0.3; class b has no prediction: AP 0 -> mean 50 %
+    assert out["map_tiou0.3"] == pytest.approx(50.0)
