@@ -146,7 +146,10 @@ def serve(sock_path: str, warmup_args: list[str]) -> None:
 
     cwd = os.getcwd()
     started = time.time() - 2.0
-    sys.path.insert(0, cwd)  # the worktree's packages, not an editable install elsewhere
+    # the worktree's packages must shadow the editable install of the main checkout:
+    # scripts/mutation_run.sh puts the worktree first on PYTHONPATH
+    if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != cwd:
+        raise SystemExit(f"run the server from scripts/mutation_run.sh (PYTHONPATH must start with {cwd})")
     import pytest  # noqa: F401 - preloaded for every child
 
     loaded = _preload(warmup_args, cwd)

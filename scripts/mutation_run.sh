@@ -51,7 +51,7 @@ PY
 pytest_args=(-q -p no:cacheprovider "--basetemp=$out/$name.tmp" "$@")
 cd "$wt"
 rm -f "$sock" "$out/$name.server.log"  # a previous run's "ready" line must not count
-nice -n 10 "$py" "$server" serve --socket "$sock" -- "${pytest_args[@]}" > "$out/$name.server.log" 2>&1 &
+PYTHONPATH="$wt${PYTHONPATH:+:$PYTHONPATH}" nice -n 10 "$py" "$server" serve --socket "$sock" -- "${pytest_args[@]}" > "$out/$name.server.log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
 until grep -qs "fork server ready" "$out/$name.server.log"; do
