@@ -42,18 +42,26 @@ def main(argv: list[str]) -> int:
     return int(getattr(importlib.import_module(module), func)(rest) or 0)
 
 
-def segmentation_main(argv: list[str]) -> int:
+def _load_and_run(task: str, load, run, argv: list[str], extra_errors: tuple = ()):
+    """``run(load(argv))``, or None after printing ``egohod head <task>: <error>`` for the errors a
+    user fixes (bad settings, files that do not fit, a folder in use, ``extra_errors``)."""
     from ...fileio import FolderLockedError
     from ...models.checkpoint_io import CheckpointError
-    from ..results import json_safe, markdown_table
     from .common import HeadConfigError, HeadDataError, HeadRunError
-    from .segmentation import METRIC_KEYS, load_segmentation_config, run_segmentation
 
     try:
-        cfg = load_segmentation_config(argv)
-        result = run_segmentation(cfg)
-    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError) as e:
-        print(f"egohod head segmentation: {e}", file=sys.stderr)
+        return run(load(argv))
+    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError, *extra_errors) as e:
+        print(f"egohod head {task}: {e}", file=sys.stderr)
+        return None
+
+
+def segmentation_main(argv: list[str]) -> int:
+    from ..results import json_safe, markdown_table
+    from .segmentation import METRIC_KEYS, load_segmentation_config, run_segmentation
+
+    result = _load_and_run("segmentation", load_segmentation_config, run_segmentation, argv)
+    if result is None:
         return 2
     if result["random_weights"]:
         print(f"features from {result['features']['encoder']}: RANDOM WEIGHTS (egohod extract without a checkpoint): "
@@ -65,19 +73,12 @@ def segmentation_main(argv: list[str]) -> int:
 
 
 def nlq_main(argv: list[str]) -> int:
-    from ...fileio import FolderLockedError
-    from ...models.checkpoint_io import CheckpointError
     from ...safe_load import CorruptFileError, UnsafeFileError
     from ..results import json_safe, markdown_table
-    from .common import HeadConfigError, HeadDataError, HeadRunError
     from .nlq import load_nlq_config, run_nlq
 
-    try:
-        cfg = load_nlq_config(argv)
-        record = run_nlq(cfg)
-    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError, UnsafeFileError,
-            CorruptFileError) as e:
-        print(f"egohod head nlq: {e}", file=sys.stderr)
+    record = _load_and_run("nlq", load_nlq_config, run_nlq, argv, (UnsafeFileError, CorruptFileError))
+    if record is None:
         return 2
     if record["random_weights"]:
         print("RANDOM WEIGHTS: the features or the query text tower come from a model without a checkpoint "
@@ -91,19 +92,12 @@ def nlq_main(argv: list[str]) -> int:
 
 
 def mq_main(argv: list[str]) -> int:
-    from ...fileio import FolderLockedError
-    from ...models.checkpoint_io import CheckpointError
     from ...safe_load import CorruptFileError, UnsafeFileError
     from ..results import json_safe, markdown_table
-    from .common import HeadConfigError, HeadDataError, HeadRunError
     from .mq import load_mq_config, run_mq
 
-    try:
-        cfg = load_mq_config(argv)
-        record = run_mq(cfg)
-    except (HeadConfigError, HeadDataError, HeadRunError, FolderLockedError, CheckpointError, UnsafeFileError,
-            CorruptFileError) as e:
-        print(f"egohod head mq: {e}", file=sys.stderr)
+    record = _load_and_run("mq", load_mq_config, run_mq, argv, (UnsafeFileError, CorruptFileError))
+    if record is None:
         return 2
     if record["random_weights"]:
         print(f"features from {record['encoder']}: RANDOM WEIGHTS (egohod extract without a checkpoint): "
