@@ -75,6 +75,29 @@ class RunResults:
         atomic_write_bytes(Path(path), json.dumps(self.data, indent=1).encode())
 
 
+def save_figure(fig, path: str | Path) -> None:
+    """Write a matplotlib figure as PNG atomically (through egohod.fileio) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def style_success_bars(ax, title: str = "") -> None:
+    """The axes of a success-rate bar chart (0-105 %, grid, legend, optional title)."""
+    ax.set_ylabel("success rate (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 def plot_success_curve(results: dict, path: str | Path) -> None:
     import matplotlib
 
@@ -93,11 +116,7 @@ def plot_success_curve(results: dict, path: str | Path) -> None:
     ax.set_title(f"{results['label']}\n{env.get('task')} / {env.get('camera')} camera, "
                  f"{results.get('demos', {}).get('num')} demos, seed {results.get('seed')}, {n} episodes",
                  fontsize=9, color="red" if results["encoder"].get("random_weights") else "black")
-    fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 # --- tables over runs -----------------------------------------------------------------------
@@ -246,14 +265,5 @@ def plot_summary(rows: list[dict], path: str | Path, title: str = "") -> None:
     for tick, r in zip(ax.get_xticklabels(), rows):
         if r["weights"] == "random":
             tick.set_color("red")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 105)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    style_success_bars(ax, title)
+    save_figure(fig, path)

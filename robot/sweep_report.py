@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot.results import save_figure, style_success_bars
+
 METRICS = ("best", "final", "best_heldout")
 BOOTSTRAP_SAMPLES = 10_000
 MEAN_OVER_TASKS = "mean over tasks"
@@ -133,14 +135,5 @@ def plot_rows(rows: list[dict], path: str | Path, title: str = "") -> None:
                [r[m]["mean"] - r[m]["ci95"][0], r[m]["ci95"][1] - r[m]["mean"]] for r in rows]
         ax.bar(xs, means, width=width, label=m, yerr=np.array(err).T, capsize=2, color=f"C{k}")
     ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=30, ha="right")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(0, 105)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    style_success_bars(ax, title)
+    save_figure(fig, path)
