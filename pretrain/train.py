@@ -255,10 +255,11 @@ def prepare_out_dir(out: Path, t: TrainConfig) -> list[str]:
     return notes
 
 
-def claim_out_dir(cfg: PretrainConfig, info: DistInfo) -> FolderLock | None:
-    """Rank 0 locks ``train.out_dir`` and prepares it (:func:`prepare_out_dir`) before any rank
-    writes there; returns the lock (None on other ranks). Raises :class:`FolderLockedError` naming
-    the holder's PID and host when another run owns the folder."""
+@contextlib.contextmanager
+def claim_out_dir(cfg: PretrainConfig, info: DistInfo):
+    """``with claim_out_dir(cfg, info):`` rank 0 locks ``train.out_dir`` and prepares it
+    (:func:`prepare_out_dir`) before any rank writes there, and releases the lock on exit. Raises
+    :class:`FolderLockedError` naming the holder's PID and host when another run owns the folder."""
     out = Path(cfg.train.out_dir)
     held: list[FolderLock] = []
 
@@ -277,7 +278,11 @@ def claim_out_dir(cfg: PretrainConfig, info: DistInfo) -> FolderLock | None:
         held.append(lock)
 
     main_decides(claim, info)
-    return held[0] if held else None
+    try:
+        yield
+    finally:
+        for lock in held:
+            lock.release()
 
 
 # ----------------------------------------------------------------------------- loop helpers
@@ -450,12 +455,8 @@ def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
 
 
 def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
-    lock = claim_out_dir(cfg, info)
-    try:
+    with claim_out_dir(cfg, info):
         return _run_locked(cfg, cfg_dict, info)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:

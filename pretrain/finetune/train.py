@@ -287,12 +287,8 @@ def results_table(out_dir: str, metric: str, best: dict | None) -> str:
 
 
 def run(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
-    lock = claim_out_dir(cfg, info)
-    try:
+    with claim_out_dir(cfg, info):
         return _run_locked(cfg, cfg_dict, info)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _run_locked(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
