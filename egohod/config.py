@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 __all__ = ["ConfigError", "config_root", "config_file", "load_config", "compose", "options_schema",
-           "exit_on_config_error"]
+           "make_options", "rename_arguments", "exit_on_config_error"]
 
 ENV_CONFIGS = "EGOHOD_CONFIGS"
 
@@ -125,15 +125,23 @@ def _parse_overrides(argv: Sequence[str], known: list[str], schema_name: str) ->
     return parsed
 
 
-def _rename(argument: str, renamed: Mapping[str, str], command: str) -> str:
-    key, sep, value = argument.partition("=")
-    if not sep or key not in renamed:
-        return argument
+def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: str = "") -> list[str]:
+    """``argv`` with the old key names a command still accepts (``renamed``: old -> new, also
+    ``old.sub=``) replaced by their new names; a FutureWarning says which to use. Hydra apps call
+    it on ``sys.argv`` before ``@hydra.main`` parses it."""
     import warnings
 
-    where = f"{command}: " if command else ""
-    warnings.warn(f"{where}{key}= is deprecated; use {renamed[key]}=", FutureWarning, stacklevel=3)
-    return f"{renamed[key]}={value}"
+    out = []
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        prefix = key[:1] if key[:1] in "+~" else ""
+        top, dot, rest = key[len(prefix):].partition(".")
+        if sep and top in renamed:
+            where = f"{command}: " if command else ""
+            warnings.warn(f"{where}{top}= is deprecated; use {renamed[top]}=", FutureWarning, stacklevel=2)
+            argument = f"{prefix}{renamed[top]}{dot}{rest}={value}"
+        out.append(argument)
+    return out
 
 
 def _check_missing(cfg, known: Sequence[str], command: str) -> None:
@@ -162,7 +170,7 @@ def load_config(schema: type, overrides: Sequence[str] = (), *, config: str | No
 
     known = _schema_keys(schema)
     if renamed:
-        overrides = [_rename(a, renamed, command) for a in overrides]
+        overrides = rename_arguments(overrides, renamed, command)
     parsed = _parse_overrides(overrides, known, schema.__name__)
     try:
         cfg = OmegaConf.structured(schema)
@@ -214,16 +222,68 @@ def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: 
     return cfg
 
 
+def _schema_type(tp: Any) -> Any:
+    """The type OmegaConf is given for an ``Options`` field: tuples (hashable defaults of frozen
+    options) become lists, which config files and ``key=[a,b]`` overrides write."""
+    import typing
+
+    if tp is tuple or typing.get_origin(tp) is tuple:
+        return typing.List[typing.Any]
+    return tp
+
+
 def options_schema(name: str, options: type) -> type:
-    """The config schema of a component chosen by name (``detector: {name: skin, ...}``): the fields
-    of its ``Options`` dataclass, which stays the one place their defaults live, plus ``name``
-    (default ``name``). Field metadata (e.g. HOD's transport-only marks) is kept."""
+    """The config schema of a component chosen by name (``detector: {name: skin, ...}``): ``name``
+    (default ``name``) plus the fields of its ``Options`` dataclass, which stays the one place
+    their defaults live. Field metadata (e.g. HOD's transport-only marks) is kept; tuple fields
+    become lists (:func:`make_options` turns them back)."""
+    import typing
+
     if not dataclasses.is_dataclass(options):
         raise TypeError(f"{name}: Options must be a dataclass, got {options!r}")
     if "name" in {f.name for f in dataclasses.fields(options)}:
         raise TypeError(f"{name}: Options may not have a 'name' field (the schema adds it)")
-    return dataclasses.make_dataclass(f"{options.__qualname__.replace('.', '_')}_{name}_schema",
-                                      [("name", str, dataclasses.field(default=name))], bases=(options,))
+    hints = typing.get_type_hints(options)
+    fields: list[tuple] = [("name", str, dataclasses.field(default=name))]
+    for f in dataclasses.fields(options):
+        tp = _schema_type(hints[f.name])
+        if f.default is not dataclasses.MISSING and isinstance(f.default, tuple):
+            default = dataclasses.field(default_factory=lambda d=f.default: list(d), metadata=f.metadata)
+        elif f.default is not dataclasses.MISSING:
+            default = dataclasses.field(default=f.default, metadata=f.metadata)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
+        else:
+            default = dataclasses.field(metadata=f.metadata)
+        fields.append((f.name, tp, default))
+    schema = dataclasses.make_dataclass(f"{options.__qualname__.replace('.', '_')}_{name}_schema", fields)
+    schema.__module__ = options.__module__
+    return schema
+
+
+def make_options(options: type, values: Mapping[str, Any] | None = None, *, what: str) -> Any:
+    """An instance of the ``Options`` dataclass from ``values`` (a mapping, a ``DictConfig``, or
+    None for the defaults); list values of tuple fields become tuples. An unknown key raises
+    :class:`ConfigError` naming ``what`` (e.g. ``"detector=skin"``), the closest known key and all of them."""
+    import difflib
+    import typing
+
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    values = dict(values or {})
+    known = [f.name for f in dataclasses.fields(options)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{what}: unknown option(s) {unknown}{hint}; accepted options: {sorted(known)}", known)
+    hints = typing.get_type_hints(options)
+    for key, value in values.items():
+        if _schema_type(hints[key]) is not hints[key] and isinstance(value, (list, tuple)):
+            values[key] = tuple(value)
+    return options(**values)
 
 
 @contextmanager
