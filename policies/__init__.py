@@ -6,6 +6,7 @@
 Heads: ``mlp`` (the classic R3M protocol head), ``gmm`` and ``rnn`` (robomimic networks).
 """
 from .base import Policy
-from .registry import create_policy, get_policy_class, list_policies, policy_options, register_policy
+from .registry import create_policy, get_policy_class, list_policies, policy_options, policy_schemas, register_policy
 
-__all__ = ["Policy", "create_policy", "get_policy_class", "list_policies", "policy_options", "register_policy"]
+__all__ = ["Policy", "create_policy", "get_policy_class", "list_policies", "policy_options", "policy_schemas",
+           "register_policy"]

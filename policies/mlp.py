@@ -21,11 +21,11 @@ class MLPPolicy(Policy):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        hidden: tuple = (256, 256)
-        batchnorm: bool = True
-        dropout: float = 0.0
-        action_limit: float = 1.0
-        normalize_actions: bool = True
+        hidden: tuple = (256, 256)        # widths of the hidden layers
+        batchnorm: bool = True            # BatchNorm1d on the input (features ++ proprio)
+        dropout: float = 0.0              # dropout after each hidden layer (0: none)
+        action_limit: float = 1.0         # acting clips actions to [-action_limit, action_limit]
+        normalize_actions: bool = True    # regress standardised actions (false: raw actions, as in R3M)
 
     def __init__(self, feature_dim, proprio_dim, action_dim, options: "MLPPolicy.Options"):
         super().__init__(feature_dim, proprio_dim, action_dim, options)
@@ -75,9 +75,9 @@ class R3MMLPPolicy(Policy):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        hidden: tuple = (256, 256)
-        last_scale: float = 1e-2
-        action_limit: float = 1.0
+        hidden: tuple = (256, 256)        # widths of the tanh hidden layers
+        last_scale: float = 1e-2          # the last layer's initial weight and bias are multiplied by this
+        action_limit: float = 1.0         # acting clips actions to [-action_limit, action_limit]
 
     def __init__(self, feature_dim, proprio_dim, action_dim, options: "R3MMLPPolicy.Options"):
         super().__init__(feature_dim, proprio_dim, action_dim, options)

@@ -1,14 +1,18 @@
 """Policy registry: one class per head, registered by name, built through ``create_policy``.
 
-Every head is a :class:`policies.base.Policy` and declares its options as a dataclass
-(``Policy.Options``); ``create_policy`` validates the options against it so that a misspelt
-key in ``configs/policy/*.yaml`` is an error naming the key and the accepted ones.
+Every head is a :class:`policies.base.Policy` and declares its options as a frozen dataclass
+(``Policy.Options``), the one place their defaults live. :func:`policy_schemas` turns each into
+the Hydra schema that ``configs/policy/<name>.yaml`` extends (``defaults: [<name>_schema,
+_self_]``; ``robot.config.register_configs`` stores them), so the YAML holds only what differs
+from the defaults and a misspelt ``policy.KEY`` is an error at composition. ``create_policy``
+validates the options again (``+policy.KEY=...``, options read from a checkpoint): an unknown key
+is an error naming it and the accepted ones.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
+from egohod.config import make_options, options_schema
 from egohod.registry import Registry
 
 POLICIES = Registry("policy", builtins=("policies.mlp", "policies.robomimic_heads"), plural="policies",
@@ -29,20 +33,27 @@ def get_policy_class(name: str) -> type:
     return POLICIES.get(name)
 
 
+def policy_schemas() -> dict[str, type]:
+    """name -> the config schema of every registered head: ``name`` plus the fields of its
+    ``Options`` (:func:`egohod.config.options_schema`; tuple options become lists)."""
+    return {name: options_schema(name, get_policy_class(name).Options) for name in list_policies()}
+
+
 def policy_options(name: str, options: Mapping[str, Any] | None = None):
-    """Validate ``options`` against the head's ``Options`` dataclass and return an instance."""
+    """Validate ``options`` (a mapping or a ``DictConfig``, without ``name``) against the head's
+    ``Options`` dataclass and return an instance; list values of tuple options become tuples.
+    Raises :class:`egohod.config.ConfigError` (a ``ValueError``) for an unknown option."""
     cls = get_policy_class(name)
-    fields = {f.name for f in dataclasses.fields(cls.Options)}
-    options = dict(options or {})
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(
-            f"policy {name!r}: unknown option(s) {unknown}; accepted options: {sorted(fields)}"
-        )
-    for k, v in options.items():  # OmegaConf ListConfig -> tuple for hashable, plain values
-        if isinstance(v, (list, tuple)) or type(v).__name__ == "ListConfig":
-            options[k] = tuple(v)
-    return cls.Options(**options)
+    return make_options(cls.Options, _plain(options), what=f"policy {name!r}")
+
+
+def _plain(options: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``dict(cfg.policy)`` holds ``ListConfig`` values: plain lists, which make_options turns into tuples."""
+    from omegaconf import OmegaConf
+
+    if options is None or OmegaConf.is_config(options):
+        return options
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
 
 
 def create_policy(name: str, feature_dim: int, proprio_dim: int, action_dim: int,

@@ -50,10 +50,10 @@ class GMMPolicy(Policy):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        hidden: tuple = (1024, 1024)
-        num_modes: int = 5
-        min_std: float = 0.0001
-        std_activation: str = "softplus"
+        hidden: tuple = (1024, 1024)      # widths of the MLP's hidden layers
+        num_modes: int = 5                # Gaussians in the mixture
+        min_std: float = 0.0001           # added to every mixture component's standard deviation
+        std_activation: str = "softplus"  # network output -> std: softplus, or exp (the output is a log std)
 
     def __init__(self, feature_dim, proprio_dim, action_dim, options: "GMMPolicy.Options"):
         super().__init__(feature_dim, proprio_dim, action_dim, options)
@@ -93,14 +93,14 @@ class RNNPolicy(Policy):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        seq_len: int = 10
-        rnn_type: str = "LSTM"
-        hidden_dim: int = 400
-        num_layers: int = 2
-        mlp_hidden: tuple = ()
-        gmm: bool = False
-        num_modes: int = 5
-        min_std: float = 0.0001
+        seq_len: int = 10                 # consecutive demo steps per training window
+        rnn_type: str = "LSTM"            # LSTM or GRU
+        hidden_dim: int = 400             # units of each recurrent layer
+        num_layers: int = 2               # stacked recurrent layers
+        mlp_hidden: tuple = ()            # widths of an MLP between the RNN and the action output (none: direct)
+        gmm: bool = False                 # true: a Gaussian-mixture output (BC-RNN-GMM), NLL loss
+        num_modes: int = 5                # gmm only: Gaussians in the mixture
+        min_std: float = 0.0001           # gmm only: added to every component's standard deviation
 
     def __init__(self, feature_dim, proprio_dim, action_dim, options: "RNNPolicy.Options"):
         super().__init__(feature_dim, proprio_dim, action_dim, options)
