@@ -63,12 +63,11 @@ def _detector(args):
     if args.random_weights:
         import torch
 
-        from egohod.hod.detectors.doh100 import Doh100Detector, HandObjectRCNN
+        from egohod.hod.detectors.doh100 import Doh100Detector, HandObjectRCNN, Options
 
         torch.manual_seed(0)
         model = HandObjectRCNN()
-        return Doh100Detector(model=model, device=args.device, batch_size=16, hand_threshold=0.5,
-                              object_threshold=0.5, fp16=args.fp16)
+        return Doh100Detector(Options(device=args.device, batch_size=16, fp16=args.fp16), model=model)
     return create_detector("100doh", checkpoint=args.checkpoint, device=args.device, batch_size=16, fp16=args.fp16)
 
 

@@ -46,13 +46,15 @@ global state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 __all__ = ["ConfigError", "config_root", "config_file", "load_config", "compose", "options_schema",
-           "make_options", "rename_arguments", "exit_on_config_error"]
+           "make_options", "rename_arguments", "transport",
+           "transport_fields", "TRANSPORT", "exit_on_config_error"]
 
 ENV_CONFIGS = "EGOHOD_CONFIGS"
 
@@ -126,20 +128,22 @@ def _parse_overrides(argv: Sequence[str], known: list[str], schema_name: str) ->
 
 
 def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: str = "") -> list[str]:
-    """``argv`` with the old key names a command still accepts (``renamed``: old -> new, also
-    ``old.sub=``) replaced by their new names; a FutureWarning says which to use. Hydra apps call
-    it on ``sys.argv`` before ``@hydra.main`` parses it."""
+    """``argv`` with the old key names a command still accepts (``renamed``: old -> new; dotted
+    keys such as ``sampling.frames_per_clip`` too, and ``old.sub=`` under a renamed group) replaced
+    by their new names; a FutureWarning says which to use. Hydra apps call it on ``sys.argv``
+    before ``@hydra.main`` parses it."""
     import warnings
 
     out = []
     for argument in argv:
         key, sep, value = argument.partition("=")
         prefix = key[:1] if key[:1] in "+~" else ""
-        top, dot, rest = key[len(prefix):].partition(".")
-        if sep and top in renamed:
+        key = key[len(prefix):]
+        old = next((o for o in renamed if key == o or key.startswith(o + ".")), None) if sep else None
+        if old is not None:
             where = f"{command}: " if command else ""
-            warnings.warn(f"{where}{top}= is deprecated; use {renamed[top]}=", FutureWarning, stacklevel=2)
-            argument = f"{prefix}{renamed[top]}{dot}{rest}={value}"
+            warnings.warn(f"{where}{old}= is deprecated; use {renamed[old]}=", FutureWarning, stacklevel=2)
+            argument = f"{prefix}{renamed[old]}{key[len(old):]}={value}"
         out.append(argument)
     return out
 
@@ -222,6 +226,24 @@ def compose(group: str, config: str, overrides: Sequence[str] = (), *, command: 
     return cfg
 
 
+# Field metadata of settings that only change how work is carried out (transport, batching,
+# caching, devices, progress), never a result: a run folder's recorded settings may differ in
+# them between a run and its resumption.
+TRANSPORT = {"transport": True}
+
+
+def transport(default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field marked as transport-only (see :data:`TRANSPORT`)."""
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=TRANSPORT)
+    return dataclasses.field(default=default, metadata=TRANSPORT)
+
+
+def transport_fields(schema: type) -> set[str]:
+    """Names of the fields of dataclass ``schema`` marked with :func:`transport`."""
+    return {f.name for f in dataclasses.fields(schema) if f.metadata.get("transport")}
+
+
 def _schema_type(tp: Any) -> Any:
     """The type OmegaConf is given for an ``Options`` field: tuples (hashable defaults of frozen
     options) become lists, which config files and ``key=[a,b]`` overrides write."""
@@ -232,11 +254,12 @@ def _schema_type(tp: Any) -> Any:
     return tp
 
 
+@functools.cache
 def options_schema(name: str, options: type) -> type:
     """The config schema of a component chosen by name (``detector: {name: skin, ...}``): ``name``
     (default ``name``) plus the fields of its ``Options`` dataclass, which stays the one place
     their defaults live. Field metadata (e.g. HOD's transport-only marks) is kept; tuple fields
-    become lists (:func:`make_options` turns them back)."""
+    become lists (:func:`make_options` turns them back). One class per ``(name, options)``."""
     import typing
 
     if not dataclasses.is_dataclass(options):

@@ -131,7 +131,7 @@ def test_component_schemas_are_generated_from_their_options():
     import dataclasses
 
     from egohod.config import options_schema
-    from egohod.hod.config import DETECTOR_SCHEMAS
+    from egohod.hod.config import component_schemas
     from egohod.hod.detectors.mediapipe_hands import Options
 
     schema = options_schema("x", _Opts)
@@ -140,7 +140,7 @@ def test_component_schemas_are_generated_from_their_options():
         {"size": False, "retries": True, "name": False}
     with pytest.raises(TypeError, match="may not have a 'name' field"):
         options_schema("z", _Named)
-    cfg = load_config(DETECTOR_SCHEMAS["mediapipe"], ["max_hands=1"])
+    cfg = load_config(component_schemas("detector")["mediapipe"], ["max_hands=1"])
     assert cfg.name == "mediapipe" and cfg.max_hands == 1 and cfg.box_margin == Options().box_margin
 
 

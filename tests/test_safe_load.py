@@ -90,9 +90,9 @@ def _style_classifier(p):
 
 def _precomputed(fmt):
     def read(p):
-        from egohod.hod.detectors.precomputed import PrecomputedDetector
+        from egohod.hod.detectors.precomputed import Options, PrecomputedDetector
 
-        return PrecomputedDetector(root=str(p.parent), format=fmt, fps=30)._video(p.stem)
+        return PrecomputedDetector(Options(root=str(p.parent), format=fmt, fps=30))._video(p.stem)
     return read
 
 

@@ -15,107 +15,18 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-# Field metadata of settings that only change how the work is carried out (transport, batching,
-# caching, progress), never a record: they may change between runs of one output folder.
-TRANSPORT = {"transport": True}
+from ..config import options_schema, transport, transport_fields
 
-
-def transport(default: Any = None, factory: Any = None) -> Any:
-    """A dataclass field marked as transport-only (see :data:`TRANSPORT`)."""
-    if factory is not None:
-        return field(default_factory=factory, metadata=TRANSPORT)
-    return field(default=default, metadata=TRANSPORT)
-
-
-# ----------------------------------------------------------------------------- detectors
-@dataclass
-class SkinDetectorConfig:
-    name: str = "skin"
-    work_size: int = 160
-    min_area: float = 0.004
-    max_hands: int = 2
-    motion_threshold: float = 40.0
-    saturation_threshold: float = 0.55
-    contact_margin: float = 0.02
-    max_objects: int = 5
-
-
-@dataclass
-class Doh100DetectorConfig:
-    name: str = "100doh"
-    checkpoint: Optional[str] = None
-    device: str = "auto"
-    batch_size: int = 16
-    hand_threshold: float = 0.5
-    object_threshold: float = 0.5
-    scale: int = 600
-    max_size: int = 1000
-    post_nms_top_n: int = 300
-    fp16: bool = False
-
-
-@dataclass
-class PrecomputedDetectorConfig:
-    name: str = "precomputed"
-    root: Optional[str] = None
-    format: str = "ek100"
-    fps: Optional[float] = None
-    video_info: Optional[str] = None
-    frame_width: int = 456
-    frame_height: int = 256
-    max_frame_gap: int = 2
-    cache_videos: int = transport(4)
-    trust_pickle: bool = transport(False)  # unpickle .pkl detections without egohod's allowlist (trusted files only)
-
-
-# ----------------------------------------------------------------------------- narrators
-@dataclass
-class TemplateNarratorConfig:
-    name: str = "template"
-    pattern: str = "{tag}{details}"
-    seed: int = 0  # picks the wording of each narration (deterministic per seed and clip)
-    variants: int = 1  # narrations per original paraphrase (different wordings of the same dynamics)
-
-
-@dataclass
-class OpenAINarratorConfig:
-    name: str = "openai"
-    base_url: Optional[str] = transport(None)  # where the server runs; `model` names what answers
-    model: Optional[str] = None
-    api_key_env: str = transport("OPENAI_API_KEY")
-    system_prompt: str = "system.txt"
-    user_prompt: str = "user.txt"
-    num_narrations: int = 1
-    temperature: float = 0.7
-    max_tokens: int = 256
-    timeout_s: float = transport(60.0)
-    max_retries: int = transport(3)  # per request, on transport errors and malformed/empty/invalid answers
-    backoff_s: float = transport(1.0)
-    max_backoff_s: float = transport(30.0)
-    max_concurrency: int = transport(8)
-    extra_body: dict = field(default_factory=dict)
-
-
-@dataclass
-class TransformersNarratorConfig:
-    name: str = "transformers"
-    model_dir: Optional[str] = None
-    system_prompt: str = "system.txt"
-    user_prompt: str = "user.txt"
-    num_narrations: int = 1
-    max_new_tokens: int = 96
-    temperature: float = 0.0
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 8
-    seed: int = 0
-    max_retries: int = transport(2)  # sampled generation (temperature > 0): new draws for invalid answers
+# Settings marked with egohod.config.transport() only change how the work is carried out
+# (transport, batching, caching, progress), never a record: they may change between runs of one
+# output folder. Detector and narrator settings are the ``Options`` dataclasses of the components
+# (egohod/hod/detectors/*.py, egohod/hod/narrators/*.py); their schemas are generated from those.
 
 
 # ----------------------------------------------------------------------------- run
 @dataclass
 class SamplingConfig:
-    frames_per_clip: int = 4  # T
+    num_frames: int = 4  # T (called frames_per_clip before; the old name is still read)
     temporal_factor: int = 4  # lambda: lambda x T frames are sampled per clip
     resize_short: Optional[int] = None
     end_tolerance: float = 1.0  # seconds a clip may overrun the video end (clamped); more fails
@@ -244,24 +155,8 @@ class FeaturesConfig:
     device: str = "cpu"
 
 
-# components that declare their settings as an ``Options`` dataclass: the schema is generated
-# from it (egohod.config.options_schema adds only ``name``), so the defaults live there alone
-from ..config import options_schema  # noqa: E402
-from .detectors.mediapipe_hands import Options as _MediaPipeOptions  # noqa: E402
-from .narrators.local_gguf import Options as _LocalNarratorOptions  # noqa: E402
-
-MediaPipeDetectorConfig = options_schema("mediapipe", _MediaPipeOptions)
-LocalNarratorConfig = options_schema("local", _LocalNarratorOptions)
-
-
-DETECTOR_SCHEMAS = {"skin": SkinDetectorConfig, "100doh": Doh100DetectorConfig, "precomputed": PrecomputedDetectorConfig,
-                    "mediapipe": MediaPipeDetectorConfig}
-NARRATOR_SCHEMAS = {"template": TemplateNarratorConfig, "openai": OpenAINarratorConfig,
-                    "transformers": TransformersNarratorConfig, "local": LocalNarratorConfig}
 TOP_SCHEMAS = {"run": RunConfig, "renarrate": RenarrateConfig, "merge": MergeConfig, "style_train": StyleTrainConfig,
                "style_apply": StyleApplyConfig, "features": FeaturesConfig}
-
-_REGISTERED = False
 
 
 def config_dir() -> Path:
@@ -271,20 +166,42 @@ def config_dir() -> Path:
     return config_root() / "hod"
 
 
+def component_schemas(group: str) -> dict[str, type]:
+    """``{name: schema}`` of every registered ``detector`` or ``narrator``, generated from the
+    component's ``Options`` (egohod.config.options_schema): the defaults live there alone."""
+    from .detectors.base import DETECTORS
+    from .narrators.base import NARRATORS
+
+    registry = {"detector": DETECTORS, "narrator": NARRATORS}[group]
+    return {name: options_schema(name, registry.entry(name).meta["options"]) for name in registry.list()}
+
+
 def register_configs() -> None:
-    global _REGISTERED
-    if _REGISTERED:
-        return
+    """Store the schemas in Hydra's ConfigStore (the YAML's defaults lists name them: ``skin_schema``)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     for name, node in TOP_SCHEMAS.items():
         cs.store(name=f"{name}_schema", node=node)
-    for name, node in DETECTOR_SCHEMAS.items():
-        cs.store(group="detector", name=f"{name}_schema", node=node)
-    for name, node in NARRATOR_SCHEMAS.items():
-        cs.store(group="narrator", name=f"{name}_schema", node=node)
-    _REGISTERED = True
+    for group in ("detector", "narrator"):
+        for name, node in component_schemas(group).items():
+            cs.store(group=group, name=f"{name}_schema", node=node)
+
+
+# Settings that were renamed: old dotted key -> new. Accepted (with a warning) on the command line
+# and read from the config.yaml recorded in output folders written before the rename.
+RENAMED = {"sampling.frames_per_clip": "sampling.num_frames"}
+
+
+def upgrade_recorded(cfg: dict) -> dict:
+    """A run config recorded in an output folder (a plain dict), with renamed keys under their new names."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
+    for old, new in RENAMED.items():
+        (group, old_key), (_, new_key) = old.split(".", 1), new.split(".", 1)
+        node = cfg.get(group)
+        if isinstance(node, dict) and old_key in node:
+            node.setdefault(new_key, node.pop(old_key))
+    return cfg
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
@@ -294,20 +211,23 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
 
     register_configs()
     command = f"egohod hod {config_name.replace('_', '-')}"
+    overrides = config.rename_arguments(overrides, RENAMED, command)
     cfg = config.compose("hod", config_name, overrides, command=command, check_missing=False)
-    for group, schemas in (("detector", DETECTOR_SCHEMAS), ("narrator", NARRATOR_SCHEMAS)):
+    for group in ("detector", "narrator"):
         if group in cfg and OmegaConf.is_dict(cfg[group]):
-            cfg[group] = validate_component(group, cfg[group], schemas)
+            cfg[group] = validate_component(group, cfg[group])
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise config.ConfigError(f"missing required setting(s) {missing} for `{command}`; pass them as key=value")
     return cfg
 
 
-def validate_component(group: str, node: DictConfig, schemas: dict) -> DictConfig:
+def validate_component(group: str, node: DictConfig) -> DictConfig:
     """Re-check a detector/narrator node against its schema (catches keys added with ``+``)."""
-    name = node.get("name")
     from ..config import ConfigError
+
+    name = node.get("name")
+    schemas = component_schemas(group)
 
     if name not in schemas:
         raise ConfigError(f"{group}.name={name!r} is not one of {sorted(schemas)}")
@@ -318,22 +238,15 @@ def validate_component(group: str, node: DictConfig, schemas: dict) -> DictConfi
     return OmegaConf.merge(OmegaConf.structured(schemas[name]), node)
 
 
-def _transport_fields(schema) -> set[str]:
-    import dataclasses
-
-    return {f.name for f in dataclasses.fields(schema) if f.metadata.get("transport")}
-
-
 def transport_keys(cfg: dict) -> set[str]:
     """Dotted keys of ``cfg`` (a run config as a plain dict) that are transport-only: changing them
-    between runs of one output changes no record (fields marked with :func:`transport`)."""
-    keys = set()
-    for name in _transport_fields(RunConfig):
-        keys.add(name)
-    for group, schemas in (("detector", DETECTOR_SCHEMAS), ("narrator", NARRATOR_SCHEMAS)):
+    between runs of one output changes no record (fields marked with :func:`egohod.config.transport`)."""
+    keys = set(transport_fields(RunConfig))
+    for group in ("detector", "narrator"):
         node = cfg.get(group)
+        schemas = component_schemas(group)
         if isinstance(node, dict) and node.get("name") in schemas:
-            keys |= {f"{group}.{k}" for k in _transport_fields(schemas[node["name"]])}
+            keys |= {f"{group}.{k}" for k in transport_fields(schemas[node["name"]])}
     return keys
 
 

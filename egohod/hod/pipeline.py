@@ -43,10 +43,10 @@ class PipelineContext:
             video = VideoSource(cfg.videos, cfg.layout, cfg.chunk_seconds, cfg.ext, cfg.sampling.resize_short,
                                 cfg.sampling.end_tolerance)
         s = cfg.sampling
-        if s.frames_per_clip < 1 or s.temporal_factor < 1:
-            raise ValueError(f"sampling.frames_per_clip and sampling.temporal_factor must be >= 1, got "
-                             f"{s.frames_per_clip} and {s.temporal_factor}")
-        return cls(detector, narrator, video, int(s.frames_per_clip * s.temporal_factor),
+        if s.num_frames < 1 or s.temporal_factor < 1:
+            raise ValueError(f"sampling.num_frames and sampling.temporal_factor must be >= 1, got "
+                             f"{s.num_frames} and {s.temporal_factor}")
+        return cls(detector, narrator, video, int(s.num_frames * s.temporal_factor),
                    DynamicsConfig(**OmegaConf.to_container(cfg.dynamics)), bool(cfg.keep_detections))
 
 

@@ -183,12 +183,12 @@ def check_resumable(sdir: Path, cfg: DictConfig) -> None:
     """Refuse to resume a shard written with settings that change the records. Transport-only
     settings (fields marked ``transport`` in :mod:`egohod.hod.config`: timeouts, retries,
     concurrency, batching, progress, ...) may change."""
-    from .config import transport_keys
+    from .config import transport_keys, upgrade_recorded
 
     old_path = sdir / "config.yaml"
     if not old_path.exists():
         return
-    old = OmegaConf.to_container(OmegaConf.load(old_path), resolve=True)
+    old = upgrade_recorded(OmegaConf.to_container(OmegaConf.load(old_path), resolve=True))
     new = OmegaConf.to_container(cfg, resolve=True)
     skip = transport_keys(old) | transport_keys(new)
     a = {k: v for k, v in _flat(old).items() if not _is_transport(k, skip)}
@@ -391,14 +391,14 @@ def renarrate(cfg: DictConfig) -> dict:
     Each shard is staged in ``renarrate.tmp/`` and swapped in once complete, so a killed run leaves
     every shard either old or new; rerunning finishes the job (a shard already narrated with these
     settings only redoes its clips whose narration failed). Re-merges when every shard is done."""
-    from .config import NARRATOR_SCHEMAS, component_kwargs, validate_component
+    from .config import component_kwargs, validate_component
     from .narrators import Validation, create_narrator
 
     out = Path(cfg.out)
     dirs = sorted((out / "shards").glob("*-of-*"))
     if not (out / "config.yaml").exists() or not dirs:
         raise FileNotFoundError(f"{out}: no `egohod hod run` output here (config.yaml and shards/ are missing)")
-    narrator_cfg = OmegaConf.to_container(validate_component("narrator", cfg.narrator, NARRATOR_SCHEMAS), resolve=True)
+    narrator_cfg = OmegaConf.to_container(validate_component("narrator", cfg.narrator), resolve=True)
     name, kw = component_kwargs(OmegaConf.create(narrator_cfg))
     base = OmegaConf.to_container(OmegaConf.load(out / "config.yaml"), resolve=True)
     narrator = create_narrator(name, validation=Validation(**base["validation"]), **kw)

@@ -72,5 +72,5 @@ def hod_corpus(tmp_path_factory) -> dict:
 
 def run_args(corpus: dict, out: Path, *extra: str) -> list[str]:
     return [f"clips={corpus['clips']}", f"videos={corpus['videos']}", f"out={out}", f"chunk_seconds={CHUNK}",
-            "sampling.frames_per_clip=4", "sampling.temporal_factor=2", "batch_size=3", "flush_every=2",
+            "sampling.num_frames=4", "sampling.temporal_factor=2", "batch_size=3", "flush_every=2",
             "progress=false", *extra]

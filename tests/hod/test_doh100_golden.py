@@ -145,11 +145,11 @@ def test_final_detections_match_the_reference_rows(golden, port):
     """demo.py's rows [x1, y1, x2, y2, score, contact, mag, dx, dy, right] in image pixels. The port
     drops boxes clipped flat against the border (a documented deviation); the reference keeps them."""
     from egohod.hod.detectors import ClipFrames
-    from egohod.hod.detectors.doh100 import Doh100Detector
+    from egohod.hod.detectors.doh100 import Doh100Detector, Options
 
     meta, g = golden
     tc = meta["test_cfg"]
-    det = Doh100Detector(model=port, device="cpu", hand_threshold=tc["thresh_hand"], object_threshold=tc["thresh_obj"])
+    det = Doh100Detector(Options(device="cpu", hand_threshold=tc["thresh_hand"], object_threshold=tc["thresh_obj"]), model=port)
     frame = det.detect(ClipFrames("golden", np.array([0.0]), g["image_rgb"][None]))[0]
     H, W = g["image_rgb"].shape[:2]
 

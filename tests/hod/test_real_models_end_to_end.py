@@ -35,7 +35,7 @@ def test_mediapipe_and_smollm2_through_the_runner(tmp_path):
         w.writerow(["hand", 0.0, 2.0, "#C C picks up the cup"])
     out = tmp_path / "run"
     rc = main(["run", f"clips={clips}", f"videos={tmp_path / 'videos'}", f"out={out}", "layout=file",
-               "detector=mediapipe", "narrator=local", "narrator.device=cpu", "sampling.frames_per_clip=3",
+               "detector=mediapipe", "narrator=local", "narrator.device=cpu", "sampling.num_frames=3",
                "sampling.temporal_factor=1", "progress=false"])
     assert rc == 0
     assert main(["merge", f"out={out}"]) == 0

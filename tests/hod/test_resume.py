@@ -36,7 +36,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(hod_corpus, tmp_path):
     n = 24
     corpus = dict(hod_corpus, clips=_clips(hod_corpus, tmp_path / "many.csv", n))
     out = tmp_path / "killed"
-    args = run_args(corpus, out, "batch_size=1", "flush_every=3", "sampling.frames_per_clip=2")
+    args = run_args(corpus, out, "batch_size=1", "flush_every=3", "sampling.num_frames=2")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "egohod.hod", "run", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -68,7 +68,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(hod_corpus, tmp_path):
         assert _strip(by_key[r["key"]]) == _strip(r)
 
     ref_out = tmp_path / "reference"
-    run_shard(compose("run", run_args(corpus, ref_out, "batch_size=4", "flush_every=100", "sampling.frames_per_clip=2")))
+    run_shard(compose("run", run_args(corpus, ref_out, "batch_size=4", "flush_every=100", "sampling.num_frames=2")))
     merge(ref_out)
     ref = [json.loads(x) for x in (ref_out / "hod_records.jsonl").read_text().splitlines()]
     assert [_strip(r) for r in resumed] == [_strip(r) for r in ref]

@@ -86,10 +86,10 @@ def test_clips_csv_is_a_hod_csv_with_ego4d_narrations(corpus):
 @pytest.mark.render
 def test_detections_in_precomputed_format_and_readable_by_the_detector(corpus):
     from egohod.hod.detectors.base import ClipFrames
-    from egohod.hod.detectors.precomputed import PrecomputedDetector
+    from egohod.hod.detectors.precomputed import Options, PrecomputedDetector
 
     out, _ = corpus
-    det = PrecomputedDetector(root=str(out / "detections"), format="100doh")
+    det = PrecomputedDetector(Options(root=str(out / "detections"), format="100doh"))
     for t, state in (("light_switch", STATE_F), ("kettle", STATE_P)):
         rec = next(r for r in _records(out) if r["task"] == t and r["success"])
         vid = rec["videos"][0]  # ego

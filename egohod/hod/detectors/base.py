@@ -3,7 +3,7 @@
 Every detector turns the sampled frames of one clip into one :class:`FrameDetections` per frame
 (100DOH fields, boxes normalised to [0, 1])::
 
-    det = create_detector("skin")
+    det = create_detector("skin", work_size=160)     # settings: the fields of the detector's Options
     frames = det.detect(ClipFrames(video_id, times, pixels))   # list[FrameDetections]
 
 Detectors that read detections computed elsewhere (``precomputed``) set ``needs_pixels = False``
@@ -44,15 +44,25 @@ class Detector:
 DETECTORS = Registry("detector", builtins=tuple(f"{__package__}.{m}" for m in ("doh100", "mediapipe_hands", "precomputed", "skin")))
 
 
-def register_detector(name: str):
-    """Decorator registering a detector class or factory ``fn(**options) -> Detector``."""
-    return DETECTORS.register(name)
+def register_detector(name: str, options: type):
+    """Class decorator registering a :class:`Detector` subclass built as ``cls(options)``, where
+    ``options`` is its settings dataclass: the one place their defaults live (the
+    ``detector=<name>`` config schema is generated from it)."""
+    return DETECTORS.register(name, options=options)
 
 
 def list_detectors() -> list[str]:
     return DETECTORS.list()
 
 
+def detector_options(name: str, values=None):
+    """The ``Options`` of detector ``name`` from ``values`` (a mapping of its settings; unknown
+    keys raise :class:`egohod.config.ConfigError`)."""
+    from ...config import make_options
+
+    return make_options(DETECTORS.entry(name).meta["options"], values, what=f"detector={name}")
+
+
 def create_detector(name: str, **kwargs) -> Detector:
-    """Build a registered detector with its options (the fields of its config, minus ``name``)."""
-    return DETECTORS.get(name)(**kwargs)
+    """Build a registered detector with its settings (the fields of its ``Options``)."""
+    return DETECTORS.get(name)(detector_options(name, kwargs))

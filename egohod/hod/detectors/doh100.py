@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -352,25 +353,39 @@ def postprocess(out: dict, scale: float, width: int, height: int, time: float, h
     return FrameDetections(float(time), int(width), int(height), hands, objects)
 
 
+@dataclass
+class Options:
+    checkpoint: Optional[str] = None  # faster_rcnn_1_8_132028.pth (handobj_100K+ego), user-supplied
+    device: str = "auto"  # cuda when available
+    batch_size: int = 16  # frames per forward pass
+    hand_threshold: float = 0.5
+    object_threshold: float = 0.5
+    scale: int = 600  # network input short side (the reference test scale)
+    max_size: int = 1000  # network input long side at most
+    post_nms_top_n: int = 300  # RPN proposals kept per image
+    fp16: bool = False  # autocast on CUDA
+
+
+@register_detector("100doh", options=Options)
 class Doh100Detector(Detector):
+    """100DOH Faster R-CNN ResNet-101 hand-object detector (user-supplied official checkpoint).
+    ``model``: an already built network (tests, benchmarks) instead of ``options.checkpoint``."""
+
     name = "100doh"
     needs_pixels = True
 
-    def __init__(self, checkpoint: str | None = None, device: str = "auto", batch_size: int = 16,
-                 hand_threshold: float = 0.5, object_threshold: float = 0.5, scale: int = 600,
-                 max_size: int = 1000, post_nms_top_n: int = 300, fp16: bool = False,
-                 model: HandObjectRCNN | None = None):
+    def __init__(self, options: Options = Options(), model: HandObjectRCNN | None = None):
         if model is None:
-            if not checkpoint:
+            if not options.checkpoint:
                 raise ValueError("detector 100doh needs detector.checkpoint=PATH to faster_rcnn_1_8_132028.pth")
-            sd, meta = load_state_dict_file(checkpoint)
-            model = build_from_state_dict(sd, meta, RCNNTestConfig(scale=scale, max_size=max_size,
-                                                                   post_nms_top_n=post_nms_top_n))
-        self.device = resolve_device(device, "detector.device")
+            sd, meta = load_state_dict_file(options.checkpoint)
+            model = build_from_state_dict(sd, meta, RCNNTestConfig(scale=options.scale, max_size=options.max_size,
+                                                                   post_nms_top_n=options.post_nms_top_n))
+        self.device = resolve_device(options.device, "detector.device")
         self.model = model.to(self.device).eval()
-        self.batch_size = int(batch_size)
-        self.hand_threshold, self.object_threshold = float(hand_threshold), float(object_threshold)
-        self.fp16 = bool(fp16) and self.device.type == "cuda"
+        self.batch_size = int(options.batch_size)
+        self.hand_threshold, self.object_threshold = float(options.hand_threshold), float(options.object_threshold)
+        self.fp16 = bool(options.fp16) and self.device.type == "cuda"
 
     def detect(self, clip: ClipFrames) -> list[FrameDetections]:
         return self.detect_batch([clip])[0]
@@ -400,9 +415,4 @@ class Doh100Detector(Detector):
                                                    self.object_threshold, cfg.test_nms, self.model.class_agnostic)
         return [[results[(ci, t)] for t in range(len(c.times))] for ci, c in enumerate(clips)]
 
-
-@register_detector("100doh")
-def doh100(**kwargs) -> Detector:
-    """100DOH Faster R-CNN ResNet-101 hand-object detector (user-supplied official checkpoint)."""
-    return Doh100Detector(**kwargs)
 

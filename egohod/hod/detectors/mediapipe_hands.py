@@ -37,7 +37,6 @@ detector works at 192 px, so hands smaller than ~5% of the frame width are often
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +100,10 @@ def _hands_graph_class():
     return HandsGraph
 
 
+@register_detector("mediapipe", options=Options)
 class MediaPipeHandsDetector(Detector):
+    """MediaPipe hand landmarks + the weight-free grasp-region object rule (see module docstring)."""
+
     name = "mediapipe"
     needs_pixels = True
 
@@ -276,12 +278,3 @@ def _resize(frames: np.ndarray, short: int) -> np.ndarray:
     size = (max(8, int(round(W * s))), max(8, int(round(H * s))))
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
-
-@register_detector("mediapipe")
-def mediapipe(**kwargs) -> Detector:
-    """MediaPipe hand landmarks + the weight-free grasp-region object rule (see module docstring)."""
-    known = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ValueError(f"unknown detector=mediapipe option(s) {unknown}; known: {sorted(known)}")
-    return MediaPipeHandsDetector(Options(**kwargs))

@@ -26,38 +26,55 @@ from __future__ import annotations
 
 import csv
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from ...config import transport
 from ...safe_load import load_pickle
 from ..types import CONTACT_STATES, DetectionFormatError, FrameDetections, HandDetection, ObjectDetection, offset_from_vector
 from .base import ClipFrames, Detector, register_detector
 from .ek100_format import decode_frame
 
 
+@dataclass
+class Options:
+    root: Optional[str] = None  # folder of per-video detection files
+    format: str = "ek100"  # ek100 | 100doh
+    fps: Optional[float] = None  # frame rate of the detections (ek100: or video_info)
+    video_info: Optional[str] = None  # EPIC_100_video_info.csv: fps per video
+    frame_width: int = 456  # the frame size EK-100's normalised boxes refer to
+    frame_height: int = 256
+    max_frame_gap: int = 2  # nearest detected frame at most this many frames from a sampled time
+    cache_videos: int = transport(4)  # per-video detection files kept in memory
+    trust_pickle: bool = transport(False)  # unpickle .pkl detections without egohod's allowlist (trusted files only)
+
+
+@register_detector("precomputed", options=Options)
 class PrecomputedDetector(Detector):
+    """Detections read from files (EK-100 public format or 100DOH per-frame arrays)."""
+
     name = "precomputed"
     needs_pixels = False
 
-    def __init__(self, root: str | None = None, format: str = "ek100", fps: float | None = None,
-                 video_info: str | None = None, frame_width: int = 456, frame_height: int = 256,
-                 max_frame_gap: int = 2, cache_videos: int = 4, trust_pickle: bool = False):
-        if not root:
+    def __init__(self, options: Options = Options()):
+        if not options.root:
             raise ValueError("detector precomputed needs detector.root=DIR (folder of per-video detection files)")
-        if format not in ("ek100", "100doh"):
-            raise ValueError(f"detector.format must be 'ek100' or '100doh', got {format!r}")
-        self.root = Path(root)
+        if options.format not in ("ek100", "100doh"):
+            raise ValueError(f"detector.format must be 'ek100' or '100doh', got {options.format!r}")
+        self.root = Path(options.root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"detector.root {self.root} is not a directory")
-        self.format = format
-        self.fps = None if fps is None else float(fps)
-        self.video_fps = self._read_video_info(video_info) if video_info else {}
-        self.frame_size = (int(frame_width), int(frame_height))
-        self.max_frame_gap = int(max_frame_gap)
+        self.format = options.format
+        self.fps = None if options.fps is None else float(options.fps)
+        self.video_fps = self._read_video_info(options.video_info) if options.video_info else {}
+        self.frame_size = (int(options.frame_width), int(options.frame_height))
+        self.max_frame_gap = int(options.max_frame_gap)
         self._cache: OrderedDict = OrderedDict()
-        self._cache_size = int(cache_videos)
-        self.trust_pickle = bool(trust_pickle)
+        self._cache_size = int(options.cache_videos)
+        self.trust_pickle = bool(options.trust_pickle)
 
     @staticmethod
     def _read_video_info(path: str) -> dict[str, float]:
@@ -202,8 +219,3 @@ class PrecomputedDetector(Detector):
             out.append(conv(d, float(t), v["size"], where))
         return out
 
-
-@register_detector("precomputed")
-def precomputed(**kwargs) -> Detector:
-    """Detections read from files (EK-100 public format or 100DOH per-frame arrays)."""
-    return PrecomputedDetector(**kwargs)

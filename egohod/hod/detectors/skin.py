@@ -22,6 +22,8 @@ first pass on a fresh machine; use ``100doh`` for real data.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..types import FrameDetections, HandDetection, ObjectDetection, offset_from_vector
@@ -81,20 +83,32 @@ def _resize_nearest(frames: np.ndarray, short: int) -> np.ndarray:
     return frames[:, yi][:, :, xi]
 
 
+@dataclass
+class Options:
+    work_size: int = 160  # frames are analysed at this short side
+    min_area: float = 0.004  # smallest hand/object region, as a fraction of the frame
+    max_hands: int = 2
+    motion_threshold: float = 40.0  # summed |RGB - clip median| that marks a moving pixel
+    saturation_threshold: float = 0.55  # HSV saturation above which a pixel may be an object
+    contact_margin: float = 0.02  # touching: object within this fraction of the longer frame side of a hand
+    max_objects: int = 5
+
+
+@register_detector("skin", options=Options)
 class SkinMotionDetector(Detector):
+    """Skin-colour + motion hand/object proposals; no weights needed (see module docstring)."""
+
     name = "skin"
     needs_pixels = True
 
-    def __init__(self, work_size: int = 160, min_area: float = 0.004, max_hands: int = 2,
-                 motion_threshold: float = 40.0, saturation_threshold: float = 0.55,
-                 contact_margin: float = 0.02, max_objects: int = 5):
-        self.work_size = int(work_size)
-        self.min_area = float(min_area)
-        self.max_hands = int(max_hands)
-        self.motion_threshold = float(motion_threshold)
-        self.saturation_threshold = float(saturation_threshold)
-        self.contact_margin = float(contact_margin)
-        self.max_objects = int(max_objects)
+    def __init__(self, options: Options = Options()):
+        self.work_size = int(options.work_size)
+        self.min_area = float(options.min_area)
+        self.max_hands = int(options.max_hands)
+        self.motion_threshold = float(options.motion_threshold)
+        self.saturation_threshold = float(options.saturation_threshold)
+        self.contact_margin = float(options.contact_margin)
+        self.max_objects = int(options.max_objects)
 
     # ------------------------------------------------------------------ per-clip
     def detect(self, clip: ClipFrames) -> list[FrameDetections]:
@@ -206,8 +220,3 @@ class SkinMotionDetector(Detector):
         objs = [ObjectDetection(norm(o["box"]), 0.5 + 0.5 * o["fill"]) for o in objects]
         return FrameDetections(float(time), int(W), int(H), dets, objs)
 
-
-@register_detector("skin")
-def skin(**kwargs) -> Detector:
-    """Skin-colour + motion hand/object proposals; no weights needed (see module docstring)."""
-    return SkinMotionDetector(**kwargs)

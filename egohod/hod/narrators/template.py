@@ -301,16 +301,25 @@ def _rng(seed: int, key: str, paraphrase: int, variant: int) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "little"))
 
 
+@dataclass
+class Options:
+    pattern: str = "{tag}{details}"  # {tag}: "#C " of the original, {narration}: the cleaned original, {details}: the dynamics sentence
+    seed: int = 0  # picks the wording of the extra variants (variant 0 is always the canonical wording)
+    variants: int = 1  # narrations per paraphrase of the original (different wordings of the same dynamics)
+
+
+@register_narrator("template", options=Options)
 class TemplateNarrator(Narrator):
+    """Deterministic narrations from the dynamics summary (no model)."""
+
     name = "template"
 
-    def __init__(self, validation: Validation = Validation(), pattern: str = "{tag}{details}", seed: int = 0,
-                 variants: int = 1):
-        if "{details}" not in pattern:
-            raise ValueError(f"narrator.pattern must contain {{details}}, got {pattern!r}")
-        if int(variants) < 1:
-            raise ValueError(f"narrator.variants must be >= 1, got {variants}")
-        self.pattern, self.seed, self.variants = pattern, int(seed), int(variants)
+    def __init__(self, validation: Validation = Validation(), options: Options = Options()):
+        if "{details}" not in options.pattern:
+            raise ValueError(f"narrator.pattern must contain {{details}}, got {options.pattern!r}")
+        if int(options.variants) < 1:
+            raise ValueError(f"narrator.variants must be >= 1, got {options.variants}")
+        self.pattern, self.seed, self.variants = options.pattern, int(options.seed), int(options.variants)
         self.validation = validation
 
     def narrate(self, r: NarrationRequest) -> NarrationResult:
@@ -329,8 +338,3 @@ class TemplateNarrator(Narrator):
     def narrate_batch(self, requests: list[NarrationRequest]) -> list[NarrationResult]:
         return [self.narrate(r) for r in requests]
 
-
-@register_narrator("template")
-def template(validation: Validation = Validation(), **kwargs) -> Narrator:
-    """Deterministic narrations from the dynamics summary (no model)."""
-    return TemplateNarrator(validation=validation, **kwargs)

@@ -9,30 +9,49 @@ repeat it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
+from ...config import transport
 from .base import NarrationRequest, NarrationResult, Narrator, Validation, load_template, register_narrator, render, \
     result_from_answer
 
 
+@dataclass
+class Options:
+    model_dir: Optional[str] = None  # a local Hugging Face model folder (nothing is downloaded)
+    system_prompt: str = "system.txt"  # configs/hod/prompts/system.txt (or an absolute path)
+    user_prompt: str = "user.txt"
+    num_narrations: int = 1
+    max_new_tokens: int = 96
+    temperature: float = 0.0  # 0: greedy (reproducible)
+    device: str = "auto"
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    batch_size: int = 8  # requests generated together
+    seed: int = 0
+    max_retries: int = transport(2)  # sampled generation (temperature > 0): new draws for invalid answers
+
+
+@register_narrator("transformers", options=Options)
 class TransformersNarrator(Narrator):
+    """A local Hugging Face causal LM directory (batched greedy generation)."""
+
     name = "transformers"
     generate_options: dict = {}  # extra ``generate`` settings of subclasses (e.g. repetition_penalty)
     retry_temperature: float = 0.0  # > 0: invalid greedy answers are redrawn with sampling at this temperature
 
-    def __init__(self, validation: Validation = Validation(), model_dir: str | None = None,
-                 system_prompt: str = "system.txt", user_prompt: str = "user.txt", num_narrations: int = 1,
-                 max_new_tokens: int = 96, temperature: float = 0.0, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 8, seed: int = 0, max_retries: int = 2):
-        if not model_dir or not Path(model_dir).is_dir():
-            raise ValueError(f"narrator transformers needs narrator.model_dir=DIR of a local model, got {model_dir!r}")
-        self._load(model_dir, device, dtype)
-        self.system = load_template(system_prompt)
-        self.user = load_template(user_prompt, required=("narration",))
+    def __init__(self, validation: Validation = Validation(), options: Options = Options()):
+        o = options
+        if not o.model_dir or not Path(o.model_dir).is_dir():
+            raise ValueError(f"narrator transformers needs narrator.model_dir=DIR of a local model, got {o.model_dir!r}")
+        self._load(o.model_dir, o.device, o.dtype)
+        self.system = load_template(o.system_prompt)
+        self.user = load_template(o.user_prompt, required=("narration",))
         self.validation = validation
-        self.num_narrations = int(num_narrations)
-        self.max_new_tokens, self.temperature = int(max_new_tokens), float(temperature)
-        self.batch_size, self.seed, self.max_retries = int(batch_size), int(seed), int(max_retries)
+        self.num_narrations = int(o.num_narrations)
+        self.max_new_tokens, self.temperature = int(o.max_new_tokens), float(o.temperature)
+        self.batch_size, self.seed, self.max_retries = int(o.batch_size), int(o.seed), int(o.max_retries)
 
     def _load(self, model_dir: str, device: str, dtype: str, gguf_file: str | None = None) -> None:
         """Tokenizer and model from a local folder (``gguf_file``: a GGUF file in it, dequantised)."""
@@ -100,8 +119,3 @@ class TransformersNarrator(Narrator):
         """The validated narrations of one decoded answer to ``req``."""
         return result_from_answer(answer, self.validation, limit=self.num_narrations)
 
-
-@register_narrator("transformers")
-def transformers(validation: Validation = Validation(), **kwargs) -> Narrator:
-    """A local Hugging Face causal LM directory (batched greedy generation)."""
-    return TransformersNarrator(validation=validation, **kwargs)
