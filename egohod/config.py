@@ -285,17 +285,19 @@ def options_schema(name: str, options: type) -> type:
 
 
 def make_options(options: type, values: Mapping[str, Any] | None = None, *, what: str) -> Any:
-    """An instance of the ``Options`` dataclass from ``values`` (a mapping, a ``DictConfig``, or
-    None for the defaults); list values of tuple fields become tuples. An unknown key raises
-    :class:`ConfigError` naming ``what`` (e.g. ``"detector=skin"``), the closest known key and all of them."""
+    """An instance of the ``Options`` dataclass from ``values`` (a mapping, a ``DictConfig`` or one
+    holding OmegaConf values, or None for the defaults); list values of tuple fields become tuples.
+    An unknown key raises :class:`ConfigError` naming ``what`` (e.g. ``"detector=skin"``), the
+    closest known key and all of them."""
     import difflib
     import typing
 
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
 
-    if isinstance(values, DictConfig):
+    if OmegaConf.is_config(values):
         values = OmegaConf.to_container(values, resolve=True)
-    values = dict(values or {})
+    values = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+              for k, v in (values or {}).items()}
     known = [f.name for f in dataclasses.fields(options)]
     unknown = sorted(set(values) - set(known))
     if unknown:

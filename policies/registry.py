@@ -44,16 +44,7 @@ def policy_options(name: str, options: Mapping[str, Any] | None = None):
     ``Options`` dataclass and return an instance; list values of tuple options become tuples.
     Raises :class:`egohod.config.ConfigError` (a ``ValueError``) for an unknown option."""
     cls = get_policy_class(name)
-    return make_options(cls.Options, _plain(options), what=f"policy {name!r}")
-
-
-def _plain(options: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """``dict(cfg.policy)`` holds ``ListConfig`` values: plain lists, which make_options turns into tuples."""
-    from omegaconf import OmegaConf
-
-    if options is None or OmegaConf.is_config(options):
-        return options
-    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in options.items()}
+    return make_options(cls.Options, options, what=f"policy {name!r}")
 
 
 def create_policy(name: str, feature_dim: int, proprio_dim: int, action_dim: int,
