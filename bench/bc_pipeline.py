@@ -186,7 +186,7 @@ def run_cell(args) -> dict:
                      "eval.heldout_episodes=0", f"eval.precision={args.eval_precision}",
                      f"eval.compile={str(args.compile).lower()}", f"train.cpu_threads={args.train_threads}",
                      f"device={args.device}", f"cache.dir={tmp / 'features'}", f"cache.encode_batch={args.encode_batch}",
-                     "wandb.mode=disabled", f"out_dir={tmp / 'run'}"]
+                     "wandb.mode=disabled", f"out={tmp / 'run'}"]
         if args.checkpoint:
             overrides.append(f"encoder.checkpoint={args.checkpoint}")
         cfg = compose_cell(overrides)

@@ -75,7 +75,7 @@ check bc_cell_b 75 "$PY" bench/bc_pipeline.py --cell --encoder egovideo_b --devi
   --steps 1000 --episodes 32 --num-envs 16
 check bc_sweep_b 120 bash -c '"$0" -m robot.sweep encoder=egovideo_b tasks=microwave,slide_cabinet cameras=left,right \
   demos=5 seeds=0 workers=4 train.steps=500 eval.every=250 eval.episodes=8 eval.heldout_episodes=8 eval.videos=0 \
-  eval.precision=bf16 device=cuda wandb.mode=disabled out_dir="$1/bc_sweep" >&2 && cat "$1/bc_sweep/sweep.json"' "$PY" "$OUT"
+  eval.precision=bf16 device=cuda wandb.mode=disabled out="$1/bc_sweep" >&2 && cat "$1/bc_sweep/sweep.json"' "$PY" "$OUT"
 
 {
   echo "{\"seconds\": $(( $(date +%s) - START )), \"host\": \"$(hostname)\", \"checks\": ["

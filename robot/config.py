@@ -2,10 +2,8 @@
 
 The YAML in ``configs/robot/``, ``configs/encoder/``, ``configs/env/`` and ``configs/policy/`` is
 merged onto these dataclasses, so a misspelt key is an error naming the key. Policy options
-depend on the head: ``configs/policy/<name>.yaml`` extends ``<name>_schema``, generated from the
-head's ``Options`` dataclass (``policies.policy_schemas``, stored by :func:`register_configs`),
-which alone holds their defaults; the policy registry (``policies.policy_options``) validates
-them again before anything runs. :func:`validate` checks values and says what to change.
+depend on the head and are validated by the policy registry (``policies.policy_options``)
+before anything runs. :func:`validate` checks values and says what to change.
 """
 from __future__ import annotations
 
@@ -26,6 +24,10 @@ CONFIG_ROOT = config_root()
 HELDOUT_SEED = 5_000_000
 SEED_SCHEDULES = ("fixed", "per_epoch")
 SUCCESS_RULES = ("task", "strict")
+
+# settings renamed since runs were recorded: old name -> new. The robot commands still accept
+# the old name on the command line (egohod.config.rename_arguments, with a FutureWarning).
+RENAMED = {"out_dir": "out"}
 
 
 @dataclass
@@ -102,7 +104,7 @@ class WandbConfig:
 class TrainBCConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    policy: Any = MISSING             # {name: <registered policy>, ...its Options}: configs/policy/<name>.yaml
+    policy: Any = MISSING             # {name: <registered policy>, ...options}, see configs/policy/
     demos: DemosConfig = field(default_factory=DemosConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -111,8 +113,8 @@ class TrainBCConfig:
     seed: int = 0
     protocol: str = "egohod"          # set by the protocol group (configs/protocol/): egohod | r3m
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    out_dir: str = MISSING
-    resume: bool = True               # continue from out_dir/checkpoints/last when it exists
+    out: str = MISSING                # the run folder (out_dir= before: still accepted, see RENAMED)
+    resume: bool = True               # continue from out/checkpoints/last when it exists
     overwrite: bool = False           # resume=false on a folder holding a previous run: replace it (else refused)
 
 
@@ -122,22 +124,16 @@ class EvalBCConfig:
     encoder_checkpoint: Optional[str] = None  # weights file when the stored path moved (sha256 must match)
     eval: EvalConfig = field(default_factory=EvalConfig)
     device: str = "auto"
-    out_dir: Optional[str] = None     # default: <run dir>/eval/<step>
+    out: Optional[str] = None         # default: <run dir>/eval/<step>
     trust_pickle: bool = False        # load the checkpoint without egohod's safe-loading allowlist (trusted files only)
 
 
 def register_configs() -> None:
-    """Store the robot schemas in Hydra's ConfigStore, and each registered policy head's schema
-    as ``policy/<name>_schema`` (the one ``configs/policy/<name>.yaml`` extends)."""
     from hydra.core.config_store import ConfigStore
-
-    from policies import policy_schemas
 
     cs = ConfigStore.instance()
     cs.store(group="robot", name="train_bc_schema", node=TrainBCConfig)
     cs.store(group="robot", name="eval_bc_schema", node=EvalBCConfig)
-    for name, schema in policy_schemas().items():
-        cs.store(group="policy", name=f"{name}_schema", node=schema)
 
 
 def validate(cfg) -> None:

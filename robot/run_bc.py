@@ -4,13 +4,13 @@ periodic success-rate evaluations -> results, checkpoints, plot, videos.
 ``robot/train_bc.py`` (Hydra) composes the config and calls :func:`train_bc`; tests and
 benchmarks call the same functions. Everything that can be wrong with the inputs (demo file,
 its recorded task, cameras and image size, encoder checkpoint, policy options, the state of
-``out_dir``) is checked before anything is written to ``out_dir``.
+``out``) is checked before anything is written to ``out``.
 
 A run owns its folder: :func:`train_bc` holds an exclusive :class:`egohod.fileio.FolderLock` on
-``out_dir`` (a second run there fails at once naming the holder's PID and host); a folder holding
+``out`` (a second run there fails at once naming the holder's PID and host); a folder holding
 a previous run is resumed (``resume=true``, the default) or, with ``resume=false``, refused unless
 ``overwrite=true`` (which replaces that run's checkpoints, results, plot, videos and evaluations).
-A run that fails before its first write leaves ``out_dir`` as it found it (an empty folder it
+A run that fails before its first write leaves ``out`` as it found it (an empty folder it
 created is removed).
 """
 from __future__ import annotations
@@ -311,14 +311,14 @@ def results_header(cfg, prep: Prepared, policy) -> dict:
 
 
 class WandbLogger:
-    def __init__(self, cfg, out_dir: Path, name: str):
+    def __init__(self, cfg, out: Path, name: str):
         self.run = None
         if cfg.wandb.mode == "disabled":
             return
         import wandb
 
         self.run = wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode,
-                              dir=str(out_dir), name=name, config=_plain(cfg), reinit="finish_previous")
+                              dir=str(out), name=name, config=_plain(cfg), reinit="finish_previous")
 
     def log(self, data: dict, step: int) -> None:
         if self.run is not None:
@@ -353,7 +353,7 @@ PREVIOUS_RUN_OUTPUTS = ("checkpoints", "results.json", "success_curve.png", "vid
 
 
 def check_out_dir(cfg, out: Path) -> str:
-    """What to do with ``out_dir``: "new" (nothing to keep), "resume" (continue checkpoints/last)
+    """What to do with ``out``: "new" (nothing to keep), "resume" (continue checkpoints/last)
     or "overwrite" (replace a previous run, ``overwrite=true``). A previous run's work is never
     replaced silently: with ``resume=false`` (or results without a checkpoint to resume) the run is
     refused unless ``overwrite=true``."""
@@ -367,8 +367,8 @@ def check_out_dir(cfg, out: Path) -> str:
         return "resume"
     what = f"checkpoints up to {last.resolve().name}" if has_ckpt else "results.json but no checkpoint to resume"
     hint = "resume=true continues it, " if has_ckpt else ""
-    raise ConfigError(f"out_dir={out} holds a previous run ({what}); {hint}overwrite=true replaces it, or choose "
-                      "another out_dir")
+    raise ConfigError(f"out={out} holds a previous run ({what}); {hint}overwrite=true replaces it, or choose "
+                      "another out")
 
 
 def _remove_previous_run(out: Path) -> None:
@@ -399,16 +399,16 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def train_bc(cfg, out_dir: str | Path, overrides: list[str] | None = None) -> dict:
+def train_bc(cfg, out: str | Path, overrides: list[str] | None = None) -> dict:
     """Train and evaluate one protocol cell; returns the results dict (also in results.json).
 
-    ``out_dir`` is locked for the whole run; every check (config, environment, encoder, demo
+    ``out`` is locked for the whole run; every check (config, environment, encoder, demo
     file, resume compatibility, previous run in the folder) passes before the first write to
     it (``config.yaml``, and ``overrides.yaml`` with the command-line ``overrides``)."""
-    out = Path(out_dir)
+    out = Path(out)
     validate(cfg)
     lock = FolderLock(out, what="robot/train_bc.py")
-    lock.acquire()  # a second run in out_dir fails here, naming the holder's PID and host
+    lock.acquire()  # a second run in out fails here, naming the holder's PID and host
     started = False
     try:
         action = check_out_dir(cfg, out)
@@ -505,10 +505,10 @@ def _resume(last: Path, cfg, prep, policy, optimizer, generator, results, log) -
     for k in ("name", "weights", "frames"):
         if theirs.get(k) != mine.get(k):
             raise ConfigError(f"cannot resume from {ckpt['path']}: it was trained with encoder {k}={theirs.get(k)!r}, "
-                              f"this run has {mine.get(k)!r}. Use another out_dir or resume=false")
+                              f"this run has {mine.get(k)!r}. Use another out or resume=false")
     if ckpt["demos"]["sha256"] != prep.demos_sha256 or ckpt["policy"] != policy.describe():
         raise ConfigError(f"cannot resume from {ckpt['path']}: its demos or policy differ from this run's; "
-                          "use another out_dir or resume=false")
+                          "use another out or resume=false")
     policy.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
     set_rng_state(ckpt["rng"], generator)
@@ -698,7 +698,7 @@ def encoder_from_checkpoint(ckpt: dict, device: torch.device, encoder_checkpoint
 
 
 def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "auto",
-                        encoder_checkpoint: str | None = None, out_dir: str | Path | None = None,
+                        encoder_checkpoint: str | None = None, out: str | Path | None = None,
                         trust_pickle: bool = False) -> dict:
     """Re-evaluate a saved policy (``robot/eval_bc.py``)."""
     ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
@@ -712,7 +712,7 @@ def evaluate_checkpoint(checkpoint: str | Path, eval_cfg, device_name: str = "au
     env_cfg = EnvConfig(**{f.name: cfg_env[f.name] for f in fields(EnvConfig) if f.name in cfg_env})
     pool = EvalEnvs(env_id(env_cfg), eval_cfg.num_envs, camera, env["image_size"], env["horizon"], env_kwargs(env_cfg))
     ckpt_dir = Path(ckpt["path"]).resolve().parent
-    out = Path(out_dir) if out_dir else ckpt_dir.parent.parent / "eval" / ckpt_dir.name
+    out = Path(out) if out else ckpt_dir.parent.parent / "eval" / ckpt_dir.name
     out.mkdir(parents=True, exist_ok=True)
     con = console()
     if encoder.info.random_weights:

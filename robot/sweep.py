@@ -2,12 +2,12 @@
 resumable command::
 
     python robot/sweep.py protocol=r3m encoder=egovideo_b encoder.checkpoint=base.pt \\
-        tasks=all cameras=left,right demos=5,10,25 seeds=0,1,2 workers=4 out_dir=outputs/sweep/b
+        tasks=all cameras=left,right demos=5,10,25 seeds=0,1,2 workers=4 out=outputs/sweep/b
     python robot/sweep.py encoder=state tasks=microwave,slide_cabinet seeds=0,1 launcher=ray
 
 Sweep keys: ``tasks`` (``all`` = the five classic tasks, or a comma list), ``cameras``, ``demos``,
 ``seeds`` (comma lists), ``workers`` (cells at a time on this machine), ``launcher``
-(``local`` | ``ray`` | ``slurm``), ``out_dir``, ``envs_per_cell`` and the ``ray.*`` / ``slurm.*``
+(``local`` | ``ray`` | ``slurm``), ``out`` (``out_dir``, its old name, is still accepted), ``envs_per_cell`` and the ``ray.*`` / ``slurm.*``
 options of configs/robot/sweep.yaml. Every other argument is a ``robot/train_bc.py`` override
 passed to every cell (``protocol=...``, ``encoder=...``, ``train.steps=...``); the whole cell
 config is composed and checked before anything runs.
@@ -18,7 +18,7 @@ What is shared: one demo file per task (every camera of the sweep, as many demos
 (``cache.dir``) per (encoder, camera, task, demo count), filled here before the cells start, so
 every cell reads its features from the cache. Nothing else is cached.
 
-Outputs in ``out_dir`` (held with a :class:`egohod.fileio.FolderLock`): ``cells/<task>_<camera>_<N>demos_s<seed>/``
+Outputs in ``out`` (held with a :class:`egohod.fileio.FolderLock`): ``cells/<task>_<camera>_<N>demos_s<seed>/``
 (a ``robot/train_bc.py`` run folder each), ``state/<cell>.json`` (per-cell state: pending, running,
 done or failed, attempts, seconds, the log's tail on failure), ``logs/<cell>.log``,
 ``table.md``, ``sweep.json`` and ``sweep.png``. Re-running the same command resumes: done cells are
@@ -37,21 +37,23 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from egohod.config import rename_arguments
 from egohod.fileio import FolderLock, atomic_write_json, atomic_write_text
 
-from robot.config import CONFIG_ROOT, ConfigError
+from robot.config import CONFIG_ROOT, RENAMED, ConfigError
 
 CLASSIC_TASKS = ["slide_cabinet", "hinge_cabinet", "microwave", "knob", "light_switch"]
 LIST_KEYS = ("tasks", "cameras", "demos", "seeds")
-SWEEP_KEYS = LIST_KEYS + ("workers", "launcher", "out_dir", "envs_per_cell", "ray", "slurm")
+SWEEP_KEYS = LIST_KEYS + ("workers", "launcher", "out", "envs_per_cell", "ray", "slurm")
 # set per cell by the sweep; a pass-through override of one of these would be ambiguous
 CELL_KEYS = {"env.task": "tasks", "env.camera": "cameras", "demos.num": "demos", "seed": "seeds",
-             "demos.path": None, "out_dir": "out_dir"}
+             "demos.path": None, "out": "out"}
 LAUNCHERS = ("local", "ray", "slurm")
 
 
@@ -81,7 +83,7 @@ class SweepConfig:
     seeds: Any = field(default_factory=lambda: [0, 1, 2])
     workers: int = 1                  # cells at a time (launcher=local)
     launcher: str = "local"           # local | ray | slurm
-    out_dir: Optional[str] = None     # null: outputs/sweep/<encoder>
+    out: Optional[str] = None         # null: outputs/sweep/<encoder>
     envs_per_cell: int = 0            # evaluation env processes per cell; 0: cores // workers (unless eval.num_envs is given)
     ray: RaySweepConfig = field(default_factory=RaySweepConfig)
     slurm: SlurmSweepConfig = field(default_factory=SlurmSweepConfig)
@@ -213,7 +215,7 @@ def plan_sweep(cfg, base: list[str]) -> Plan:
 
     axes = sweep_axes(cfg)
     probe = compose_cell(base + [f"env.task={axes['tasks'][0]}", f"env.camera={axes['cameras'][0]}",
-                                 f"demos.num={axes['demos'][-1]}", f"seed={axes['seeds'][0]}", "out_dir=unused"])
+                                 f"demos.num={axes['demos'][-1]}", f"seed={axes['seeds'][0]}", "out=unused"])
     needs_rgb = obs_encoder_class(probe.encoder.name).needs_rgb
     if not needs_rgb and len(axes["cameras"]) > 1:
         print(f"sweep: encoder=state reads no pixels: cameras {axes['cameras']} give the same runs; "
@@ -222,7 +224,7 @@ def plan_sweep(cfg, base: list[str]) -> Plan:
     for camera in axes["cameras"]:   # before any demo or feature work, as every cell would refuse it
         probe.env.camera = camera
         check_protocol(probe)
-    out = Path(cfg.out_dir or f"outputs/sweep/{probe.encoder.name}").resolve()
+    out = Path(cfg.out or f"outputs/sweep/{probe.encoder.name}").resolve()
     cams = axes["cameras"] if needs_rgb else []
     demo_files = {}
     for t in axes["tasks"]:
@@ -237,7 +239,7 @@ def plan_sweep(cfg, base: list[str]) -> Plan:
                     cell = Cell(task, camera, demos, seed, [])
                     cell.overrides = base + [f"env.task={task}", f"env.camera={camera}", f"demos.num={demos}",
                                              f"seed={seed}", f"demos.path={demo_files[task]}",
-                                             f"out_dir={out / 'cells' / cell.name}"] + \
+                                             f"out={out / 'cells' / cell.name}"] + \
                         ([f"eval.num_envs={n_envs}"] if n_envs else [])
                     cells.append(cell)
     return Plan(out, axes, base, needs_rgb, demo_files, cells)
@@ -272,6 +274,14 @@ def cell_results(out: Path, cell: Cell) -> dict | None:
     return r if r.get("complete") else None
 
 
+def recorded_in_current_names(overrides: list[str]) -> list[str]:
+    """A cell's recorded overrides with settings renamed since (``out_dir=`` -> ``out=``), so a
+    sweep folder started before a rename resumes; no warning, as nobody typed the old name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return rename_arguments(overrides, RENAMED)
+
+
 def check_recorded_overrides(plan: Plan) -> None:
     """A sweep folder holds one sweep: the same cell overrides on every re-run."""
     for cell in plan.cells:
@@ -279,11 +289,12 @@ def check_recorded_overrides(plan: Plan) -> None:
         if not p.is_file():
             continue
         recorded = read_state(plan.out, cell).get("overrides")
+        recorded = None if recorded is None else recorded_in_current_names(recorded)
         if recorded is not None and recorded != cell.overrides:
             diff = sorted(set(recorded) ^ set(cell.overrides))
             raise ConfigError(f"{plan.out} holds a sweep whose cell {cell.name} ran with other overrides "
                               f"(differing: {', '.join(diff)}); re-run with the same arguments to resume it, "
-                              "or choose another out_dir")
+                              "or choose another out")
 
 
 def pending_cells(plan: Plan) -> list[Cell]:
@@ -440,7 +451,7 @@ def run_ray(plan: Plan, cells: list[Cell], cfg, log=print) -> None:
 def slurm_commands(plan: Plan, cells: list[Cell], cfg) -> list[list[str]]:
     """One ``robot/sweep_cell`` Hydra multirun per task through the submitit Slurm launcher; the
     job folders are the cells' folders (``hydra.sweep.subdir`` = :attr:`Cell.name`)."""
-    per_cell = {"env.task", "env.camera", "demos.num", "seed", "demos.path", "out_dir"}
+    per_cell = {"env.task", "env.camera", "demos.num", "seed", "demos.path", "out"}
     cmds = []
     for task in plan.axes["tasks"]:
         mine = [c for c in cells if c.task == task]
@@ -506,7 +517,7 @@ def write_report(plan: Plan, wall_seconds: float, shared: dict | None, launcher:
         plot_rows(rows, plan.out / "sweep.png", title=title)
     import platform
 
-    summary = {"format": "egohod-bc-sweep/1", "out_dir": str(plan.out), "axes": plan.axes, "overrides": plan.base,
+    summary = {"format": "egohod-bc-sweep/1", "out": str(plan.out), "axes": plan.axes, "overrides": plan.base,
                "launcher": launcher, "encoder": title, "random_weights": random,
                "cells": cells, "done": sum(c["status"] == "done" for c in cells),
                "failed": sum(c["status"] == "failed" for c in cells), "rows": rows,
@@ -520,7 +531,7 @@ def write_report(plan: Plan, wall_seconds: float, shared: dict | None, launcher:
 def run_sweep(cfg, base: list[str], log=print) -> dict:
     plan = plan_sweep(cfg, base)
     lock = FolderLock(plan.out, what="robot/sweep.py")
-    lock.acquire()  # a second sweep in out_dir fails at once, naming the holder
+    lock.acquire()  # a second sweep in out fails at once, naming the holder
     try:
         t0 = time.time()
         check_recorded_overrides(plan)
@@ -545,7 +556,7 @@ def run_sweep(cfg, base: list[str], log=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_SILENT", "true")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = rename_arguments(sys.argv[1:] if argv is None else list(argv), RENAMED, "robot/sweep.py")
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
@@ -557,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
     if summary["failed"]:
-        print(f"sweep: {summary['failed']} cell(s) failed (state/ and logs/ in {summary['out_dir']}); "
+        print(f"sweep: {summary['failed']} cell(s) failed (state/ and logs/ in {summary['out']}); "
               "re-run the same command to retry them", file=sys.stderr)
         return 1
     return 0

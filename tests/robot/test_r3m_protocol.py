@@ -62,7 +62,7 @@ def test_per_epoch_seeds_follow_r3m_train_loop():
     assert {eval_seed0(fixed, s, 1250) for s in (39, 1000, 2000)} == {100000}
     with pytest.raises(ConfigError, match="seed_schedule"):
         from robot.config import validate
-        validate(compose(["eval.seed_schedule=random", "out_dir=x"]))
+        validate(compose(["eval.seed_schedule=random", "out=x"]))
 
 
 def _write_state_demos(path, env_name="kitchen_r3m/microwave", n=2, T=10):
@@ -84,7 +84,7 @@ def test_best_heldout_is_the_best_checkpoint_on_fresh_seeds(tmp_path):
     o = {"protocol": "r3m", "encoder": "state", "env.image_size": 32, "env.horizon": 6, "demos.path": str(demos),
          "demos.num": 2, "train.steps": 6, "train.batch_size": 8, "eval.every": 2, "eval.episodes": 2,
          "eval.num_envs": 1, "eval.videos": 0, "eval.heldout_episodes": 3, "wandb.mode": "disabled",
-         "cache.dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "run")}
+         "cache.dir": str(tmp_path / "cache"), "out": str(tmp_path / "run")}
     res = train_bc(compose([f"{k}={v}" for k, v in o.items()]), tmp_path / "run")
     held, best = res["best_heldout"], res["best"]
     assert held["step"] == best["step"] and held["checkpoint"].endswith(f"{best['step']:07d}/policy.pt")
@@ -96,7 +96,7 @@ def test_best_heldout_is_the_best_checkpoint_on_fresh_seeds(tmp_path):
     assert max(eval_seeds) < HELDOUT_SEED and min(eval_seeds) >= 100000  # and above the demo seeds
     # computed from the best checkpoint: re-evaluating that file on those seeds gives the same episodes
     again = evaluate_checkpoint(held["checkpoint"], OmegaConf.structured(
-        EvalConfig(episodes=3, seed=HELDOUT_SEED, num_envs=1, videos=0)), "cpu", out_dir=tmp_path / "again")
+        EvalConfig(episodes=3, seed=HELDOUT_SEED, num_envs=1, videos=0)), "cpu", out=tmp_path / "again")
     assert again["evals"][0]["episodes"] == held["episodes"]
     assert res["env"]["strict_success"] is True and res["protocol"] == "r3m"
 

@@ -21,7 +21,7 @@ def _args(tmp: Path, out: str, **keys) -> list[str]:
     keys = {**TINY, "tasks": "microwave,slide_cabinet", "cameras": "left", "seeds": "0,1", "workers": 2,
             "envs_per_cell": 1, **keys}
     return [f"{k}={v}" for k, v in keys.items()] + [
-        f"out_dir={tmp / out}", f"demos.cache_dir={tmp / 'demos'}", f"cache.dir={tmp / 'features'}"]
+        f"out={tmp / out}", f"demos.cache_dir={tmp / 'demos'}", f"cache.dir={tmp / 'features'}"]
 
 
 def _states(out: Path) -> dict:
@@ -84,6 +84,24 @@ def test_other_overrides_in_the_same_folder_are_refused(shared):
     tmp = shared[0]
     assert main(_args(tmp, "s1") + ["train.lr=0.5"]) == 2
     assert all(s["attempts"] == 1 for s in _states(tmp / "s1").values())
+
+
+def test_folder_recorded_with_out_dir_resumes_and_old_name_is_accepted(shared):
+    """A sweep folder whose cell states record ``out_dir=`` (before the rename) is the same sweep:
+    re-running it (here with the old spelling, which warns) re-runs nothing."""
+    from robot.sweep import main
+
+    tmp = shared[0]
+    for p in (tmp / "s1" / "state").glob("*.json"):
+        st = json.loads(p.read_text())
+        st["overrides"] = [o.replace("out=", "out_dir=", 1) if o.startswith("out=") else o for o in st["overrides"]]
+        assert any(o.startswith("out_dir=") for o in st["overrides"])
+        p.write_text(json.dumps(st))
+    old = [a.replace("out=", "out_dir=", 1) if a.startswith("out=") else a for a in _args(tmp, "s1")]
+    with pytest.warns(FutureWarning, match="robot/sweep.py: out_dir= is deprecated; use out="):
+        assert main(old) == 0
+    states = _states(tmp / "s1")
+    assert {s["status"] for s in states.values()} == {"done"} and all(s["attempts"] == 1 for s in states.values())
 
 
 def test_cell_keys_and_bad_values_are_refused_before_work(tmp_path):
@@ -222,7 +240,7 @@ def test_r3m_camera_names_are_refused_before_any_demo_is_made(tmp_path, monkeypa
 
     monkeypatch.setattr(run_bc, "generate_cell_demos", no_demos)
     argv = ["protocol=r3m", "encoder=egovideo_tiny", "tasks=microwave", "demos=1", "seeds=0",
-            f"out_dir={tmp_path / 'sw'}", f"demos.cache_dir={tmp_path / 'demos'}"]
+            f"out={tmp_path / 'sw'}", f"demos.cache_dir={tmp_path / 'demos'}"]
     sweep, cell = split_argv(argv + ["cameras=left_cap2,left"])
     with pytest.raises(ConfigError, match="set env.camera=left_cap2"):
         plan_sweep(compose_sweep(sweep), cell)

@@ -52,7 +52,7 @@ def _overrides(tmp_path, demos, **extra):
     o = {"encoder": "egovideo_tiny", "encoder.frames": 2, "env.image_size": SIZE, "env.horizon": 6,
          "demos.path": str(demos), "demos.num": 2, "train.steps": 4, "train.batch_size": 8, "eval.every": 2,
          "eval.episodes": 2, "eval.num_envs": 1, "eval.videos": 1, "wandb.mode": "disabled",
-         "cache.dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "run")}
+         "cache.dir": str(tmp_path / "cache"), "out": str(tmp_path / "run")}
     o.update(extra)
     return [f"{k}={v}" for k, v in o.items()]
 
@@ -64,7 +64,7 @@ def test_defaults_are_the_classic_protocol_cell():
     assert (cfg.train.lr, cfg.eval.every, cfg.eval.episodes, cfg.env.horizon) == (1e-3, 1000, 50, 50)
     assert cfg.policy.name == "mlp" and list(cfg.policy.hidden) == [256, 256] and cfg.policy.batchnorm
     assert cfg.encoder.name == "egovideo_b" and cfg.demos.path is None
-    assert str(cfg.out_dir).startswith("outputs/")
+    assert str(cfg.out).startswith("outputs/")
     with pytest.raises(Exception, match="bogus"):
         compose(["encoder.bogus=1"])
 
@@ -105,7 +105,7 @@ def test_train_resume_eval(tmp_path, tiny_demos, capsys):
     assert ckpt["config"]["env"]["task"] == "microwave" and ckpt["encoder"]["weights"] == "random:seed=0"
     assert {"optimizer", "rng", "state_dict"} <= set(ckpt)
 
-    # resume: the same out_dir with more steps continues from step 4 and reuses the cached features
+    # resume: the same out with more steps continues from step 4 and reuses the cached features
     res2 = train_bc(compose(_overrides(tmp_path, tiny_demos, **{"train.steps": 6})), run)
     assert [e["step"] for e in res2["evals"]] == [2, 4, 6]
     assert res2["evals"][:2] == saved["evals"]
@@ -118,7 +118,7 @@ def test_train_resume_eval(tmp_path, tiny_demos, capsys):
     from robot.config import EvalConfig
 
     ev = evaluate_checkpoint(run / "checkpoints" / "last", EvalConfig(episodes=3, num_envs=1, videos=0),
-                             "cpu", out_dir=tmp_path / "eval")
+                             "cpu", out=tmp_path / "eval")
     assert ev["evals"][0]["step"] == 6 and len(ev["evals"][0]["episodes"]) == 3
     assert ev["label"] == "egovideo_tiny (RANDOM WEIGHTS, seed 0)"
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["final"]["step"] == 6
@@ -138,7 +138,7 @@ def test_train_resume_eval(tmp_path, tiny_demos, capsys):
 
     # a finished folder is never restarted silently: resume=false is refused unless overwrite=true
     before = (run / "results.json").read_bytes()
-    with pytest.raises(ValueError, match=r"out_dir=.*run holds a previous run \(checkpoints up to 0000006\); "
+    with pytest.raises(ValueError, match=r"out=.*run holds a previous run \(checkpoints up to 0000006\); "
                                          r"resume=true continues it, overwrite=true replaces it"):
         train_bc(compose(_overrides(tmp_path, tiny_demos, resume="false")), run)
     assert (run / "results.json").read_bytes() == before and not (run / ".lock").exists()
@@ -156,17 +156,54 @@ def test_encoder_seed_is_part_of_the_run(tmp_path, tiny_demos):
     from robot.training import load_checkpoint
 
     fast = {"train.steps": 2, "eval.videos": 0, "eval.episodes": 1}
-    r0 = train_bc(compose(_overrides(tmp_path, tiny_demos, out_dir=tmp_path / "s0", **fast)), tmp_path / "s0")
-    r1 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=1, out_dir=tmp_path / "s1", **fast)), tmp_path / "s1")
+    r0 = train_bc(compose(_overrides(tmp_path, tiny_demos, out=tmp_path / "s0", **fast)), tmp_path / "s0")
+    r1 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=1, out=tmp_path / "s1", **fast)), tmp_path / "s1")
     assert r0["encoder"]["weights"] == "random:seed=0" and r1["encoder"]["weights"] == "random:seed=1"
     assert r1["timing"]["feature_cache_hit"] is False and len(list((tmp_path / "cache").glob("*.npz"))) == 2
     ckpt = load_checkpoint(tmp_path / "s1" / "checkpoints" / "last")
     assert ckpt["encoder"]["weights"] == "random:seed=1" and ckpt["encoder"]["seed"] == 1
     assert encoder_from_checkpoint(ckpt, torch.device("cpu")).info.weights == "random:seed=1"
     # encoder.seed fixes the encoder while the run seed varies: seed 0's features are reused
-    r2 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=2, out_dir=tmp_path / "s2", **fast,
+    r2 = train_bc(compose(_overrides(tmp_path, tiny_demos, seed=2, out=tmp_path / "s2", **fast,
                                      **{"encoder.seed": 0})), tmp_path / "s2")
     assert r2["encoder"]["weights"] == "random:seed=0" and r2["timing"]["feature_cache_hit"] is True
+
+
+def test_run_folder_recorded_with_out_dir_resumes_and_evaluates(tmp_path, tiny_demos):
+    """A run folder written before the setting was renamed (``out_dir`` in its config.yaml and its
+    checkpoints' config) is resumed by train_bc and re-evaluated by eval_bc."""
+    import yaml
+
+    from robot.config import EvalConfig
+    from robot.run_bc import evaluate_checkpoint, train_bc
+
+    run, fast = tmp_path / "run", {"eval.videos": 0, "eval.episodes": 1}
+    train_bc(compose(_overrides(tmp_path, tiny_demos, **{"train.steps": 2, **fast})), run)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    recorded["out_dir"] = recorded.pop("out")
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded))
+    policy_file = run / "checkpoints" / "last" / "policy.pt"
+    ckpt = torch.load(policy_file, weights_only=False)
+    ckpt["config"]["out_dir"] = ckpt["config"].pop("out")
+    torch.save(ckpt, policy_file)
+
+    res = train_bc(compose(_overrides(tmp_path, tiny_demos, **{"train.steps": 4, **fast})), run)
+    assert [e["step"] for e in res["evals"]] == [2, 4]  # continued from step 2, not restarted
+    ev = evaluate_checkpoint(run / "checkpoints" / "0000002", EvalConfig(episodes=1, num_envs=1, videos=0), "cpu")
+    assert ev["evals"][0]["step"] == 2 and (run / "eval" / "0000002" / "results.json").is_file()
+
+
+def test_cli_accepts_out_dir_with_a_warning(tmp_path, tiny_demos):
+    """``out_dir=`` (the setting's old name) still names the run folder; a FutureWarning says to use out=."""
+    old = [o.replace("out=", "out_dir=", 1) if o.startswith("out=") else o for o in _overrides(
+        tmp_path, tiny_demos, **{"train.steps": 2, "eval.videos": 0, "eval.episodes": 1})]
+    assert f"out_dir={tmp_path / 'run'}" in old
+    p = subprocess.run([sys.executable, str(ROOT / "robot" / "train_bc.py")] + old, capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stderr.count("FutureWarning: robot/train_bc.py: out_dir= is deprecated; use out=") == 1
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["complete"]
+    assert not (tmp_path / "outputs").exists()  # not the default folder
 
 
 def _expect_error_before_training(tmp_path, overrides, exc, match):
