@@ -2,8 +2,10 @@
 
 The YAML in ``configs/robot/``, ``configs/encoder/``, ``configs/env/`` and ``configs/policy/`` is
 merged onto these dataclasses, so a misspelt key is an error naming the key. Policy options
-depend on the head and are validated by the policy registry (``policies.policy_options``)
-before anything runs. :func:`validate` checks values and says what to change.
+depend on the head: ``configs/policy/<name>.yaml`` extends ``<name>_schema``, generated from the
+head's ``Options`` dataclass (``policies.policy_schemas``, stored by :func:`register_configs`),
+which alone holds their defaults; the policy registry (``policies.policy_options``) validates
+them again before anything runs. :func:`validate` checks values and says what to change.
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ class WandbConfig:
 class TrainBCConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    policy: Any = MISSING             # {name: <registered policy>, ...options}, see configs/policy/
+    policy: Any = MISSING             # {name: <registered policy>, ...its Options}: configs/policy/<name>.yaml
     demos: DemosConfig = field(default_factory=DemosConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -129,11 +131,17 @@ class EvalBCConfig:
 
 
 def register_configs() -> None:
+    """Store the robot schemas in Hydra's ConfigStore, and each registered policy head's schema
+    as ``policy/<name>_schema`` (the one ``configs/policy/<name>.yaml`` extends)."""
     from hydra.core.config_store import ConfigStore
+
+    from policies import policy_schemas
 
     cs = ConfigStore.instance()
     cs.store(group="robot", name="train_bc_schema", node=TrainBCConfig)
     cs.store(group="robot", name="eval_bc_schema", node=EvalBCConfig)
+    for name, schema in policy_schemas().items():
+        cs.store(group="policy", name=f"{name}_schema", node=schema)
 
 
 def validate(cfg) -> None:
