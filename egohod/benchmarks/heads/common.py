@@ -27,6 +27,7 @@ __all__ = ["HeadConfigError", "HeadDataError", "HeadRunError", "HeadRun", "compo
            "features_provenance", "seed_everything", "CONFIG_FILE"]
 
 CONFIG_FILE = "config.json"
+LAST_CHECKPOINT = "checkpoints/last.pt"  # a resumable task run's newest state (NLQ, MQ)
 
 
 class HeadConfigError(ConfigError):

@@ -37,13 +37,11 @@ from omegaconf import MISSING
 
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
-from .common import HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
+from ...config import transport, transport_fields
+from .common import LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
 from .mq_head import ActionFormerHead, assign_targets, decode, detection_losses  # registers "actionformer"
 
-__all__ = ["MqConfig", "load_mq_config", "MqClip", "read_moments", "run_mq", "CHECKPOINT"]
-
-CHECKPOINT = "checkpoints/last.pt"
-TRANSPORT = ("device", "progress", "overwrite")
+__all__ = ["MqConfig", "load_mq_config", "MqClip", "read_moments", "run_mq"]
 
 
 @dataclass
@@ -73,9 +71,9 @@ class MqConfig:
     max_segments: int = 2000                   # detections kept per clip
     missing_features: str = "error"            # error | skip
     seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    overwrite: bool = False
+    device: str = transport("auto")            # transport(): may differ when a run is resumed
+    progress: bool = transport(True)
+    overwrite: bool = transport(False)
 
 
 def load_mq_config(argv: list[str]) -> MqConfig:
@@ -309,7 +307,7 @@ def run_mq(cfg: MqConfig) -> dict:
     provenance = features_provenance(cfg.features)
     config = dataclasses.asdict(cfg)
     t0 = time.time()
-    with HeadRun(cfg.out, config, what="egohod head mq", transport=TRANSPORT, overwrite=cfg.overwrite) as run:
+    with HeadRun(cfg.out, config, what="egohod head mq", transport=transport_fields(MqConfig), overwrite=cfg.overwrite) as run:
         feats = ClipFeatures(cfg.features, trust_pickle=cfg.trust_pickle)
         train = build_samples(train_clips, feats, classes, cfg, cfg.train_file)
         val = build_samples(val_clips, feats, classes, cfg, cfg.val_file)
@@ -319,7 +317,7 @@ def run_mq(cfg: MqConfig) -> dict:
         optimizer, scheduler = _optimizer(model, cfg, steps)
         trainer = _Trainer(model, optimizer, scheduler, cfg, device)
         first_epoch, losses = 0, []
-        saved = run.load_checkpoint(CHECKPOINT)
+        saved = run.load_checkpoint(LAST_CHECKPOINT)
         if saved is not None:
             state, meta = saved
             model.load_state_dict(state)
@@ -341,7 +339,7 @@ def run_mq(cfg: MqConfig) -> dict:
                 items = [(x, s[lab >= 0], lab[lab >= 0]) for x, s, lab in items]
                 total += trainer.step(collate(items, model.divisor))
             losses.append(total / len(batches))
-            run.save_checkpoint(CHECKPOINT, model, {
+            run.save_checkpoint(LAST_CHECKPOINT, model, {
                 "epoch": epoch + 1, "losses": losses, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": {"torch": torch.get_rng_state()},
                 "normalizer": trainer.normalizer, "head": "actionformer", "classes": class_names,

@@ -42,15 +42,12 @@ from omegaconf import MISSING
 
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
-from .common import HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
+from ...config import transport, transport_fields
+from .common import LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
 from .vslnet import VSLNet, highlight_labels, highlight_loss, span_loss, top_spans  # registers "vslnet"
 
 __all__ = ["NlqConfig", "load_nlq_config", "NlqQuery", "read_nlq_queries", "pool_features", "window_to_span", "span_to_window",
-           "clip_units", "encode_queries", "build_samples", "run_nlq", "CHECKPOINT"]
-
-CHECKPOINT = "checkpoints/last.pt"
-# settings that change nothing in the numbers: they may differ when a run is resumed
-TRANSPORT = ("device", "progress", "overwrite")
+           "clip_units", "encode_queries", "build_samples", "run_nlq"]
 
 
 @dataclass
@@ -77,9 +74,9 @@ class NlqConfig:
     missing_features: str = "error"            # error | skip (queries of clips without features)
     text_batch: int = 64
     seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    overwrite: bool = False                    # start again in a folder that holds a run
+    device: str = transport("auto")            # transport(): may differ when a run is resumed
+    progress: bool = transport(True)
+    overwrite: bool = transport(False)         # start again in a folder that holds a run
 
 
 def load_nlq_config(argv: list[str]) -> NlqConfig:
@@ -421,7 +418,7 @@ def run_nlq(cfg: NlqConfig) -> dict:
     provenance = features_provenance(cfg.features)
     t0 = time.time()
     config = dataclasses.asdict(cfg)
-    with HeadRun(cfg.out, config, what="egohod head nlq", transport=TRANSPORT, overwrite=cfg.overwrite) as run:
+    with HeadRun(cfg.out, config, what="egohod head nlq", transport=transport_fields(NlqConfig), overwrite=cfg.overwrite) as run:
         seed_everything(cfg.seed)
         feats = ClipFeatures(cfg.features, trust_pickle=cfg.trust_pickle)
         common = dict(max_pos_len=options.max_pos_len, features_per_second=cfg.features_per_second,
@@ -441,7 +438,7 @@ def run_nlq(cfg: NlqConfig) -> dict:
         steps_per_epoch = math.ceil(len(train) / cfg.batch)
         optimizer, scheduler = _optimizer(model, cfg, max(1, steps_per_epoch * cfg.epochs))
         first_epoch, losses = 0, []
-        saved = run.load_checkpoint(CHECKPOINT)
+        saved = run.load_checkpoint(LAST_CHECKPOINT)
         if saved is not None:
             state, meta = saved
             model.load_state_dict(state)
@@ -458,7 +455,7 @@ def run_nlq(cfg: NlqConfig) -> dict:
                             disable=not cfg.progress, leave=False):
                 total += train_step(model, collate(train, idx, cfg.extend), optimizer, scheduler, cfg, device)
             losses.append(total / len(batches))
-            run.save_checkpoint(CHECKPOINT, model, {
+            run.save_checkpoint(LAST_CHECKPOINT, model, {
                 "epoch": epoch + 1, "losses": losses, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "head": "vslnet",
                 "video_dim": feats.dim, "query_dim": int(encoded[0].shape[1])})

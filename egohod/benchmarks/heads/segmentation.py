@@ -33,15 +33,14 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import MISSING
 
+from ...config import transport, transport_fields
 from .common import HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
 from .segmentation_data import SegmentationVideo, load_split, read_bundle, read_mapping, upsample, write_recognition
 
 __all__ = ["SegmentationConfig", "SegmentationDataset", "load_segmentation_config", "run_segmentation",
-           "train_head", "predict_videos", "METRIC_KEYS", "TRANSPORT_KEYS"]
+           "train_head", "predict_videos", "METRIC_KEYS"]
 
 METRIC_KEYS = ("acc", "edit", "f1@10", "f1@25", "f1@50")
-# settings that change how a run is carried out, never its numbers
-TRANSPORT_KEYS = ("device", "progress", "overwrite")
 
 
 @dataclass
@@ -68,9 +67,9 @@ class SegmentationConfig:
     select: str = "last"                   # last | holdout
     holdout: float = 0.15                  # fraction of training videos held out when select=holdout
     seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    overwrite: bool = False
+    device: str = transport("auto")            # transport(): may differ when a run is resumed
+    progress: bool = transport(True)
+    overwrite: bool = transport(False)
 
 
 def load_segmentation_config(argv: list[str]) -> SegmentationConfig:
@@ -301,7 +300,7 @@ def run_segmentation(cfg: SegmentationConfig) -> dict:
     if not Path(cfg.features).is_dir():
         raise HeadDataError(f"features={cfg.features} is not a folder")
     prov = features_provenance(cfg.features)
-    with HeadRun(cfg.out, dataclasses.asdict(cfg), what="egohod head segmentation", transport=TRANSPORT_KEYS,
+    with HeadRun(cfg.out, dataclasses.asdict(cfg), what="egohod head segmentation", transport=transport_fields(SegmentationConfig),
                  overwrite=cfg.overwrite) as run:
         per_fold = {k: run_fold(run, k, cfg, classes, device) for k in folds(cfg)}
         mean, std = aggregate(per_fold)
