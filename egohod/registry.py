@@ -9,8 +9,12 @@ narrators, policies, environments, experts)::
     DETECTORS.get("skin")          # the registered object
     DETECTORS.list("s*")           # sorted names matching a glob
     DETECTORS.entry("skin").meta   # what the decorator was given besides the name
+    DETECTORS.options("skin", {"work_size": 128})  # its settings, checked against its Options
+    DETECTORS.schemas()            # {name: config schema generated from each component's Options}
 
-The built-in components live in modules that are imported on the first look-up, so importing a
+A component declares its settings as an ``Options`` dataclass, either as a class attribute
+(``Policy.Options``) or given to the decorator (``register("skin", options=Options)``): the one
+place their defaults live. The built-in components live in modules that are imported on the first look-up, so importing a
 package stays cheap (no MuJoCo, no torchvision until a component is asked for). An unknown name is
 a ``KeyError`` that suggests the closest registered names and lists them all; registering a
 second, different object under a taken name is a ``ValueError`` naming both.
@@ -146,6 +150,34 @@ class Registry:
     def __len__(self) -> int:
         self._load_builtins()
         return len(self._entries)
+
+    # ------------------------------------------------------------------ settings
+    def options_class(self, name: str) -> type:
+        """The ``Options`` dataclass of ``name`` (given to :meth:`register`, else the object's ``Options``)."""
+        entry = self.entry(name)
+        options = entry.meta.get("options") or getattr(entry.obj, "Options", None)
+        if options is None:
+            raise TypeError(f"{self.kind} {name!r} ({_origin(entry.obj)}) declares no Options dataclass")
+        return options
+
+    def options(self, name: str, values: Any = None) -> Any:
+        """The settings of ``name`` as an instance of its ``Options``, from ``values`` (a mapping or
+        ``DictConfig``; a ``name`` key is the component's own and is ignored). An unknown key raises
+        :class:`egohod.config.ConfigError` naming the component, the key and the accepted ones."""
+        from .config import ConfigError, make_options
+
+        if values is not None and "name" in values:
+            if values["name"] != name:
+                raise ConfigError(f"settings named {values['name']!r} given to {self.kind} {name!r}")
+            values = {k: v for k, v in values.items() if k != "name"}
+        return make_options(self.options_class(name), values, what=f"{self.kind} {name!r}")
+
+    def schemas(self) -> dict[str, type]:
+        """``{name: config schema}`` of every registered component, generated from its ``Options``
+        (:func:`egohod.config.options_schema`: ``name`` plus the option fields)."""
+        from .config import options_schema
+
+        return {name: options_schema(name, self.options_class(name)) for name in self.list()}
 
     def _unknown_message(self, name: Any) -> str:
         names = sorted(self._entries)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from egohod.config import make_options, options_schema
 from egohod.registry import Registry
 
 POLICIES = Registry("policy", builtins=("policies.mlp", "policies.robomimic_heads"), plural="policies",
@@ -36,15 +35,14 @@ def get_policy_class(name: str) -> type:
 def policy_schemas() -> dict[str, type]:
     """name -> the config schema of every registered head: ``name`` plus the fields of its
     ``Options`` (:func:`egohod.config.options_schema`; tuple options become lists)."""
-    return {name: options_schema(name, get_policy_class(name).Options) for name in list_policies()}
+    return POLICIES.schemas()
 
 
 def policy_options(name: str, options: Mapping[str, Any] | None = None):
     """Validate ``options`` (a mapping or a ``DictConfig``, without ``name``) against the head's
     ``Options`` dataclass and return an instance; list values of tuple options become tuples.
     Raises :class:`egohod.config.ConfigError` (a ``ValueError``) for an unknown option."""
-    cls = get_policy_class(name)
-    return make_options(cls.Options, options, what=f"policy {name!r}")
+    return POLICIES.options(name, options)
 
 
 def create_policy(name: str, feature_dim: int, proprio_dim: int, action_dim: int,

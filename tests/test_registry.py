@@ -108,3 +108,37 @@ def test_importing_envs_and_the_registry_does_not_import_torch():
     code = "import sys, envs, envs.experts, egohod.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(ROOT))
     assert out.stdout.strip() == "False"
+
+
+def test_options_and_schemas_come_from_each_components_options_dataclass():
+    from dataclasses import dataclass
+
+    from egohod.config import ConfigError
+
+    @dataclass(frozen=True)
+    class SmallOptions:
+        width: int = 4
+        sizes: tuple = (1, 2)
+
+    reg = Registry("widget")
+
+    @reg.register("a", options=SmallOptions)
+    class A:
+        pass
+
+    @reg.register("b")
+    class B:
+        Options = SmallOptions
+
+    reg.add("c", object())
+    assert reg.options("a", {"width": 8, "sizes": [3]}) == SmallOptions(8, (3,))
+    assert reg.options("b", {"name": "b"}) == SmallOptions()
+    with pytest.raises(ConfigError, match=r"widget 'a': unknown option\(s\) \['widht'\] \(did you mean 'width'\?\)"):
+        reg.options("a", {"widht": 8})
+    with pytest.raises(ConfigError, match="settings named 'b' given to widget 'a'"):
+        reg.options("a", {"name": "b"})
+    with pytest.raises(TypeError, match="widget 'c'.*declares no Options"):
+        reg.options("c")
+    reg._entries.pop("c")
+    schemas = reg.schemas()
+    assert sorted(schemas) == ["a", "b"] and schemas["a"]().sizes == [1, 2] and schemas["b"]().name == "b"

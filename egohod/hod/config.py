@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ..config import options_schema, transport, transport_fields
+from ..config import transport, transport_fields
 
 # Settings marked with egohod.config.transport() only change how the work is carried out
 # (transport, batching, caching, progress), never a record: they may change between runs of one
@@ -172,8 +172,7 @@ def component_schemas(group: str) -> dict[str, type]:
     from .detectors.base import DETECTORS
     from .narrators.base import NARRATORS
 
-    registry = {"detector": DETECTORS, "narrator": NARRATORS}[group]
-    return {name: options_schema(name, registry.entry(name).meta["options"]) for name in registry.list()}
+    return {"detector": DETECTORS, "narrator": NARRATORS}[group].schemas()
 
 
 def register_configs() -> None:

@@ -89,9 +89,9 @@ def test_unknown_component_option_names_the_closest_one():
     from egohod.hod.detectors import create_detector
     from egohod.hod.narrators import create_narrator
 
-    with pytest.raises(ConfigError, match=r"detector=skin: unknown option\(s\) \['work_sise'\] \(did you mean 'work_size'\?\)"):
+    with pytest.raises(ConfigError, match=r"detector 'skin': unknown option\(s\) \['work_sise'\] \(did you mean 'work_size'\?\)"):
         create_detector("skin", work_sise=3)
-    with pytest.raises(ConfigError, match=r"narrator=template: unknown option\(s\) \['varients'\].*'variants'"):
+    with pytest.raises(ConfigError, match=r"narrator 'template': unknown option\(s\) \['varients'\].*'variants'"):
         create_narrator("template", varients=2)
 
 

@@ -16,7 +16,6 @@ checkpoints, results JSON + markdown) is in :mod:`egohod.benchmarks.heads.common
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 from ...registry import Registry
@@ -54,15 +53,7 @@ def heads_for_task(task: str) -> list[str]:
 
 def head_options(name: str, options: Mapping[str, Any] | None = None, task: str | None = None) -> Any:
     """``options`` checked against the head's ``Options`` dataclass; returns an instance.
-    Unknown keys are a ``ValueError`` listing the accepted ones; a ``name`` key is ignored
-    (it is how a config names the head)."""
-    cls = get_head_class(name, task)
-    fields = {f.name for f in dataclasses.fields(cls.Options)}
-    options = {k: v for k, v in dict(options or {}).items() if k != "name"}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"head {name!r}: unknown setting(s) {unknown}; accepted: {sorted(fields)}")
-    for k, v in options.items():  # OmegaConf ListConfig -> tuple (hashable, plain)
-        if isinstance(v, (list, tuple)) or type(v).__name__ == "ListConfig":
-            options[k] = tuple(v)
-    return cls.Options(**options)
+    Unknown keys are a ``ConfigError`` (a ``ValueError``) naming the accepted ones; a ``name`` key is
+    how a config names the head (:meth:`egohod.registry.Registry.options`)."""
+    get_head_class(name, task)
+    return HEADS.options(name, options)

@@ -2,6 +2,6 @@
 on the official checkpoint), ``mediapipe`` (MediaPipe hand landmarks + a grasp-region object
 rule), ``precomputed`` (EK-100 public detections or 100DOH per-frame arrays) and ``skin`` (no
 weights; skin colour + motion heuristics)."""
-from .base import ClipFrames, Detector, create_detector, detector_options, list_detectors, register_detector
+from .base import ClipFrames, Detector, create_detector, list_detectors, register_detector
 
-__all__ = ["ClipFrames", "Detector", "create_detector", "detector_options", "list_detectors", "register_detector"]
+__all__ = ["ClipFrames", "Detector", "create_detector", "list_detectors", "register_detector"]

@@ -55,14 +55,6 @@ def list_detectors() -> list[str]:
     return DETECTORS.list()
 
 
-def detector_options(name: str, values=None):
-    """The ``Options`` of detector ``name`` from ``values`` (a mapping of its settings; unknown
-    keys raise :class:`egohod.config.ConfigError`)."""
-    from ...config import make_options
-
-    return make_options(DETECTORS.entry(name).meta["options"], values, what=f"detector={name}")
-
-
 def create_detector(name: str, **kwargs) -> Detector:
     """Build a registered detector with its settings (the fields of its ``Options``)."""
-    return DETECTORS.get(name)(detector_options(name, kwargs))
+    return DETECTORS.get(name)(DETECTORS.options(name, kwargs))

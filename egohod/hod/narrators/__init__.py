@@ -2,7 +2,7 @@
 model directory), ``local`` (a GGUF chat model, no server) and ``template`` (deterministic, no
 model). Prompts are editable templates in ``configs/hod/prompts/``."""
 from .base import (NarrationRequest, NarrationResult, Narrator, Validation, create_narrator, list_narrators,
-                   narrator_options, register_narrator, validate_output)
+                   register_narrator, validate_output)
 
 __all__ = ["NarrationRequest", "NarrationResult", "Narrator", "Validation", "create_narrator", "list_narrators",
-           "narrator_options", "register_narrator", "validate_output"]
+           "register_narrator", "validate_output"]

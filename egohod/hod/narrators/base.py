@@ -159,14 +159,6 @@ def list_narrators() -> list[str]:
     return NARRATORS.list()
 
 
-def narrator_options(name: str, values=None):
-    """The ``Options`` of narrator ``name`` from ``values`` (a mapping of its settings; unknown
-    keys raise :class:`egohod.config.ConfigError`)."""
-    from ...config import make_options
-
-    return make_options(NARRATORS.entry(name).meta["options"], values, what=f"narrator={name}")
-
-
 def create_narrator(name: str, validation: Validation = Validation(), **kwargs) -> Narrator:
     """Build a registered narrator with the output checks ``validation`` and its settings."""
-    return NARRATORS.get(name)(validation, narrator_options(name, kwargs))
+    return NARRATORS.get(name)(validation, NARRATORS.options(name, kwargs))

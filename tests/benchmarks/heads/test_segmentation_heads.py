@@ -69,7 +69,7 @@ def test_masked_instance_norm_is_instance_norm_on_an_unpadded_video():
 def test_registry_lists_the_segmentation_heads_and_checks_their_settings():
     assert {"mstcn", "asformer", "linear"} <= set(heads_for_task("segmentation"))
     assert head_options("asformer", {"name": "asformer", "num_layers": 3}).num_layers == 3
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['num_layer'\]; accepted: .*num_layers"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_layer'\].*accepted options: .*num_layers"):
         head_options("mstcn", {"num_layer": 3})
     with pytest.raises(KeyError, match="did you mean 'mstcn'"):
         HEADS.get("mstnc")
