@@ -100,6 +100,18 @@ def _head_keys_hint(task: str, argv: Iterable[str]) -> str:
 
 # ----------------------------------------------------------------------------- seeds and provenance
 
+def read_annotation_json(path: str | Path, what: str) -> Any:
+    """An official annotation file (``what``: e.g. "NLQ annotation") as parsed JSON; a missing or
+    malformed file is a :class:`HeadDataError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise HeadDataError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise HeadDataError(f"{path}: not valid JSON ({e})") from None
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (CPU and every CUDA device)."""
     import numpy as np

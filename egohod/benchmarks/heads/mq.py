@@ -38,7 +38,8 @@ from omegaconf import MISSING
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
 from ...config import transport, transport_fields
-from .common import LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
+from .common import (LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
+                     read_annotation_json, seed_everything)
 from .mq_head import ActionFormerHead, assign_targets, decode, detection_losses  # registers "actionformer"
 
 __all__ = ["MqConfig", "load_mq_config", "MqClip", "read_moments", "run_mq"]
@@ -104,12 +105,7 @@ class MqClip:
 def read_moments(path: str | Path) -> list[MqClip]:
     """Clips of an official moments JSON with their primary moments."""
     path = Path(path)
-    if not path.is_file():
-        raise HeadDataError(f"MQ annotation file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HeadDataError(f"{path}: not valid JSON ({e})") from None
+    data = read_annotation_json(path, "MQ annotation")
     if not isinstance(data, dict) or "videos" not in data:
         raise HeadDataError(f"{path}: expected the official layout {{'videos': [{{'clips': [...]}}]}}")
     clips: dict[str, MqClip] = {}

@@ -43,7 +43,8 @@ from omegaconf import MISSING
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
 from ...config import transport, transport_fields
-from .common import LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance, seed_everything
+from .common import (LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
+                     read_annotation_json, seed_everything)
 from .vslnet import VSLNet, highlight_labels, highlight_loss, span_loss, top_spans  # registers "vslnet"
 
 __all__ = ["NlqConfig", "load_nlq_config", "NlqQuery", "read_nlq_queries", "pool_features", "window_to_span", "span_to_window",
@@ -110,12 +111,7 @@ def read_nlq_queries(path: str | Path) -> list[NlqQuery]:
     """The queries of an official NLQ JSON with their answer windows (queries without text are
     skipped, as the Ego4D baseline does; their ``query_idx`` keeps counting)."""
     path = Path(path)
-    if not path.is_file():
-        raise HeadDataError(f"NLQ annotation file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HeadDataError(f"{path}: not valid JSON ({e})") from None
+    data = read_annotation_json(path, "NLQ annotation")
     out = []
     for v, video in enumerate(_need(data, "videos", str(path))):
         for clip in _need(video, "clips", f"{path}: videos[{v}]"):
