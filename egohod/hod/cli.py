@@ -9,7 +9,7 @@ Commands::
     features     clip features from an egohod encoder (.npz) for the style filter
     style-train  train the ego-style filter (2-layer MLP) on labelled clip features
     style-apply  score clips with a trained filter and keep those above the threshold
-    list         registered detectors and narrators
+    list         registered detectors and narrators, each with its settings and their defaults
 
 Settings are Hydra overrides of ``configs/hod/<command>.yaml``; ``egohod hod <command> --cfg``
 prints the composed config without running.
@@ -32,6 +32,24 @@ def _usage() -> str:
     return __doc__.split("Commands::", 1)[1].split("Settings", 1)[0].rstrip() + "\n"
 
 
+def _describe(registry, name: str) -> str:
+    """``kind=name: first docstring line`` and its settings with their defaults (as they are
+    written on the command line), wrapped."""
+    import dataclasses
+    import json
+    import textwrap
+
+    def value(f) -> str:
+        v = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if isinstance(v, str) and v and not set(v) & set(" {}[],='\""):
+            return v
+        return json.dumps(v)
+
+    settings = " ".join(f"{f.name}={value(f)}" for f in dataclasses.fields(registry.options_class(name)))
+    body = textwrap.fill(settings, width=100, initial_indent="    ", subsequent_indent="    ")
+    return f"{registry.kind}={name}: {registry.entry(name).description}\n{body}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -39,11 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "list":
-        from .detectors import list_detectors
-        from .narrators import list_narrators
+        from .detectors.base import DETECTORS
+        from .narrators.base import NARRATORS
 
-        print("detectors:", ", ".join(list_detectors()))
-        print("narrators:", ", ".join(list_narrators()))
+        for registry in (DETECTORS, NARRATORS):
+            print(f"{registry.plural}:", ", ".join(registry.list()))
+        for registry in (DETECTORS, NARRATORS):
+            print()
+            for name in registry.list():
+                print(_describe(registry, name))
         return 0
     if cmd not in COMMANDS:
         print(f"egohod hod: unknown command {cmd!r}\ncommands:{_usage()}", file=sys.stderr)
@@ -57,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         path = config_dir() / f"{COMMANDS[cmd]}.yaml"
         print(f"usage: egohod hod {cmd} key=value ...   (Hydra overrides of {path})\n")
         print(path.read_text())
+        if cmd in ("run", "renarrate"):
+            print("# detector.KEY / narrator.KEY: the settings of each component and their defaults: `egohod hod list`")
         return 0
 
     show = "--cfg" in rest

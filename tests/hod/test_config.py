@@ -54,6 +54,8 @@ def test_cli_help_and_list(capsys):
     out = capsys.readouterr().out
     assert "detectors: 100doh, mediapipe, precomputed, skin" in out
     assert "narrators: local, openai, template, transformers" in out
+    assert "detector=skin: Skin-colour" in out and "work_size=160 min_area=0.004" in out  # settings from Options
+    assert "checkpoint=null device=auto" in out and "pattern=\"{tag}{details}\"" in out
     assert main(["nope"]) == 2
     assert main(["run", "--help"]) == 0 and "clips: ???" in capsys.readouterr().out
 
