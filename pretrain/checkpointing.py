@@ -1,6 +1,6 @@
 """Self-describing, atomic training checkpoints.
 
-Layout under ``{out_dir}/checkpoints/``::
+Layout under ``{out}/checkpoints/``::
 
     <step>/model.pt         {'state_dict': {'module.<key>': tensor}, 'step', 'epoch', 'model_name',
                              'input_spec', 'model_config', 'config', 'format'}
@@ -92,13 +92,13 @@ def _atomic_symlink(target: str, link: Path) -> None:
     _fsync_dir(link.parent)
 
 
-def save_checkpoint(out_dir: str | os.PathLike, step: int, model_file: dict, train_state: dict, config_yaml: str,
+def save_checkpoint(out: str | os.PathLike, step: int, model_file: dict, train_state: dict, config_yaml: str,
                     keep_last: int = 0) -> Path:
     """Write ``checkpoints/<step>/`` atomically, point ``last`` at it, then keep the ``keep_last``
     newest checkpoints up to ``step`` (0: keep all). Call on rank 0 only."""
     from egohod.fileio import atomic_write_text
 
-    root = Path(out_dir) / "checkpoints"
+    root = Path(out) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / str(int(step))
     tmp = root / f".{int(step)}.tmp{os.getpid()}"
@@ -118,7 +118,7 @@ def save_checkpoint(out_dir: str | os.PathLike, step: int, model_file: dict, tra
         os.replace(tmp, final)
     _fsync_dir(root)
     _atomic_symlink(final.name, root / "last")
-    prune_checkpoints(out_dir, keep_last, upto=int(step))
+    prune_checkpoints(out, keep_last, upto=int(step))
     return final
 
 
@@ -126,9 +126,9 @@ def _complete(p: Path) -> bool:
     return (p / "model.pt").is_file() and (p / "train_state.pt").is_file()
 
 
-def checkpoint_steps(out_dir: str | os.PathLike) -> list[int]:
+def checkpoint_steps(out: str | os.PathLike) -> list[int]:
     """Steps of the complete ``checkpoints/<step>/`` folders, ascending."""
-    root = Path(out_dir) / "checkpoints"
+    root = Path(out) / "checkpoints"
     if not root.is_dir():
         return []
     return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir() and _complete(p))
@@ -141,7 +141,7 @@ def _last_target(root: Path) -> Path | None:
     return None
 
 
-def prune_checkpoints(out_dir: str | os.PathLike, keep_last: int, upto: int) -> list[int]:
+def prune_checkpoints(out: str | os.PathLike, keep_last: int, upto: int) -> list[int]:
     """Delete all but the ``keep_last`` newest checkpoints with step <= ``upto`` (0: keep all).
 
     The checkpoint ``last`` points to is never deleted, and folders past ``upto`` (left by an
@@ -150,9 +150,9 @@ def prune_checkpoints(out_dir: str | os.PathLike, keep_last: int, upto: int) -> 
     """
     if keep_last <= 0:
         return []
-    root = Path(out_dir) / "checkpoints"
+    root = Path(out) / "checkpoints"
     protected = _last_target(root)
-    older = [s for s in checkpoint_steps(out_dir) if s <= upto]
+    older = [s for s in checkpoint_steps(out) if s <= upto]
     deleted = []
     for s in older[:-keep_last]:
         p = root / str(s)
@@ -163,10 +163,10 @@ def prune_checkpoints(out_dir: str | os.PathLike, keep_last: int, upto: int) -> 
     return deleted
 
 
-def remove_partial(out_dir: str | os.PathLike) -> list[str]:
+def remove_partial(out: str | os.PathLike) -> list[str]:
     """Remove the hidden temporary folders a killed writer left in ``checkpoints/`` (call only while
     holding the run folder's lock: a live writer's folder looks the same). Returns their names."""
-    root = Path(out_dir) / "checkpoints"
+    root = Path(out) / "checkpoints"
     if not root.is_dir():
         return []
     gone = []
@@ -179,17 +179,17 @@ def remove_partial(out_dir: str | os.PathLike) -> list[str]:
     return gone
 
 
-def find_last(out_dir: str | os.PathLike) -> Path | None:
+def find_last(out: str | os.PathLike) -> Path | None:
     """The folder ``last`` points to, or the highest complete ``<step>/``; None if there is none."""
-    root = Path(out_dir) / "checkpoints"
+    root = Path(out) / "checkpoints"
     target = _last_target(root)
     if target is not None and _complete(target):
         return target
-    steps = checkpoint_steps(out_dir)
+    steps = checkpoint_steps(out)
     return root / str(steps[-1]) if steps else None
 
 
-def load_latest(out_dir: str | os.PathLike, warn=None) -> tuple[Path, dict, dict]:
+def load_latest(out: str | os.PathLike, warn=None) -> tuple[Path, dict, dict]:
     """``(folder, model file, train state)`` of the newest checkpoint that loads.
 
     Tries the folder ``last`` points to, then every complete ``<step>/`` from the highest down. A
@@ -204,8 +204,8 @@ def load_latest(out_dir: str | os.PathLike, warn=None) -> tuple[Path, dict, dict
     from egohod.safe_load import UnsafeFileError
 
     warn = warn or (lambda m: print(m, file=sys.stderr, flush=True))
-    root = Path(out_dir) / "checkpoints"
-    candidates = [root / str(s) for s in reversed(checkpoint_steps(out_dir))]
+    root = Path(out) / "checkpoints"
+    candidates = [root / str(s) for s in reversed(checkpoint_steps(out))]
     target = _last_target(root)
     if target is not None and _complete(target):
         candidates = [target] + [c for c in candidates if c.resolve() != target]

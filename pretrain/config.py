@@ -5,6 +5,7 @@ wrong type is an error before anything runs, and :func:`validate` checks the com
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -61,7 +62,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    out_dir: str = "outputs/pretrain"
+    out: str = "outputs/pretrain"  # the run folder (train.out_dir= before: still accepted, see RENAMED)
     epochs: int = 15
     max_steps: int = 0  # stop after this many optimizer steps (0: epochs decide)
     seed: int = 0
@@ -70,8 +71,8 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16 (with GradScaler)
     save_every_steps: int = 1000
     save_at_end: bool = True
-    resume: bool = False  # continue from the newest loadable checkpoint of out_dir
-    overwrite: bool = False  # start afresh in an out_dir that holds checkpoints (deletes them and the logs)
+    resume: bool = False  # continue from the newest loadable checkpoint of out
+    overwrite: bool = False  # start afresh in an out that holds checkpoints (deletes them and the logs)
     keep_last: int = 3  # checkpoints kept (the newest; the one `last` points to is never deleted); 0 keeps all
     orphan_timeout_s: float = 60.0  # torchrun agent died: stop after the step, exit hard after this long; 0: no watchdog
     log_every_steps: int = 10
@@ -111,6 +112,28 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 
 
+# settings renamed since runs were recorded: old key -> new. Pretraining and fine-tuning still
+# accept the old key on the command line, with a FutureWarning (:func:`rename_arguments`).
+RENAMED = {"train.out_dir": "train.out"}
+
+
+def rename_arguments(argv: list[str], command: str) -> list[str]:
+    """``argv`` with the old keys of :data:`RENAMED` (``train.out_dir=X``, ``+train.out_dir=X``)
+    replaced by their new names, one FutureWarning for each. (These keys sit inside a group,
+    which :func:`egohod.config.rename_arguments`, matching top-level keys, does not reach.)"""
+    out = []
+    for argument in argv:
+        key, sep, value = argument.partition("=")
+        prefix = key[:1] if key[:1] in "+~" else ""
+        name = key[len(prefix):]
+        old = next((k for k in RENAMED if name == k or name.startswith(k + ".")), None)
+        if sep and old:
+            warnings.warn(f"{command}: {old}= is deprecated; use {RENAMED[old]}=", FutureWarning, stacklevel=2)
+            argument = f"{prefix}{RENAMED[old]}{name[len(old):]}={value}"
+        out.append(argument)
+    return out
+
+
 def _choice(value, allowed, key):
     if value not in allowed:
         raise ValueError(f"{key}={value!r}: choose one of {list(allowed)}")
@@ -141,7 +164,7 @@ def validate(cfg: PretrainConfig) -> None:
         if val <= 0:
             raise ValueError(f"{key} must be positive, got {val}")
     if t.resume and t.overwrite:
-        raise ValueError("train.resume=true continues the run in train.out_dir and train.overwrite=true deletes it: "
+        raise ValueError("train.resume=true continues the run in train.out and train.overwrite=true deletes it: "
                          "choose one")
     if t.keep_last < 0 or t.orphan_timeout_s < 0:
         raise ValueError(f"train.keep_last and train.orphan_timeout_s must be >= 0 (0: keep all / no watchdog), "

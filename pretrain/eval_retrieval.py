@@ -15,6 +15,7 @@ the coarse narrations) to score a model on captions it was not trained on.
 from __future__ import annotations
 
 import json
+import sys
 
 import hydra
 import torch
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from egohod.data.datasets import ResumableSampler
 from egohod.device import resolve_device
 from egohod.fileio import atomic_write_text
-from pretrain.config import PretrainConfig, validate
+from pretrain.config import PretrainConfig, rename_arguments, validate
 from pretrain.data import build_dataset, build_loader, load_records
 from pretrain.distributed import DistInfo
 from pretrain.train import CONFIG_DIR, build_model
@@ -53,7 +54,7 @@ def evaluate(cfg: PretrainConfig) -> dict:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="default", version_base=None)
-def main(dcfg: DictConfig) -> None:
+def hydra_main(dcfg: DictConfig) -> None:
     out_path = dcfg.get("out")
     OmegaConf.set_struct(dcfg, False)
     dcfg.pop("out", None)
@@ -69,6 +70,11 @@ def main(dcfg: DictConfig) -> None:
             print(f"{label} [{path}]: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()))
     if out_path:
         atomic_write_text(out_path, text + "\n")
+
+
+def main() -> None:
+    sys.argv[1:] = rename_arguments(sys.argv[1:], "pretrain/eval_retrieval.py")
+    hydra_main()
 
 
 if __name__ == "__main__":

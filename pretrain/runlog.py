@@ -36,10 +36,10 @@ METRIC_REDUCTIONS = {
 
 
 class RunLogger:
-    def __init__(self, out_dir: str | os.PathLike, enabled: bool, config: dict, wandb_cfg=None, progress: bool = True,
+    def __init__(self, out: str | os.PathLike, enabled: bool, config: dict, wandb_cfg=None, progress: bool = True,
                  total_steps: int = 0, start_step: int = 0, desc: str = "pretrain", reductions: dict | None = None):
         self.enabled = enabled
-        self.path = Path(out_dir) / "metrics.jsonl"
+        self.path = Path(out) / "metrics.jsonl"
         self.last_train: dict = {}
         self.last_val: dict = {}
         self._rates: list[float] = []
@@ -135,8 +135,8 @@ def _finite(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def _run_id(out_dir: Path) -> str:
-    f = out_dir / "wandb_run_id"
+def _run_id(out: Path) -> str:
+    f = out / "wandb_run_id"
     if f.exists():
         return f.read_text().strip()
     import uuid

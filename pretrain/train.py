@@ -7,13 +7,13 @@ Launch with any number of processes, on CPU (gloo) or GPU (NCCL)::
     srun python pretrain/train.py ...                                              # Slurm tasks
     torchrun ... pretrain/train.py --config-name tiny data.csv=... train.resume=true
 
-Outputs in ``train.out_dir``: ``metrics.jsonl`` (see :mod:`pretrain.runlog`),
+Outputs in ``train.out``: ``metrics.jsonl`` (see :mod:`pretrain.runlog`),
 ``checkpoints/<step>/`` + ``checkpoints/last`` (see :mod:`pretrain.checkpointing`),
 ``bad_samples_rank<r>.jsonl``, ``config.yaml`` and an offline wandb run. ``train.resume=true``
 continues from the newest loadable checkpoint with the same step, data order, optimizer and RNG
 state.
 
-A run owns its folder: rank 0 holds :class:`egohod.fileio.FolderLock` on ``train.out_dir`` from
+A run owns its folder: rank 0 holds :class:`egohod.fileio.FolderLock` on ``train.out`` from
 before anything is written until the end, so a second run exits at once naming the holder; a
 folder with checkpoints is refused unless ``train.resume=true`` or ``train.overwrite=true``;
 ``train.keep_last`` checkpoints are kept; under torchrun a worker whose agent died stops.
@@ -38,7 +38,7 @@ from egohod.fileio import FolderLock, FolderLockedError, atomic_write_text
 from egohod.models.checkpoint_io import checkpoint_payload, split_checkpoint
 from pretrain.checkpointing import (CHECKPOINT_FORMAT, capture_rng, checkpoint_steps, find_last, load_latest,
                                     load_train_state, remove_partial, restore_rng, save_checkpoint)
-from pretrain.config import PretrainConfig, TrainConfig, register_configs, validate
+from pretrain.config import PretrainConfig, TrainConfig, register_configs, rename_arguments, validate
 from pretrain.distributed import (DistInfo, all_gather_objects, any_rank, barrier, broadcast_object, cleanup,
                                   init_distributed, reduce_scalar, parent_gone, start_parent_watchdog, under_torchrun_agent)
 from pretrain.optim import build_optimizer, lr_at, set_lr
@@ -155,13 +155,13 @@ def save(cfg, cfg_dict, info, model, wrapped, optimizer, scaler, pos: Position, 
         train_state = {"format": CHECKPOINT_FORMAT, "position": vars(pos).copy(), "optimizer": osd,
                        "scaler": scaler.state_dict() if scaler is not None else None, "rng": rngs,
                        "bad_samples": monitors, "geometry": geometry}
-        save_checkpoint(cfg.train.out_dir, pos.step, model_file, train_state, OmegaConf.to_yaml(cfg_dict),
+        save_checkpoint(cfg.train.out, pos.step, model_file, train_state, OmegaConf.to_yaml(cfg_dict),
                         keep_last=cfg.train.keep_last)
     barrier(info)
 
 
 def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Position:
-    """Restore the newest loadable checkpoint of ``train.out_dir``; returns its position.
+    """Restore the newest loadable checkpoint of ``train.out``; returns its position.
 
     Rank 0 chooses (a damaged checkpoint is skipped with a warning naming the file, see
     :func:`pretrain.checkpointing.load_latest`); every rank restores that one.
@@ -172,7 +172,7 @@ def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Po
 
     def choose():
         try:
-            ckpt, loaded["model"], loaded["state"] = load_latest(cfg.train.out_dir)
+            ckpt, loaded["model"], loaded["state"] = load_latest(cfg.train.out)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"train.resume=true but {e}") from None
         return str(ckpt)
@@ -196,7 +196,7 @@ def resume(cfg, info, wrapped, optimizer, scaler, monitor, geometry: dict) -> Po
 
 
 class OutputFolderError(RuntimeError):
-    """``train.out_dir`` holds an earlier run that this one would overwrite."""
+    """``train.out`` holds an earlier run that this one would overwrite."""
 
 
 class RankZeroFailed(RuntimeError):
@@ -236,9 +236,9 @@ def prepare_out_dir(out: Path, t: TrainConfig) -> list[str]:
     steps = checkpoint_steps(out)
     if steps and not t.resume and not t.overwrite:
         raise OutputFolderError(
-            f"train.out_dir={out} already holds checkpoints (steps {', '.join(map(str, steps))}) of an earlier run: "
+            f"train.out={out} already holds checkpoints (steps {', '.join(map(str, steps))}) of an earlier run: "
             "pass train.resume=true to continue it, or train.overwrite=true to delete it and start again, "
-            "or choose another train.out_dir")
+            "or choose another train.out")
     notes = [f"removed temporary checkpoint folder {out / 'checkpoints' / n} left by a killed run"
              for n in remove_partial(out)]
     if t.resume:
@@ -257,10 +257,10 @@ def prepare_out_dir(out: Path, t: TrainConfig) -> list[str]:
 
 @contextlib.contextmanager
 def claim_out_dir(cfg: PretrainConfig, info: DistInfo):
-    """``with claim_out_dir(cfg, info):`` rank 0 locks ``train.out_dir`` and prepares it
+    """``with claim_out_dir(cfg, info):`` rank 0 locks ``train.out`` and prepares it
     (:func:`prepare_out_dir`) before any rank writes there, and releases the lock on exit. Raises
     :class:`FolderLockedError` naming the holder's PID and host when another run owns the folder."""
-    out = Path(cfg.train.out_dir)
+    out = Path(cfg.train.out)
     held: list[FolderLock] = []
 
     def claim():
@@ -268,7 +268,7 @@ def claim_out_dir(cfg: PretrainConfig, info: DistInfo):
         try:
             lock.acquire()
         except FolderLockedError as e:
-            raise FolderLockedError(f"train.out_dir: {e}") from None
+            raise FolderLockedError(f"train.out: {e}") from None
         try:
             for note in prepare_out_dir(out, cfg.train):
                 print(f"note: {note}", file=sys.stderr, flush=True)
@@ -345,7 +345,7 @@ def setup(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> _Run:
 
     r = _Run()
     r.cfg, r.cfg_dict, r.info = cfg, cfg_dict, info
-    out = Path(cfg.train.out_dir)
+    out = Path(cfg.train.out)
     out.mkdir(parents=True, exist_ok=True)
     r.model, r.wrapped, r.no_sync = build_model(cfg, info)
     r.optimizer = build_optimizer(r.model, cfg.optim)
@@ -388,7 +388,7 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
     cfg, info, accum, bs = r.cfg, r.info, r.cfg.optim.accum_steps, r.cfg.data.batch_size
     r.sampler.set_epoch(r.pos.epoch, start=r.pos.micro * bs)
     batches = iter(r.loader)
-    gsum = open(Path(cfg.train.out_dir) / f"grad_checksums_rank{info.rank}.jsonl", "a") if cfg.train.grad_checksum else None
+    gsum = open(Path(cfg.train.out) / f"grad_checksums_rank{info.rank}.jsonl", "a") if cfg.train.grad_checksum else None
     while r.pos.micro // accum < r.steps_per_epoch and r.pos.step < r.total_steps:
         t0 = time.perf_counter()
         micro = [next(batches) for _ in range(accum)]
@@ -447,7 +447,7 @@ def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
         if r.pos.step % cfg.train.save_every_steps != 0:  # MIR reads the weights from a checkpoint
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
         if info.is_main:
-            ckpt = Path(cfg.train.out_dir) / "checkpoints" / str(r.pos.step) / "model.pt"
+            ckpt = Path(cfg.train.out) / "checkpoints" / str(r.pos.step) / "model.pt"
             metrics.update(validate_ek100_mir(str(ckpt), cfg.model.name, cfg.val, cfg.data, dual, info.device))
         barrier(info)
     if metrics:
@@ -460,7 +460,7 @@ def run(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
 
 
 def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position:
-    out = Path(cfg.train.out_dir)
+    out = Path(cfg.train.out)
     r = setup(cfg, cfg_dict, info)
     if cfg.train.resume:  # what the interrupted run logged past the checkpoint is trained again
         if info.is_main:
@@ -468,7 +468,7 @@ def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position
         trim_jsonl(out / f"grad_checksums_rank{info.rank}.jsonl", r.pos.step)
     if info.is_main:
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg_dict))
-    log = RunLogger(cfg.train.out_dir, info.is_main, cfg_dict, cfg.log, cfg.log.progress, r.total_steps, r.pos.step)
+    log = RunLogger(cfg.train.out, info.is_main, cfg_dict, cfg.log, cfg.log.progress, r.total_steps, r.pos.step)
     r.val_done = set(broadcast_object(sorted(log.logged["val"]), info))
     if cfg.train.resume:
         log.write({"event": "resume", "step": r.pos.step, "epoch": r.pos.epoch, "micro": r.pos.micro})
@@ -488,7 +488,7 @@ def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
         log.write({"event": "end", "step": r.pos.step, "bad_samples": r.monitor.failed})
         if info.is_main:
-            last = find_last(cfg.train.out_dir)
+            last = find_last(cfg.train.out)
             print("\n" + log.summary(str(last / "model.pt") if last else None), flush=True)
     finally:
         log.close()
@@ -497,7 +497,7 @@ def _run_locked(cfg: PretrainConfig, cfg_dict: dict, info: DistInfo) -> Position
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="default", version_base=None)
-def main(dcfg: DictConfig) -> None:
+def hydra_main(dcfg: DictConfig) -> None:
     cfg: PretrainConfig = OmegaConf.to_object(dcfg)
     validate(cfg)
     cfg_dict = OmegaConf.to_container(dcfg, resolve=True)
@@ -514,6 +514,13 @@ def main(dcfg: DictConfig) -> None:
         raise SystemExit(1) from None  # rank 0 reports the reason
     finally:
         cleanup()
+
+
+def main() -> None:
+    """``egohod-pretrain`` / ``python pretrain/train.py``: Hydra, after the old key names
+    (``train.out_dir=``) are rewritten (:func:`pretrain.config.rename_arguments`)."""
+    sys.argv[1:] = rename_arguments(sys.argv[1:], "pretrain/train.py")
+    hydra_main()
 
 
 if __name__ == "__main__":

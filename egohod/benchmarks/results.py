@@ -51,17 +51,17 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir: str | Path, name: str, record: dict) -> tuple[Path, Path]:
-    """``<out_dir>/<name>.json`` (the whole record) and ``<name>.md`` (its metrics as a table;
+def write_results(out: str | Path, name: str, record: dict) -> tuple[Path, Path]:
+    """``<out>/<name>.json`` (the whole record) and ``<name>.md`` (its metrics as a table;
     the encoder column says RANDOM WEIGHTS when ``record["weights"]`` is random)."""
-    out_dir = Path(out_dir)
+    out = Path(out)
     record = json_safe(record)
     if "weights" in record:
         record["random_weights"] = is_random_weights(record["weights"])
-    js = atomic_write_text(out_dir / f"{name}.json", json.dumps(record, indent=2, sort_keys=False) + "\n")
+    js = atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2, sort_keys=False) + "\n")
     encoder = record.get("encoder", "")
     row = {"benchmark": record.get("benchmark", name),
            "encoder": encoder_label(encoder, record["weights"]) if "weights" in record else encoder}
     row.update(record.get("metrics", {}))
-    md = atomic_write_text(out_dir / f"{name}.md", markdown_table([row]))
+    md = atomic_write_text(out / f"{name}.md", markdown_table([row]))
     return js, md

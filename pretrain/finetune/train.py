@@ -3,7 +3,7 @@
 Hydra (``configs/finetune/<task>.yaml``; any ``key=value`` override), launchable as one process
 or under torchrun (``torchrun --nproc_per_node=8 -m pretrain.finetune egtea ...``; DDP, NCCL on
 GPU, gloo on CPU). Short aliases: ``encoder=`` (model.name), ``checkpoint=`` (model.checkpoint),
-``data=`` (data.root), ``videos=`` (data.videos), ``out=`` (train.out_dir).
+``data=`` (data.root), ``videos=`` (data.videos), ``out=`` (train.out).
 
 Everything around the step is pretraining's: the run folder lock and overwrite/resume rules
 (:func:`pretrain.train.claim_out_dir`), ``checkpoints/<step>/`` + ``last`` written by
@@ -33,6 +33,7 @@ from egohod.fileio import FolderLockedError, atomic_write_text
 from egohod.models.checkpoint_io import checkpoint_payload, split_checkpoint, write_checkpoint
 from pretrain.checkpointing import (CHECKPOINT_FORMAT, capture_rng, find_last, load_latest, load_train_state,
                                     restore_rng, save_checkpoint)
+from pretrain.config import rename_arguments
 from pretrain.distributed import (DistInfo, all_gather_objects, any_rank, barrier, cleanup, init_distributed,
                                   reduce_scalar)
 from pretrain.optim import lr_at, set_lr
@@ -156,7 +157,7 @@ def save(r: _Run) -> None:
         state = {"format": CHECKPOINT_FORMAT, "position": vars(r.pos).copy(), "optimizer": r.optimizer.state_dict(),
                  "scaler": r.scaler.state_dict() if r.scaler is not None else None, "rng": rngs,
                  "geometry": r.geometry, "best": r.best}
-        save_checkpoint(r.cfg.train.out_dir, r.pos.step, checkpoint_payload(sd, meta), state,
+        save_checkpoint(r.cfg.train.out, r.pos.step, checkpoint_payload(sd, meta), state,
                         OmegaConf.to_yaml(r.cfg_dict), keep_last=r.cfg.train.keep_last)
     r.saved_step = r.pos.step
     barrier(r.info)
@@ -167,7 +168,7 @@ def resume(r: _Run) -> None:
 
     def choose():
         try:
-            ckpt, loaded["model"], loaded["state"] = load_latest(r.cfg.train.out_dir)
+            ckpt, loaded["model"], loaded["state"] = load_latest(r.cfg.train.out)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"train.resume=true but {e}") from None
         return str(ckpt)
@@ -197,7 +198,7 @@ def write_best(r: _Run, metrics: dict, epoch: int) -> None:
         return
     r.best = {"value": float(value), "metric": r.metric, "step": r.pos.step, "epoch": epoch}
     if r.info.is_main:
-        folder = Path(r.cfg.train.out_dir) / "checkpoints" / "best"
+        folder = Path(r.cfg.train.out) / "checkpoints" / "best"
         sd, meta = model_file(r, r.pos)
         write_checkpoint(folder / "model.pt", sd, {**meta, "best": r.best})
         atomic_write_text(folder / "best.json", json.dumps({**r.best, "metrics": metrics}, indent=1))
@@ -225,7 +226,7 @@ def evaluate(r: _Run) -> dict:
     def run_eval():
         from pretrain.validate import validate_ek100_mir
 
-        tmp = Path(cfg.train.out_dir) / "checkpoints" / f".eval_model.{info.rank}.pt"
+        tmp = Path(cfg.train.out) / "checkpoints" / f".eval_model.{info.rank}.pt"
         write_checkpoint(tmp, *model_file(r, r.pos))
         try:
             val = SimpleNamespace(ek100_mir_dir=cfg.data.root, ek100_mir_videos=cfg.data.videos,
@@ -269,9 +270,9 @@ def run_epoch(r: _Run, log: RunLogger) -> None:
             raise SystemExit(f"stopped at step {r.pos.step}; checkpoint saved, resume with train.resume=true")
 
 
-def results_table(out_dir: str, metric: str, best: dict | None) -> str:
+def results_table(out: str, metric: str, best: dict | None) -> str:
     """Per-epoch evaluation metrics from ``metrics.jsonl``, the best row marked."""
-    rows = [v for _, v in sorted(read_metrics(Path(out_dir) / "metrics.jsonl", "val").items())]
+    rows = [v for _, v in sorted(read_metrics(Path(out) / "metrics.jsonl", "val").items())]
     if not rows:
         return "no evaluation was run"
     keys = [k for k in rows[-1] if k not in ("event", "time", "step", "epoch") and isinstance(rows[-1][k], (int, float))]
@@ -282,7 +283,7 @@ def results_table(out_dir: str, metric: str, best: dict | None) -> str:
     text = ["  ".join(c.rjust(w) for c, w in zip(line, width)) for line in lines]
     if best is not None:
         text.append(f"best {metric} = {best['value']:.2f} at epoch {best['epoch']} (step {best['step']}): "
-                    f"{Path(out_dir) / 'checkpoints' / 'best' / 'model.pt'}")
+                    f"{Path(out) / 'checkpoints' / 'best' / 'model.pt'}")
     return "\n".join(text)
 
 
@@ -292,7 +293,7 @@ def run(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
 
 
 def _run_locked(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
-    out = Path(cfg.train.out_dir)
+    out = Path(cfg.train.out)
     r = setup(cfg, cfg_dict, info)
     if cfg.train.resume and info.is_main:
         trim_jsonl(out / "metrics.jsonl", r.pos.step)
@@ -323,7 +324,7 @@ def _run_locked(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
         if info.is_main:
             last = find_last(out)
             print("\n" + log.summary(str(last / "model.pt") if last else None), flush=True)
-            print("\n" + results_table(cfg.train.out_dir, r.metric, r.best), flush=True)
+            print("\n" + results_table(cfg.train.out, r.metric, r.best), flush=True)
     finally:
         log.close()
     return r
@@ -332,7 +333,7 @@ def _run_locked(cfg: FinetuneConfig, cfg_dict: dict, info: DistInfo) -> _Run:
 # ----------------------------------------------------------------------------- command line
 
 ALIASES = {"encoder": "model.name", "checkpoint": "model.checkpoint", "data": "data.root", "videos": "data.videos",
-           "out": "train.out_dir"}
+           "out": "train.out"}
 
 
 def translate_argv(argv: list[str]) -> list[str]:
@@ -341,7 +342,7 @@ def translate_argv(argv: list[str]) -> list[str]:
         raise SystemExit(f"usage: egohod-finetune <{'|'.join(TASKS)}> encoder=NAME checkpoint=FILE data=DIR out=DIR "
                          "[key=value ...]; see docs/finetune.md")
     out = ["--config-name", argv[0].replace("-", "_")]
-    for a in argv[1:]:
+    for a in rename_arguments(argv[1:], "egohod-finetune"):
         key, sep, value = a.partition("=")
         out.append(f"{ALIASES[key]}={value}" if sep and key in ALIASES else a)
     return out

@@ -259,7 +259,9 @@ def test_command_line_aliases_and_usage():
 
     assert translate_argv(["ek100-mir", "encoder=egovideo_l", "checkpoint=x.pt", "data=/d", "out=/o", "optim.lr=1"]) == [
         "--config-name", "ek100_mir", "model.name=egovideo_l", "model.checkpoint=x.pt", "data.root=/d",
-        "train.out_dir=/o", "optim.lr=1"]
+        "train.out=/o", "optim.lr=1"]
+    with pytest.warns(FutureWarning, match="egohod-finetune: train.out_dir= is deprecated; use train.out="):
+        assert translate_argv(["egtea", "train.out_dir=/o"]) == ["--config-name", "egtea", "train.out=/o"]
     with pytest.raises(SystemExit, match="usage: egohod-finetune <ek100-mir|ek100-cls|egtea>"):
         translate_argv(["mir"])
 

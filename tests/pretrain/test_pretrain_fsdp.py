@@ -33,7 +33,7 @@ def _rank(rank, port, corpus, out, strategy, max_steps, resume, q):
         c.data.slow_frames = 8
         c.model.name, c.model.grad_checkpointing = "egovideo_tiny", True
         c.optim.lr, c.optim.accum_steps = 1e-3, 2
-        c.train.out_dir, c.train.device, c.train.strategy = str(out), "cpu", strategy
+        c.train.out, c.train.device, c.train.strategy = str(out), "cpu", strategy
         c.train.max_steps, c.train.save_every_steps, c.train.log_every_steps, c.train.resume = max_steps, 2, 1, resume
         c.log.wandb = c.log.progress = False
         validate(c)

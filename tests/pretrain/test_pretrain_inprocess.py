@@ -16,7 +16,7 @@ def _cfg(corpus, out, **train):
     c.data.slow_frames = 8
     c.data.max_bad_fraction, c.data.bad_min_attempts = 0.2, 8
     c.model.name = "egovideo_tiny"
-    c.train.out_dir, c.train.device, c.train.max_steps, c.train.save_every_steps = str(out), "cpu", 6, 100
+    c.train.out, c.train.device, c.train.max_steps, c.train.save_every_steps = str(out), "cpu", 6, 100
     c.train.log_every_steps = 1
     c.log.wandb = c.log.progress = False
     for k, v in train.items():

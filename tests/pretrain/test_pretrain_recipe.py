@@ -44,7 +44,7 @@ def test_tiny_recipe_settings_learn_below_half_chance(tmp_path):
     corpus = tmp_path / "c"
     make_corpus(SyntheticConfig(out=str(corpus), videos=8, seconds=4, fps=8, height=48, width=64), progress=False)
     cfg = _compose("tiny", [f"data.csv={corpus / 'metadata.csv'}", f"data.video_root={corpus / 'videos'}",
-                            f"train.out_dir={tmp_path / 'run'}"])
+                            f"train.out={tmp_path / 'run'}"])
     assert cfg.optim.grad_clip > 0 and not cfg.data.flip  # what makes it learn / keeps left-right captions true
     model, wrapped, _ = build_model(cfg, DistInfo())
     recs, _ = load_records(cfg.data, cfg.train.seed)
@@ -99,7 +99,7 @@ def test_readme_tour_recipe_learns(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "pretrain/train.py",
                     "--config-name", "tiny", f"data.csv={synth / 'metadata.csv'}", f"data.video_root={synth / 'videos'}",
-                    f"train.out_dir={tmp_path / 'run'}", "log.progress=false"], check=True, cwd=root, env=env,
+                    f"train.out={tmp_path / 'run'}", "log.progress=false"], check=True, cwd=root, env=env,
                    capture_output=True)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r.get("event") == "train"]

@@ -135,7 +135,7 @@ def test_a_folder_with_checkpoints_needs_resume_or_overwrite(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "checkpoints" / ".8.tmp999").mkdir()  # left by a killed writer
     with pytest.raises(OutputFolderError, match=r"steps 4\).*train.resume=true.*train.overwrite=true"):
-        prepare_out_dir(tmp_path, TrainConfig(out_dir=str(tmp_path)))
+        prepare_out_dir(tmp_path, TrainConfig(out=str(tmp_path)))
     assert checkpoint_steps(tmp_path) == [4] and (tmp_path / "metrics.jsonl").exists()
     assert prepare_out_dir(tmp_path, TrainConfig(resume=True))[0].endswith(".8.tmp999 left by a killed run")
     assert checkpoint_steps(tmp_path) == [4] and not (tmp_path / "checkpoints" / ".8.tmp999").exists()
@@ -175,7 +175,7 @@ def _cfg(corpus, out, **train):
     c.data.resize_short, c.data.batch_size, c.data.num_workers, c.data.pin_memory = 40, 4, 0, False
     c.data.slow_frames = 8
     c.model.name = "egovideo_tiny"
-    c.train.out_dir, c.train.device, c.train.log_every_steps = str(out), "cpu", 1
+    c.train.out, c.train.device, c.train.log_every_steps = str(out), "cpu", 1
     c.val.every_epochs = 0
     c.log.wandb = c.log.progress = False
     for k, v in train.items():
@@ -196,9 +196,40 @@ def _run(cfg):
 def test_a_second_run_on_a_locked_folder_stops_at_once_naming_the_holder(corpus, tmp_path):
     out = tmp_path / "run"
     with FolderLock(out, what="the first run"):
-        with pytest.raises(FolderLockedError, match=rf"train.out_dir: .*PID {os.getpid()} on host {socket.gethostname()}"):
+        with pytest.raises(FolderLockedError, match=rf"train.out: .*PID {os.getpid()} on host {socket.gethostname()}"):
             _run(_cfg(corpus, out, max_steps=2))
     assert sorted(p.name for p in out.iterdir()) == [], "the refused run wrote into the folder"
+
+
+def test_old_key_train_out_dir_still_runs_and_its_folder_resumes(corpus, tmp_path):
+    """``train.out_dir=`` (the old name of ``train.out``) names the run folder, with one
+    FutureWarning; a folder whose recorded configs say ``train.out_dir`` resumes."""
+    out = tmp_path / "run"
+    args = [f"data.csv={corpus / 'metadata.csv'}", f"data.video_root={corpus / 'videos'}", "data.resize_short=40",
+            "data.batch_size=4", "data.num_workers=0", "data.pin_memory=false", "data.slow_frames=8",
+            "model.name=egovideo_tiny", f"train.out_dir={out}", "train.device=cpu", "train.max_steps=2",
+            "train.save_every_steps=2", "val.every_epochs=0", "log.wandb=false", "log.progress=false"]
+    p = subprocess.run([sys.executable, str(ROOT / "pretrain" / "train.py"), *args], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stderr.count("FutureWarning: pretrain/train.py: train.out_dir= is deprecated; use train.out=") == 1
+    assert checkpoint_steps(out) == [2] and not (tmp_path / "outputs").exists()
+
+    import yaml
+
+    def recorded_with_out_dir(cfg: dict) -> dict:
+        cfg["train"]["out_dir"] = cfg["train"].pop("out")
+        return cfg
+
+    for f in (out / "config.yaml", out / "checkpoints" / "2" / "config.yaml"):
+        f.write_text(yaml.safe_dump(recorded_with_out_dir(yaml.safe_load(f.read_text()))))
+    model_file = torch.load(out / "checkpoints" / "2" / "model.pt", weights_only=True)
+    recorded_with_out_dir(model_file["config"])
+    torch.save(model_file, out / "checkpoints" / "2" / "model.pt")
+    assert _run(_cfg(corpus, out, max_steps=4, save_every_steps=2, resume=True)).step == 4
+    assert checkpoint_steps(out) == [2, 4]
+    assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if r.get("event") == "resume"] == [2]
 
 
 def test_rerun_refused_then_resume_past_a_corrupt_checkpoint(corpus, tmp_path, capfd):

@@ -28,7 +28,7 @@ def _cmd(corpus: Path, out: Path, *extra: str, steps: int = STEPS) -> list[str]:
             str(ROOT / "pretrain" / "train.py"), "--config-name", "tiny",
             f"data.csv={corpus / 'metadata.csv'}", f"data.video_root={corpus / 'videos'}",
             "data.holdout_fraction=0.2", "val.every_epochs=4", "log.progress=false",
-            f"train.out_dir={out}", f"train.max_steps={steps}", f"train.save_every_steps={SAVE_EVERY}",
+            f"train.out={out}", f"train.max_steps={steps}", f"train.save_every_steps={SAVE_EVERY}",
             # the short-run settings these tests were written for (the tiny recipe itself runs 200 steps)
             "train.epochs=4", "train.log_every_steps=1", "optim.warmup_steps=8", "optim.schedule=constant", *extra]
 

@@ -39,7 +39,7 @@ def test_corpus_hod_pretrain_load_encoder(tmp_path):
     c.data.resize_short, c.data.batch_size, c.data.num_workers, c.data.pin_memory = 32, 3, 0, False
     c.data.slow_frames, c.data.flip = 8, False
     c.model.name = "egovideo_tiny"
-    c.train.out_dir, c.train.device, c.train.max_steps, c.train.save_every_steps = str(tmp_path / "run"), "cpu", 2, 2
+    c.train.out, c.train.device, c.train.max_steps, c.train.save_every_steps = str(tmp_path / "run"), "cpu", 2, 2
     c.log.wandb = c.log.progress = False
     validate(c)
     run(c, OmegaConf.to_container(OmegaConf.structured(c)), DistInfo())
