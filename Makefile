@@ -43,9 +43,9 @@ demo: $(STAMP)
 	@if [ "$(DEMO_CHECKPOINT)" = "$(DEMO_WEIGHTS)/encoder.safetensors" ]; then \
 		cd $(DEMO_WEIGHTS) && sha256sum --check SHA256SUMS; fi
 	$(PY) robot/train_bc.py encoder=egovideo_small encoder.checkpoint=$(abspath $(DEMO_CHECKPOINT)) $(DEMO_CELL) \
-		out_dir=$(DEMO_DIR)/egovideo_small_pretrained_s$(DEMO_SEED)
-	$(PY) robot/train_bc.py encoder=egovideo_small $(DEMO_CELL) out_dir=$(DEMO_DIR)/egovideo_small_random_s$(DEMO_SEED)
-	$(PY) robot/train_bc.py encoder=state $(DEMO_CELL) out_dir=$(DEMO_DIR)/state_s$(DEMO_SEED)
+		out=$(DEMO_DIR)/egovideo_small_pretrained_s$(DEMO_SEED)
+	$(PY) robot/train_bc.py encoder=egovideo_small $(DEMO_CELL) out=$(DEMO_DIR)/egovideo_small_random_s$(DEMO_SEED)
+	$(PY) robot/train_bc.py encoder=state $(DEMO_CELL) out=$(DEMO_DIR)/state_s$(DEMO_SEED)
 	$(PY) robot/summarize.py $(DEMO_DIR) --out $(DEMO_DIR)/summary.md --json $(DEMO_DIR)/summary.json \
 		--plot $(DEMO_DIR)/summary.png
 
@@ -59,7 +59,7 @@ demo-full: $(STAMP)
 	$(VENV)/bin/egohod hod merge out=$(FULL_DIR)/hod
 	OMP_NUM_THREADS=1 $(PY) -m torch.distributed.run --standalone --nproc_per_node=2 pretrain/train.py \
 		--config-name small_kitchen data.csv=$(FULL_DIR)/hod/hod.csv data.video_root=$(FULL_DIR)/corpus/videos \
-		train.out_dir=$(FULL_DIR)/pretrain_hod
+		train.out=$(FULL_DIR)/pretrain_hod
 	$(VENV)/bin/egohod export encoder=egovideo_small checkpoint=$(FULL_DIR)/pretrain_hod/checkpoints/last/model.pt \
 		format=safetensors out=$(FULL_DIR)/encoder.safetensors
 	$(MAKE) demo DEMO_CHECKPOINT=$(FULL_DIR)/encoder.safetensors DEMO_DIR=$(FULL_DIR)/bc
