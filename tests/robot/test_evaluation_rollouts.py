@@ -252,7 +252,6 @@ def test_episode_record_dict():
 def test_write_video_default_rate_and_frame_size_not_a_multiple_of_16(tmp_path):
     import imageio.v2 as imageio
 
-    # even sizes only: libx264 refuses odd ones (write_video then fails with ffmpeg's error)
     frames = [np.full((34, 38, 3), 10 * i, np.uint8) for i in range(4)]
     path = tmp_path / "v.mp4"
     write_video(path, frames)
@@ -263,6 +262,25 @@ def test_write_video_default_rate_and_frame_size_not_a_multiple_of_16(tmp_path):
     finally:
         reader.close()
     assert len(read) == 4 and read[0].shape == (34, 38, 3)  # not padded to a 16-pixel macro block
+
+
+def test_write_video_of_an_odd_frame_size_repeats_the_last_row_and_column(tmp_path):
+    """libx264's yuv420p needs even sizes; imageio wrote an empty file for odd ones without an error."""
+    import imageio.v2 as imageio
+
+    yy, xx = np.mgrid[0:33, 0:39]
+    frames = [np.stack([6 * xx, 7 * yy, np.full_like(xx, 60 * i)], -1).astype(np.uint8) for i in range(3)]
+    path = tmp_path / "odd.mp4"
+    write_video(path, frames)
+    reader = imageio.get_reader(str(path))
+    try:
+        read = [f for f in reader]
+    finally:
+        reader.close()
+    assert len(read) == 3 and read[0].shape == (34, 40, 3)  # 33 x 39 -> one row and one column more
+    err = np.abs(read[1].astype(int)[:33, :39] - frames[1].astype(int)).mean()
+    assert err < 4, err  # the frame itself is kept (lossy h264)
+    assert np.abs(read[1].astype(int)[33] - read[1].astype(int)[32]).mean() < 4  # the repeated edge row
 
 
 def test_auto_num_envs_keeps_a_positive_count_and_uses_the_usable_cores_for_zero():
