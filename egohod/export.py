@@ -58,6 +58,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .fileio import atomic_output
+
 FORMATS = ("safetensors", "torchscript", "onnx")
 
 
@@ -144,10 +146,6 @@ class DeployGraph(nn.Module):
         return self.tower(x).float()
 
 
-def _atomic_path(out: Path) -> Path:
-    return out.with_name(f".{out.name}.tmp{os.getpid()}")
-
-
 def export_metadata(enc, cfg: ExportConfig) -> dict[str, str]:
     """What an exported file records about its encoder (string values: safetensors metadata)."""
     return {"egohod_format": "frozen_encoder", "encoder": enc.name, "num_frames": str(enc.num_frames),
@@ -188,32 +186,30 @@ def export_torchscript(enc, example: torch.Tensor, out: Path, meta: dict | None 
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(enc, (example,), check_trace=False)
-    tmp = _atomic_path(out)
-    traced.save(str(tmp), _extra_files={"egohod.json": json.dumps(meta or {})})
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        traced.save(str(tmp), _extra_files={"egohod.json": json.dumps(meta or {})})
 
 
 def export_onnx(enc, example: torch.Tensor, out: Path, opset: int, meta: dict | None = None,
                 dynamic_hw: bool = False) -> None:
-    tmp = _atomic_path(out)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
     if dynamic_hw:
         h_axis = example.dim() - 3  # [B, (T,) H, W, 3]
         dims[h_axis] = torch.export.Dim("height", min=16, max=4096)
         dims[h_axis + 1] = torch.export.Dim("width", min=16, max=4096)
-    with torch.no_grad():
-        torch.onnx.export(enc, (example,), str(tmp), input_names=["frames"], output_names=["embedding"],
-                          dynamic_shapes=(dims,), opset_version=opset, dynamo=True,
-                          external_data=False, verbose=False)
-    if meta:
-        import onnx
+    with atomic_output(out) as tmp:
+        with torch.no_grad():
+            torch.onnx.export(enc, (example,), str(tmp), input_names=["frames"], output_names=["embedding"],
+                              dynamic_shapes=(dims,), opset_version=opset, dynamo=True,
+                              external_data=False, verbose=False)
+        if meta:
+            import onnx
 
-        model = onnx.load(str(tmp))
-        for k, v in meta.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = k, v
-        onnx.save(model, str(tmp))
-    os.replace(tmp, out)
+            model = onnx.load(str(tmp))
+            for k, v in meta.items():
+                entry = model.metadata_props.add()
+                entry.key, entry.value = k, v
+            onnx.save(model, str(tmp))
 
 
 def load_exported(fmt: str, out: Path, cfg: ExportConfig):

@@ -3,6 +3,9 @@
 * :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_write_json`: write to a
   temporary file beside the target, fsync, rename into place. A reader never sees half a file and
   a crash leaves the previous version (or nothing).
+* :func:`atomic_output`: the same for files written by another library (``torch.jit.save``,
+  ONNX, h5py, ``save_pretrained`` folders): it hands out a temporary path beside the target and
+  renames it into place only when the block ends without an error (else removes it).
 * :func:`append_jsonl`: one JSON record per line, flushed and fsynced (a crash loses at most the
   last line, never a line already written).
 * :class:`FolderLock`: an exclusive ``flock`` on ``<folder>/.lock`` that records the holder's PID
@@ -21,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["FolderLock", "FolderLockedError", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "file_lock"]
+__all__ = ["FolderLock", "FolderLockedError", "append_jsonl", "atomic_output", "atomic_write_bytes",
+           "atomic_write_json", "atomic_write_text", "file_lock"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -41,6 +44,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """``with atomic_output(out) as tmp: save(tmp)``: ``tmp`` (a path beside ``out``, nothing there
+    yet) becomes ``out`` when the block ends without an error, replacing a file at ``out``; on an
+    error it is removed (a file or a folder). ``out`` may be a folder only when nothing is there."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to {tmp} (the temporary name of {path})")
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -89,3 +89,27 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (p.stat().st_mode & 0o777) == 0o644
+
+
+def test_atomic_output_renames_on_success_and_cleans_up_on_error(tmp_path):
+    from egohod.fileio import atomic_output
+
+    out = tmp_path / "sub" / "model.onnx"
+    with atomic_output(out) as tmp:
+        assert tmp.parent == out.parent and not tmp.exists() and not out.exists()
+        tmp.write_bytes(b"new")
+    assert out.read_bytes() == b"new"
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with atomic_output(out) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("writer failed")
+    assert out.read_bytes() == b"new" and sorted(p.name for p in out.parent.iterdir()) == ["model.onnx"]
+    folder = tmp_path / "hf_model"
+    with pytest.raises(RuntimeError):
+        with atomic_output(folder) as tmp:
+            (tmp / "weights").mkdir(parents=True)
+            raise RuntimeError("cut off")
+    assert list(tmp_path.iterdir()) == [out.parent]  # no partial folder left
+    with pytest.raises(FileNotFoundError, match="nothing was written"):
+        with atomic_output(tmp_path / "empty.pt"):
+            pass
