@@ -32,9 +32,6 @@ into a temporary folder, so no demo generation is timed and the success rate mea
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -43,6 +40,7 @@ import numpy as np
 import torch
 
 from egohod.device import resolve_device
+from egohod.measure import emit, machine
 
 
 def _sync(device):
@@ -64,14 +62,6 @@ class threads:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.prev)
-
-
-def machine_info(device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-            "device": str(device), "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def run(args) -> dict:
@@ -147,7 +137,7 @@ def run(args) -> dict:
                             "extrapolated": args.inloop_steps != args.steps},
         "speedup": round(inloop_train_s / cached_total, 1),
         "target_speedup": 20.0,
-        "machine": machine_info(device),
+        "machine": machine(device),
     }
 
 
@@ -228,7 +218,7 @@ def run_cell(args) -> dict:
         "projected_classic_cell": {**{k: round(v, 1) for k, v in projected.items()}, "extrapolated": True,
                                    "basis": "measured per-step costs x (20k updates, 20 x 50 x 50 env steps, "
                                             "1,250 demo frames)"},
-        "machine": machine_info(resolve_device(args.device, "--device")),
+        "machine": machine(resolve_device(args.device, "--device")),
     }
 
 
@@ -258,19 +248,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cell:
         args.eval_every = args.eval_every or args.steps
-        res = run_cell(args)
-        text = json.dumps(res, indent=1)
-        print(text)
-        if args.out:
-            Path(args.out).write_text(text + "\n")
+        emit(run_cell(args), args.out)
         return 0
     if args.inloop_steps < 1 or args.inloop_steps > args.steps:
         ap.error("--inloop-steps must be in 1..--steps")
-    res = run(args)
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(run(args), args.out)
     return 0
 
 

@@ -40,15 +40,15 @@ with real residuals). Encodings (``--layout``):
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from egohod.measure import emit, machine
 
 LAYOUTS = {
     "x264-default": {"gop": 250, "bframes": 3, "b_pyramid": "normal", "tune": "", "crf": 23},
@@ -266,16 +266,6 @@ def corpus_stats(root: Path) -> dict:
             "mb_per_hour": round(mb / secs * 3600, 1)}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.root:
@@ -305,11 +295,11 @@ def main(argv=None) -> dict:
                     **corpus_stats(root)}),
         "methods": {"loader": "PyAV random access (egohod.data.video.PyAVReader), uint8 transform",
                     "baseline": "previous method: decord VideoReader.get_batch per file, float32 transform"},
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
-                    "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)},
+        "machine": machine(extra={"load_avg_1min_before": round(load_before, 2),
+                                  "load_avg_1min_after": round(os.getloadavg()[0], 2)}),
         "results": results,
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
     return out
 
 

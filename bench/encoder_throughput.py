@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
-import platform
 import statistics
 import time
 
@@ -32,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from egohod.device import resolve_device
+from egohod.measure import emit, machine
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -53,21 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--threads", type=int, default=None)
     return p.parse_args(argv)
-
-
-def machine_info(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        info["cpu"] = platform.processor() or "?"
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
-    return info
 
 
 def make_inputs(args, model, device):
@@ -177,7 +160,7 @@ def main(argv=None) -> dict:
               "dtype": args.dtype, "device": str(device), "mode": ("forward+backward" if args.backward else "forward"),
               "text": args.text, "dual": args.dual, "grad_ckpt": args.grad_ckpt,
               "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-              "gflops_per_iter": round(flops / 1e9, 4), "machine": machine_info(device)}
+              "gflops_per_iter": round(flops / 1e9, 4), "machine": machine(device)}
     runs = {"eager": time_step(step, model_fns(model, compiled=False), args, device)}
     if args.compile:
         runs["compile"] = time_step(step, model_fns(model, compiled=True), args, device)
@@ -193,7 +176,7 @@ def main(argv=None) -> dict:
         result["peak_tflops"] = peak
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    print(json.dumps(result, indent=2))
+    emit(result)
     return result
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import platform
 import time
 
 import torch
 
+from egohod.measure import emit, machine
 from pretrain.step import train_step
 
 TRAIN_CLIPS = {"ek100-cls": 67217, "ek100-mir": 67217, "egtea": 8299}
@@ -94,7 +93,8 @@ def main(argv=None) -> dict:
     out["model_tflop_per_step"] = flops / 1e12
     out["model_tflop_per_clip"] = flops / 1e12 / args.batch
     if args.flops_only:
-        print(json.dumps(out, indent=2))
+        out["machine"] = machine("meta")
+        emit(out)
         return out
     from egohod.device import resolve_device
 
@@ -117,15 +117,14 @@ def main(argv=None) -> dict:
     total = time.perf_counter() - t0
     clips_s = steps * args.batch / total
     out.update({
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
         "precision": precision, "steps_timed": steps, "seconds": total, "step_time_s": total / steps,
         "clips_per_s": clips_s, "achieved_tflops": flops * steps / total / 1e12, "loss": res.loss,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None,
         "train_clips": TRAIN_CLIPS[args.task],
         "epoch_hours_one_device": TRAIN_CLIPS[args.task] / clips_s / 3600,
-        "torch": torch.__version__,
+        "machine": machine(device),
     })
-    print(json.dumps(out, indent=2))
+    emit(out)
     return out
 
 

@@ -15,10 +15,11 @@ random: timing only.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+
+from egohod.measure import emit, machine
 
 
 def _time(step, steps: int, warmup: int, device: torch.device) -> float:
@@ -95,13 +96,13 @@ def main() -> None:
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    out = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-           "inputs": "random (timing only)", **vars(args)}
+    out = {"device": str(device), "inputs": "random (timing only)", **vars(args)}
     out["nlq_vslnet_s_per_step"] = nlq_step_seconds(args, device)
     out["mq_actionformer_s_per_step"] = mq_step_seconds(args, device)
     if device.type == "cuda":
         out["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
-    print(json.dumps(out, indent=2))
+    out["machine"] = machine(device)
+    emit(out)
 
 
 if __name__ == "__main__":

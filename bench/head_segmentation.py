@@ -14,15 +14,14 @@ how many epochs ran and the time per epoch.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from dataclasses import asdict, replace
 
 import numpy as np
+
+from egohod.measure import emit, machine
 
 
 def make_videos(n: int, frames: int, dim: int, classes: int, seed: int = 0):
@@ -122,16 +121,9 @@ def main(argv=None) -> dict:
         "predict_score_test_fold_s": round(predict_s, 3), "generate_s": round(gen_s, 3),
         "parameters": sum(p.numel() for p in model.parameters()),
         "scores_on_random_labels": {k: round(v, 2) for k, v in scores.items()},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "machine": machine(device),
     }
-    text = json.dumps(record)
-    print(text)
-    if args.out:
-        from egohod.fileio import atomic_write_text
-
-        atomic_write_text(args.out, text + "\n")
+    emit(record, args.out)
     return record
 
 

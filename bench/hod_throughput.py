@@ -19,13 +19,11 @@ landmark model once per palm found, so frames with hands cost more than empty on
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from egohod.measure import emit, machine
 
 
 def _parse() -> argparse.Namespace:
@@ -178,14 +176,9 @@ def main() -> dict:
         "ok_clips": sum(r["status"] == "ok" for r in recs),
         "narrated": narrated,
         "example_narrations": [r.texts[0] for r in results if r.ok][:3],
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": machine(getattr(det, "device", None)),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(report, args.out)
     nar.close()
     if tmp is not None:
         tmp.cleanup()

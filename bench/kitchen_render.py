@@ -19,12 +19,10 @@ to keep Mesa's llvmpipe on a single thread (``--threads 1`` does that before GL 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
+from egohod.measure import emit, machine
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -147,24 +145,12 @@ def gl_renderer_string() -> str:
 
 
 def machine_info() -> dict:
+    import gymnasium_robotics
     import mujoco
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import gymnasium_robotics
-
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "mujoco": mujoco.__version__,
-        "gymnasium_robotics": gymnasium_robotics.__version__,
-        "MUJOCO_GL": os.environ.get("MUJOCO_GL"), "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
-        "gl_renderer": gl_renderer_string(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
+    return machine(extra={"mujoco": mujoco.__version__, "gymnasium_robotics": gymnasium_robotics.__version__,
+                          "MUJOCO_GL": os.environ.get("MUJOCO_GL"), "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
+                          "gl_renderer": gl_renderer_string()})
 
 
 def main(argv=None) -> dict:
@@ -188,13 +174,7 @@ def main(argv=None) -> dict:
         ours = [v["step_render"]["cpu_per_s"] for v in record["ours"].values()]
         record["speedup_cpu"] = round(min(ours) / record["shipped"]["step_render"]["cpu_per_s"], 1)
     record["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(record, indent=2)
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + ".partial")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out)
+    emit(record, args.out)
     return record
 
 

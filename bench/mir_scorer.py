@@ -10,13 +10,13 @@ Scores a random similarity matrix against a sparse graded relevance matrix (1 % 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
+
+from egohod.measure import emit, machine
 
 
 def inputs(videos: int, captions: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,16 +53,9 @@ def main(argv=None) -> dict:
         "videos": args.videos, "captions": args.captions, "repeats": args.repeats,
         "best_s": round(min(times), 3), "median_s": round(statistics.median(times), 3),
         "scores": {k: round(float(v), 3) for k, v in scores.items()},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+        "machine": machine(extra={"numpy": np.__version__, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}),
     }
-    text = json.dumps(record)
-    print(text)
-    if args.out:
-        from egohod.fileio import atomic_write_text
-
-        atomic_write_text(args.out, text + "\n")
+    emit(record, args.out)
     return record
 
 

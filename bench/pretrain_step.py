@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import platform
 import statistics
 import time
 
 import torch
 
 from egohod.device import resolve_device
+from egohod.measure import emit, machine
 from pretrain.step import train_step
 
 H200_BF16_PEAK_TFLOPS = 989.0
@@ -117,16 +116,15 @@ def main(argv=None) -> dict:
         "model": args.model, "batch": args.batch, "frames": args.frames, "slow_frames": args.slow_frames,
         "towers": "vision" if args.vision_only else "vision+text", "precision": precision,
         "compile": args.compile, "grad_ckpt": args.grad_ckpt,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "steps": args.steps, "step_time_s_median": step_s, "step_time_s_min": min(times),
         "clips_per_s": args.batch / step_s,
         "model_tflop_per_step": flops / 1e12, "achieved_tflops": achieved,
         "peak_tflops": peak, "mfu": achieved / peak if peak else None,
         "loss": res.loss,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None,
-        "torch": torch.__version__,
+        "machine": machine(device),
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
     return out
 
 
