@@ -5,7 +5,6 @@ wrong type is an error before anything runs, and :func:`validate` checks the com
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -119,19 +118,10 @@ RENAMED = {"train.out_dir": "train.out"}
 
 def rename_arguments(argv: list[str], command: str) -> list[str]:
     """``argv`` with the old keys of :data:`RENAMED` (``train.out_dir=X``, ``+train.out_dir=X``)
-    replaced by their new names, one FutureWarning for each. (These keys sit inside a group,
-    which :func:`egohod.config.rename_arguments`, matching top-level keys, does not reach.)"""
-    out = []
-    for argument in argv:
-        key, sep, value = argument.partition("=")
-        prefix = key[:1] if key[:1] in "+~" else ""
-        name = key[len(prefix):]
-        old = next((k for k in RENAMED if name == k or name.startswith(k + ".")), None)
-        if sep and old:
-            warnings.warn(f"{command}: {old}= is deprecated; use {RENAMED[old]}=", FutureWarning, stacklevel=2)
-            argument = f"{prefix}{RENAMED[old]}{name[len(old):]}={value}"
-        out.append(argument)
-    return out
+    replaced by their new names (:func:`egohod.config.rename_arguments`)."""
+    from egohod.config import rename_arguments as rename
+
+    return rename(argv, RENAMED, command)
 
 
 def _choice(value, allowed, key):
