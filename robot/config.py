@@ -29,7 +29,7 @@ SUCCESS_RULES = ("task", "strict")
 
 # settings renamed since runs were recorded: old name -> new. The robot commands still accept
 # the old name on the command line (egohod.config.rename_arguments, with a FutureWarning).
-RENAMED = {"out_dir": "out"}
+RENAMED = {"out_dir": "out", "encoder.frames": "encoder.num_frames"}
 
 
 @dataclass
@@ -37,7 +37,8 @@ class EncoderConfig:
     name: str = MISSING               # a registered encoder (egohod.list_encoders()) or "state"
     checkpoint: Optional[str] = None  # weights file; null = random weights (labelled RANDOM WEIGHTS)
     seed: Optional[int] = None        # seed of random weights (egohod.load_encoder(..., seed=)); null: the run's `seed`
-    frames: int = 1                   # 1: the current frame (repeated to the encoder's clip length); k>1: last k frames
+    num_frames: int = 1               # frames per observation: 1 = the current one (repeated to the encoder's clip
+                                      # length); k > 1 = the last k (encoder.frames= before: still accepted)
     object_state: str = "task"        # encoder=state only: "task" (task joint, end effector, site) or "all" 30 entries
 
 
@@ -150,7 +151,7 @@ def validate(cfg) -> None:
         if not cond:
             raise ConfigError(msg)
 
-    need(cfg.encoder.frames >= 1, f"encoder.frames must be >= 1, got {cfg.encoder.frames}")
+    need(cfg.encoder.num_frames >= 1, f"encoder.num_frames must be >= 1, got {cfg.encoder.num_frames}")
     need(cfg.encoder.object_state in ("task", "all"),
          f"encoder.object_state={cfg.encoder.object_state!r}: expected 'task' (the task's joint, end effector and "
          "site) or 'all' (every object joint too)")

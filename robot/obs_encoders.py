@@ -140,7 +140,7 @@ class VisionObsEncoder(ObsEncoder):
         import egohod
 
         if frames < 1:
-            raise ValueError(f"encoder.frames must be >= 1, got {frames}")
+            raise ValueError(f"encoder.num_frames must be >= 1, got {frames}")
         spec = egohod.get_input_spec(name)
         self.model = egohod.load_encoder(name, checkpoint=checkpoint, num_frames=None if frames == 1 else frames,
                                          seed=seed)
@@ -235,7 +235,7 @@ class StateObsEncoder(ObsEncoder):
     def __init__(self, object_state_dim: int, frames: int = 1, device: str = "cpu",
                  index: tuple[int, ...] | list[int] | None = None):
         if frames < 1:
-            raise ValueError(f"encoder.frames must be >= 1, got {frames}")
+            raise ValueError(f"encoder.num_frames must be >= 1, got {frames}")
         if index is not None:
             index = [int(i) for i in index]
             bad = [i for i in index if not 0 <= i < object_state_dim]

@@ -257,7 +257,7 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
     policy_options(name, policy_cfg)  # unknown policy / option -> error now
     check_env(cfg.env)
     check_protocol(cfg)
-    encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.frames, str(device),
+    encoder = build_obs_encoder(cfg.encoder.name, cfg.encoder.checkpoint, cfg.encoder.num_frames, str(device),
                                 state_index=state_index(cfg), seed=encoder_seed(cfg))
     if encoder.info.random_weights:
         log(f"[bold red]encoder {encoder.info.name}: RANDOM WEIGHTS[/] (seed {encoder.info.seed}; no "

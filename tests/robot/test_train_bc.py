@@ -49,7 +49,7 @@ def compose(overrides):
 
 
 def _overrides(tmp_path, demos, **extra):
-    o = {"encoder": "egovideo_tiny", "encoder.frames": 2, "env.image_size": SIZE, "env.horizon": 6,
+    o = {"encoder": "egovideo_tiny", "encoder.num_frames": 2, "env.image_size": SIZE, "env.horizon": 6,
          "demos.path": str(demos), "demos.num": 2, "train.steps": 4, "train.batch_size": 8, "eval.every": 2,
          "eval.episodes": 2, "eval.num_envs": 1, "eval.videos": 1, "wandb.mode": "disabled",
          "cache.dir": str(tmp_path / "cache"), "out": str(tmp_path / "run")}
@@ -112,7 +112,7 @@ def test_train_resume_eval(tmp_path, tiny_demos, capsys):
     assert res2["timing"]["feature_cache_hit"] is True
     # resuming with another encoder setting is refused
     with pytest.raises(ValueError, match="cannot resume .* encoder frames=2.*1"):
-        train_bc(compose(_overrides(tmp_path, tiny_demos, **{"train.steps": 8, "encoder.frames": 1})), run)
+        train_bc(compose(_overrides(tmp_path, tiny_demos, **{"train.steps": 8, "encoder.num_frames": 1})), run)
 
     # eval_bc: re-evaluate the last checkpoint with more episodes
     from robot.config import EvalConfig
@@ -194,14 +194,16 @@ def test_run_folder_recorded_with_out_dir_resumes_and_evaluates(tmp_path, tiny_d
 
 
 def test_cli_accepts_out_dir_with_a_warning(tmp_path, tiny_demos):
-    """``out_dir=`` (the setting's old name) still names the run folder; a FutureWarning says to use out=."""
+    """``out_dir=`` and ``encoder.frames=`` (the settings' old names) still work; a FutureWarning each
+    says to use out= / encoder.num_frames=."""
     old = [o.replace("out=", "out_dir=", 1) if o.startswith("out=") else o for o in _overrides(
-        tmp_path, tiny_demos, **{"train.steps": 2, "eval.videos": 0, "eval.episodes": 1})]
+        tmp_path, tiny_demos, **{"train.steps": 2, "eval.videos": 0, "eval.episodes": 1})] + ["encoder.frames=1"]
     assert f"out_dir={tmp_path / 'run'}" in old
     p = subprocess.run([sys.executable, str(ROOT / "robot" / "train_bc.py")] + old, capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stderr.count("FutureWarning: robot/train_bc.py: out_dir= is deprecated; use out=") == 1
+    assert p.stderr.count("FutureWarning: robot/train_bc.py: encoder.frames= is deprecated; use encoder.num_frames=") == 1
     assert json.loads((tmp_path / "run" / "results.json").read_text())["complete"]
     assert not (tmp_path / "outputs").exists()  # not the default folder
 
