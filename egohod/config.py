@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 __all__ = ["ConfigError", "config_root", "config_file", "load_config", "compose", "options_schema",
-           "make_options", "rename_arguments", "transport",
+           "make_options", "rename_arguments", "upgrade_recorded", "transport",
            "transport_fields", "TRANSPORT", "exit_on_config_error"]
 
 ENV_CONFIGS = "EGOHOD_CONFIGS"
@@ -145,6 +145,30 @@ def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: s
             warnings.warn(f"{where}{old}= is deprecated; use {renamed[old]}=", FutureWarning, stacklevel=2)
             argument = f"{prefix}{renamed[old]}{key[len(old):]}={value}"
         out.append(argument)
+    return out
+
+
+def upgrade_recorded(recorded: Mapping[str, Any], renamed: Mapping[str, str]) -> dict:
+    """A config recorded by an older egohod (a nested plain mapping, e.g. a run folder's
+    ``config.yaml``), with the settings renamed since (``renamed``: old dotted key -> new) under
+    their new names, so it compares with a config composed today. A copy; a setting recorded under
+    both names keeps the new one."""
+    import copy
+
+    out = copy.deepcopy(dict(recorded))
+    for old, new in renamed.items():
+        *old_path, old_key = old.split(".")
+        *new_path, new_key = new.split(".")
+        node = out
+        for part in old_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_key not in node:
+            continue
+        value = node.pop(old_key)
+        target = out
+        for part in new_path:
+            target = target.setdefault(part, {})
+        target.setdefault(new_key, value)
     return out
 
 

@@ -147,3 +147,16 @@ def test_component_schemas_are_generated_from_their_options():
 @dataclass
 class _Named:
     name: str = "n"
+
+
+def test_recorded_configs_are_read_under_the_names_settings_have_now():
+    from egohod.config import upgrade_recorded
+
+    recorded = {"out_dir": "o", "sampling": {"frames_per_clip": 2, "temporal_factor": 4}, "keep": 1}
+    renamed = {"out_dir": "out", "sampling.frames_per_clip": "sampling.num_frames", "train.out_dir": "train.out"}
+    assert upgrade_recorded(recorded, renamed) == {"out": "o", "sampling": {"num_frames": 2, "temporal_factor": 4},
+                                                   "keep": 1}
+    assert recorded["sampling"] == {"frames_per_clip": 2, "temporal_factor": 4}  # a copy: the input is unchanged
+    both = {"out_dir": "old", "out": "new"}
+    assert upgrade_recorded(both, renamed) == {"out": "new"}
+    assert upgrade_recorded({"a": {"b": 1}}, {"a.b": "c.d"}) == {"a": {}, "c": {"d": 1}}

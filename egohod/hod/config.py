@@ -194,13 +194,9 @@ RENAMED = {"sampling.frames_per_clip": "sampling.num_frames"}
 
 def upgrade_recorded(cfg: dict) -> dict:
     """A run config recorded in an output folder (a plain dict), with renamed keys under their new names."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    for old, new in RENAMED.items():
-        (group, old_key), (_, new_key) = old.split(".", 1), new.split(".", 1)
-        node = cfg.get(group)
-        if isinstance(node, dict) and old_key in node:
-            node.setdefault(new_key, node.pop(old_key))
-    return cfg
+    from .. import config
+
+    return config.upgrade_recorded(cfg, RENAMED)
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:

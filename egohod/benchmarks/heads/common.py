@@ -44,23 +44,25 @@ class HeadRunError(RuntimeError):
 
 # ----------------------------------------------------------------------------- config
 
-def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapping[str, str] = ()) -> Any:
+def compose_config(task: str, schema: type, argv: Iterable[str], *, select: Mapping[str, str] = (),
+                   renamed: Mapping[str, str] = {}) -> Any:
     """``configs/head/<task>.yaml`` (whose defaults list starts with ``<task>_schema``) composed
     through :func:`egohod.config.compose` with ``argv`` (``key=value``), returned as an instance
     of the dataclass ``schema``.
 
     ``select`` maps a short option to the Hydra group it picks, e.g. ``{"head":
     "segmentation@head"}`` turns ``head=asformer`` into ``segmentation@head=asformer``. A field
-    ``head`` holding ``{name: ..., ...}`` is checked against that head's ``Options``.
+    ``head`` holding ``{name: ..., ...}`` is checked against that head's ``Options``. ``renamed``
+    (old key -> new) keeps old setting names working, with a FutureWarning.
     """
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from ...config import ConfigError, compose
+    from ...config import ConfigError, compose, rename_arguments
     from . import head_options
 
-    argv = list(argv)
+    argv = rename_arguments(list(argv), renamed, f"egohod head {task}")
     overrides = []
     for a in argv:
         key, eq, value = a.partition("=")
@@ -159,8 +161,9 @@ class HeadRun:
     """
 
     def __init__(self, out: str | Path, config: Mapping[str, Any], *, what: str = "head run",
-                 transport: Iterable[str] = (), overwrite: bool = False):
+                 transport: Iterable[str] = (), overwrite: bool = False, renamed: Mapping[str, str] = {}):
         self.out = Path(out)
+        self.renamed = dict(renamed)  # settings renamed since a folder's config.json may have been written
         self.config = json.loads(json.dumps(dict(config)))  # plain JSON values, as saved
         self.transport = set(transport)
         self.overwrite = overwrite
@@ -188,7 +191,9 @@ class HeadRun:
             except (OSError, json.JSONDecodeError) as e:
                 raise HeadRunError(f"{path} is unreadable ({type(e).__name__}: {e}); choose another out= folder "
                                    "or pass overwrite=true") from None
-            was, now = _flatten(old), _flatten(self.config)
+            from ...config import upgrade_recorded
+
+            was, now = _flatten(upgrade_recorded(old, self.renamed)), _flatten(self.config)
             diff = sorted(k for k in set(was) | set(now)
                           if k.split(".")[0] not in self.transport and was.get(k) != now.get(k))
             if diff:

@@ -1,7 +1,7 @@
 """Action segmentation on frozen features: train a head per fold, predict, score.
 
     egohod head segmentation data=DIR features=DIR head=mstcn|asformer|linear split=1|2|3|4|all out=DIR \\
-        [dataset=gtea|hoi4d] [layout=auto|DT|TD] [feature_stride=1] [sample_rate=1] [select=last|holdout] \\
+        [dataset=gtea|hoi4d] [feature_layout=auto|DT|TD] [feature_stride=1] [sample_rate=1] [select=last|holdout] \\
         [head.epochs=50 ...] [seed=0] [device=auto]
 
 For each fold ``k``: train on ``splits/train.split<k>.bundle``, predict every video of
@@ -41,6 +41,9 @@ __all__ = ["SegmentationConfig", "SegmentationDataset", "load_segmentation_confi
            "train_head", "predict_videos", "METRIC_KEYS"]
 
 METRIC_KEYS = ("acc", "edit", "f1@10", "f1@25", "f1@50")
+# settings renamed since (old -> new): accepted on the command line and read from older run folders.
+# `layout` means the video folder layout in the other commands; here it was the feature orientation.
+RENAMED = {"layout": "feature_layout"}
 
 
 @dataclass
@@ -60,7 +63,7 @@ class SegmentationConfig:
     split: str = "1"                       # a fold number, or "all"
     head: Any = MISSING                    # configs/head/segmentation/<name>.yaml, checked against its Options
     dataset: SegmentationDataset = field(default_factory=SegmentationDataset)
-    layout: str = "auto"                   # auto | DT ([D, T], MS-TCN) | TD ([T, D], egohod extract)
+    feature_layout: str = "auto"           # auto | DT ([D, T], MS-TCN) | TD ([T, D], egohod extract); layout= before
     feature_dim: Optional[int] = None
     feature_stride: int = 1                # label frames per feature vector
     sample_rate: int = 1                   # keep every n-th feature (MS-TCN's sample_rate)
@@ -75,9 +78,10 @@ class SegmentationConfig:
 def load_segmentation_config(argv: list[str]) -> SegmentationConfig:
     """``configs/head/segmentation.yaml`` + ``head=<name>`` (``configs/head/segmentation/<name>.yaml``)
     + ``dataset=<preset>`` (``configs/head/dataset/<preset>.yaml``) + ``key=value`` overrides."""
-    cfg = compose_config("segmentation", SegmentationConfig, argv, select={"head": "segmentation@head"})
-    if cfg.layout not in ("auto", "DT", "TD"):
-        raise HeadConfigError(f"layout must be auto, DT or TD; got {cfg.layout!r}")
+    cfg = compose_config("segmentation", SegmentationConfig, argv, select={"head": "segmentation@head"},
+                         renamed=RENAMED)
+    if cfg.feature_layout not in ("auto", "DT", "TD"):
+        raise HeadConfigError(f"feature_layout must be auto, DT or TD; got {cfg.feature_layout!r}")
     if cfg.select not in ("last", "holdout"):
         raise HeadConfigError(f"select must be last or holdout; got {cfg.select!r}")
     if not 0 < cfg.holdout < 1:
@@ -239,7 +243,7 @@ def run_fold(run: HeadRun, k: int, cfg: SegmentationConfig, classes: list[str], 
     if overlap:
         raise HeadDataError(f"split {k}: video(s) {overlap[:5]} are in both the train and the test bundle")
     fit_names, held_names = _holdout_split(train_names, cfg)
-    videos = load_split(data, feats, fit_names + held_names + test_names, classes, layout=cfg.layout,
+    videos = load_split(data, feats, fit_names + held_names + test_names, classes, layout=cfg.feature_layout,
                         feature_dim=cfg.feature_dim, feature_stride=cfg.feature_stride, sample_rate=cfg.sample_rate)
     fit, held, test = (videos[:len(fit_names)], videos[len(fit_names):len(train_names)],
                        videos[len(train_names):])
@@ -300,7 +304,7 @@ def run_segmentation(cfg: SegmentationConfig) -> dict:
     if not Path(cfg.features).is_dir():
         raise HeadDataError(f"features={cfg.features} is not a folder")
     prov = features_provenance(cfg.features)
-    with HeadRun(cfg.out, dataclasses.asdict(cfg), what="egohod head segmentation", transport=transport_fields(SegmentationConfig),
+    with HeadRun(cfg.out, dataclasses.asdict(cfg), what="egohod head segmentation", transport=transport_fields(SegmentationConfig), renamed=RENAMED,
                  overwrite=cfg.overwrite) as run:
         per_fold = {k: run_fold(run, k, cfg, classes, device) for k in folds(cfg)}
         mean, std = aggregate(per_fold)

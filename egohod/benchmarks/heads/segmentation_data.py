@@ -7,12 +7,12 @@ Layout (GTEA, 50Salads, Breakfast as MS-TCN ships them)::
     <data>/splits/train.split<k>.bundle one "<video>.txt" per line (test.split<k>.bundle likewise)
     <features>/<video>.npy              float features, [D, T] (MS-TCN) or [T, D] (egohod extract)
 
-Feature orientation. ``layout=DT`` or ``TD`` says it; ``layout=auto`` finds the feature size
+Feature orientation. ``feature_layout=DT`` or ``TD`` says it; ``feature_layout=auto`` finds the feature size
 ``D`` from, in order: ``feature_dim=``, the ``embed_dim`` (and ``layout``) that
 ``egohod extract`` records in ``<features>/index.json``, or the one axis length shared by every
 video of the split (the time axis differs between videos). An array whose two axes both equal
-``D`` cannot be told apart and is refused (pass ``layout=``); so is a split whose videos all
-have the same shape (pass ``feature_dim=`` or ``layout=``).
+``D`` cannot be told apart and is refused (pass ``feature_layout=``); so is a split whose videos
+all have the same shape (pass ``feature_dim=`` or ``feature_layout=``).
 
 Frame rates. Feature ``j`` (after keeping every ``sample_rate``-th feature) covers label
 frames ``[j * s, (j + 1) * s)`` with ``s = feature_stride * sample_rate``; it is trained on the
@@ -113,7 +113,7 @@ def _orientation(shapes: dict[str, tuple], layout: str, feature_dim: int | None,
             axis = 0 if layout == "DT" else 1
             for v, s in shapes.items():
                 if s[axis] != feature_dim:
-                    raise HeadDataError(f"features of {v!r} have shape {s}: with layout={layout} D = {s[axis]}, "
+                    raise HeadDataError(f"features of {v!r} have shape {s}: with feature_layout={layout} D = {s[axis]}, "
                                         f"but feature_dim={feature_dim}")
         return {v: layout == "TD" for v in shapes}
     dim = feature_dim
@@ -125,14 +125,14 @@ def _orientation(shapes: dict[str, tuple], layout: str, feature_dim: int | None,
             raise HeadDataError(
                 "cannot tell the feature axis from the time axis: "
                 + (f"every video has the same shape {next(iter(shapes.values()))}" if common else
-                   "no axis length is shared by all videos") + "; pass layout=DT ([D, T], MS-TCN) or "
-                "layout=TD ([T, D], egohod extract), or feature_dim=D")
+                   "no axis length is shared by all videos") + "; pass feature_layout=DT ([D, T], MS-TCN) or "
+                "feature_layout=TD ([T, D], egohod extract), or feature_dim=D")
         dim = common.pop()
     out = {}
     for v, s in shapes.items():
         if s[0] == dim and s[1] == dim:
             raise HeadDataError(f"features of {v!r} are square {s}: [D, T] and [T, D] look the same; pass "
-                                "layout=DT or layout=TD")
+                                "feature_layout=DT or feature_layout=TD")
         if dim not in s:
             raise HeadDataError(f"features of {v!r} have shape {s} but the feature size D is {dim} "
                                 "(from the other videos, feature_dim= or index.json): wrong features for this run?")

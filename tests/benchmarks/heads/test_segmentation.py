@@ -129,6 +129,26 @@ def test_a_folder_holds_one_configuration(synth, tmp_path):
     assert len(json.loads((tmp_path / "o" / "split1" / "training.json").read_text())["history"]) == 2
 
 
+def test_the_old_name_layout_still_works_and_old_folders_resume(synth, tmp_path):
+    """The feature orientation was `layout=` (a name the other commands use for the video folder
+    layout); it is `feature_layout=` now. The old name is read with a FutureWarning, and a folder
+    whose config.json says `layout` is the same run."""
+    data, feats = synth
+    with pytest.warns(FutureWarning, match="layout= is deprecated; use feature_layout="):
+        cfg = load_segmentation_config([f"data={data}", f"features={feats}", "out=o", *LINEAR, "layout=DT"])
+    assert cfg.feature_layout == "DT"
+    _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=1", "split=1", "feature_layout=DT")
+    saved = tmp_path / "o" / "config.json"
+    recorded = json.loads(saved.read_text())
+    recorded["layout"] = recorded.pop("feature_layout")  # as an older egohod wrote it
+    saved.write_text(json.dumps(recorded))
+    before = (tmp_path / "o" / "split1" / "metrics.json").stat().st_mtime_ns
+    _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=1", "split=1", "feature_layout=DT")
+    assert (tmp_path / "o" / "split1" / "metrics.json").stat().st_mtime_ns == before  # read back, not retrained
+    with pytest.raises(HeadRunError, match=r"feature_layout: folder has 'DT', this run has 'TD'"):
+        _run(data, feats, tmp_path / "o", *LINEAR, "head.epochs=1", "split=1", "feature_layout=TD")
+
+
 def test_results_of_random_weight_features_say_so(synth, tmp_path):
     import shutil
 
@@ -145,7 +165,7 @@ def test_results_of_random_weight_features_say_so(synth, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["head=mstcn", "head.num_stage=3"], r"head.num_stage(.|\n)*settings of head=mstcn: .*num_stages"),
     (["head=mstcnn"], r"mstcnn"),
-    (["layout=DTT"], r"layout must be auto, DT or TD"),
+    (["feature_layout=DTT"], r"feature_layout must be auto, DT or TD"),
     (["split=five"], r"split must be a fold number or 'all'"),
     (["select=best"], r"select must be last or holdout"),
     (["nosuchkey=1"], r"nosuchkey(.|\n)*known keys: data, features"),

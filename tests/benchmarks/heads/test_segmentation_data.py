@@ -40,7 +40,7 @@ def test_square_features_are_refused_unless_the_layout_is_given(dt_set):
     labels = (data / "groundTruth" / "video01.txt").read_text().split()
     (data / "groundTruth" / "video01.txt").write_text("\n".join(labels[:16]))  # a 16-frame video of 16-d features
     np.save(feats / "video01.npy", np.load(feats / "video01.npy")[:, :16])
-    with pytest.raises(HeadDataError, match=r"'video01' are square \(16, 16\).*layout=DT or layout=TD"):
+    with pytest.raises(HeadDataError, match=r"'video01' are square \(16, 16\).*feature_layout=DT or feature_layout=TD"):
         _load(data, feats)
     assert _load(data, feats, layout="DT")[1].features.shape == (16, 16)
 
