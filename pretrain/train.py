@@ -448,7 +448,10 @@ def validate_epoch(r: _Run, log: RunLogger, epoch: int) -> None:
             save(cfg, r.cfg_dict, info, r.model, r.wrapped, r.optimizer, r.scaler, r.pos, r.monitor, r.geometry)
         if info.is_main:
             ckpt = Path(cfg.train.out) / "checkpoints" / str(r.pos.step) / "model.pt"
-            metrics.update(validate_ek100_mir(str(ckpt), cfg.model.name, cfg.val, cfg.data, dual, info.device))
+            metrics.update(validate_ek100_mir(
+                str(ckpt), cfg.model.name, data=cfg.val.ek100_mir_dir, videos=cfg.val.ek100_mir_videos,
+                num_frames=cfg.data.num_frames, slow_frames=cfg.data.slow_frames, batch=cfg.val.batch_size,
+                limit=cfg.val.ek100_mir_limit, dual=dual, device=info.device))
         barrier(info)
     if metrics:
         log.log_val(r.pos.step, {"epoch": epoch, **metrics})

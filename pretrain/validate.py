@@ -92,18 +92,19 @@ def validate_retrieval(model, loader, device: torch.device, dual: bool,
     return {**retrieval_metrics(v.cpu(), t.cpu(), captions), **retrieval_map(v.cpu(), t.cpu(), captions)}
 
 
-def validate_ek100_mir(checkpoint: str, model_name: str, val_cfg, data_cfg, dual: bool, device: torch.device) -> dict:
+def validate_ek100_mir(checkpoint: str, model_name: str, *, data: str, videos: str, num_frames: int,
+                       slow_frames: int, batch: int, limit: int | None, dual: bool, device: torch.device) -> dict:
     """Zero-shot EK-100 multi-instance retrieval of a saved checkpoint with the benchmark suite's
-    protocol (:func:`egohod.benchmarks.protocols.run_ek100_mir`): mAP / nDCG in percent."""
+    protocol (:func:`egohod.benchmarks.protocols.run_ek100_mir`): mAP / nDCG in percent. ``data``
+    and ``videos``: the annotation and video folders; ``limit``: the first N test clips only."""
     from egohod.benchmarks.config import load_eval_config
     from egohod.benchmarks.protocols import ZeroShotModel, run_ek100_mir
 
-    argv = [f"data={val_cfg.ek100_mir_dir}", f"videos={val_cfg.ek100_mir_videos}", f"encoder={model_name}",
-            f"checkpoint={checkpoint}", f"device={device}", f"num_frames={data_cfg.num_frames}",
-            f"dual={str(dual).lower()}", f"slow_frames={max(1, data_cfg.slow_frames)}",
-            f"batch={val_cfg.batch_size}"]
-    if val_cfg.ek100_mir_limit is not None:
-        argv.append(f"limit={val_cfg.ek100_mir_limit}")
+    argv = [f"data={data}", f"videos={videos}", f"encoder={model_name}", f"checkpoint={checkpoint}",
+            f"device={device}", f"num_frames={num_frames}", f"dual={str(dual).lower()}",
+            f"slow_frames={max(1, slow_frames)}", f"batch={batch}"]
+    if limit is not None:
+        argv.append(f"limit={limit}")
     cfg = load_eval_config("ek100-mir", argv)
     # the protocol seeds the global RNG; keep the training process's RNG streams untouched
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

@@ -21,7 +21,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import hydra
 import numpy as np
@@ -229,10 +228,9 @@ def evaluate(r: _Run) -> dict:
         tmp = Path(cfg.train.out) / "checkpoints" / f".eval_model.{info.rank}.pt"
         write_checkpoint(tmp, *model_file(r, r.pos))
         try:
-            val = SimpleNamespace(ek100_mir_dir=cfg.data.root, ek100_mir_videos=cfg.data.videos,
-                                  batch_size=cfg.eval.batch_size, ek100_mir_limit=cfg.eval.limit)
-            data = SimpleNamespace(num_frames=cfg.data.num_frames, slow_frames=0)
-            return validate_ek100_mir(str(tmp), cfg.model.name, val, data, False, info.device)
+            return validate_ek100_mir(str(tmp), cfg.model.name, data=cfg.data.root, videos=cfg.data.videos,
+                                      num_frames=cfg.data.num_frames, slow_frames=0, batch=cfg.eval.batch_size,
+                                      limit=cfg.eval.limit, dual=False, device=info.device)
         finally:
             tmp.unlink(missing_ok=True)
 
