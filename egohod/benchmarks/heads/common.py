@@ -232,6 +232,35 @@ class HeadRun:
             return None
         return read_checkpoint_with_meta(p)
 
+    def save_training(self, model, optimizer, scheduler, epoch: int, losses: list[float], **extra) -> Path:
+        """:data:`LAST_CHECKPOINT` with what resuming needs: weights, optimizer and scheduler state,
+        the torch (and CUDA) RNG, the epochs done and their losses, plus ``extra`` (head, sizes...)."""
+        import torch
+
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return self.save_checkpoint(LAST_CHECKPOINT, model, {
+            "epoch": int(epoch), "losses": list(losses), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng, **extra})
+
+    def resume_training(self, model, optimizer, scheduler) -> tuple[int, list[float], dict]:
+        """Restore what :meth:`save_training` wrote, if anything: ``(epochs done, their losses,
+        meta)`` (``(0, [], {})`` for a new run)."""
+        import torch
+
+        saved = self.load_checkpoint(LAST_CHECKPOINT)
+        if saved is None:
+            return 0, [], {}
+        state, meta = saved
+        model.load_state_dict(state)
+        optimizer.load_state_dict(meta["optimizer"])
+        scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(meta["rng"]["torch"])
+        if "cuda" in meta["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(meta["rng"]["cuda"])
+        return int(meta["epoch"]), list(meta["losses"]), meta
+
     # -- results
     def write_results(self, name: str, record: Mapping[str, Any], rows: list[dict],
                       columns: list[str] | None = None) -> tuple[Path, Path]:

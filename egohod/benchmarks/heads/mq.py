@@ -38,7 +38,7 @@ from omegaconf import MISSING
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
 from ...config import transport, transport_fields
-from .common import (LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
+from .common import (HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
                      read_annotation_json, seed_everything)
 from .mq_head import ActionFormerHead, assign_targets, decode, detection_losses  # registers "actionformer"
 
@@ -286,7 +286,6 @@ def ground_truth_json(clips: list[MqClip], subset: str) -> dict:
 
 def run_mq(cfg: MqConfig) -> dict:
     """Train the detector on the train clips, predict and score the validation clips."""
-    import torch
     from tqdm import tqdm
 
     from ...device import resolve_device
@@ -312,16 +311,9 @@ def run_mq(cfg: MqConfig) -> dict:
         steps = math.ceil(len(train.clips) / cfg.batch)
         optimizer, scheduler = _optimizer(model, cfg, steps)
         trainer = _Trainer(model, optimizer, scheduler, cfg, device)
-        first_epoch, losses = 0, []
-        saved = run.load_checkpoint(LAST_CHECKPOINT)
-        if saved is not None:
-            state, meta = saved
-            model.load_state_dict(state)
-            optimizer.load_state_dict(meta["optimizer"])
-            scheduler.load_state_dict(meta["scheduler"])
-            torch.set_rng_state(meta["rng"]["torch"])
+        first_epoch, losses, meta = run.resume_training(model, optimizer, scheduler)
+        if meta:
             trainer.normalizer = float(meta["normalizer"])
-            first_epoch, losses = int(meta["epoch"]), list(meta["losses"])
         for epoch in range(first_epoch, cfg.epochs):
             model.train()
             rng = np.random.default_rng([cfg.seed, epoch])
@@ -335,11 +327,8 @@ def run_mq(cfg: MqConfig) -> dict:
                 items = [(x, s[lab >= 0], lab[lab >= 0]) for x, s, lab in items]
                 total += trainer.step(collate(items, model.divisor))
             losses.append(total / len(batches))
-            run.save_checkpoint(LAST_CHECKPOINT, model, {
-                "epoch": epoch + 1, "losses": losses, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": {"torch": torch.get_rng_state()},
-                "normalizer": trainer.normalizer, "head": "actionformer", "classes": class_names,
-                "input_dim": feats.dim})
+            run.save_training(model, optimizer, scheduler, epoch + 1, losses, normalizer=trainer.normalizer,
+                              head="actionformer", classes=class_names, input_dim=feats.dim)
 
         gt_path, pred_path = run.path("ground_truth_val.json"), run.path("predictions.json")
         atomic_write_json(gt_path, ground_truth_json(val.clips, "val"))

@@ -43,7 +43,7 @@ from omegaconf import MISSING
 from . import head_options
 from .clip_features import EGO4D_FEATURES_PER_SECOND, ClipFeatures, check_feature_rate
 from ...config import transport, transport_fields
-from .common import (LAST_CHECKPOINT, HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
+from .common import (HeadConfigError, HeadDataError, HeadRun, compose_config, features_provenance,
                      read_annotation_json, seed_everything)
 from .vslnet import VSLNet, highlight_labels, highlight_loss, span_loss, top_spans  # registers "vslnet"
 
@@ -346,23 +346,6 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _rng_state() -> dict:
-    import torch
-
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def predict(model, samples: NlqSamples, cfg: NlqConfig, device) -> list[dict]:
     """Challenge-format entries: the ``topk`` best windows (seconds) of every query."""
     import torch
@@ -398,7 +381,6 @@ def _validate(cfg: NlqConfig) -> None:
 def run_nlq(cfg: NlqConfig) -> dict:
     """Train VSLNet on the train queries, predict and score the validation queries; returns the
     results record (also written to ``<out>/nlq.json`` / ``nlq.md``)."""
-    import torch
     from tqdm import tqdm
 
     from ...device import resolve_device
@@ -433,15 +415,7 @@ def run_nlq(cfg: NlqConfig) -> dict:
         model = VSLNet(feats.dim, encoded[0].shape[1], options).to(device)
         steps_per_epoch = math.ceil(len(train) / cfg.batch)
         optimizer, scheduler = _optimizer(model, cfg, max(1, steps_per_epoch * cfg.epochs))
-        first_epoch, losses = 0, []
-        saved = run.load_checkpoint(LAST_CHECKPOINT)
-        if saved is not None:
-            state, meta = saved
-            model.load_state_dict(state)
-            optimizer.load_state_dict(meta["optimizer"])
-            scheduler.load_state_dict(meta["scheduler"])
-            _set_rng_state(meta["rng"])
-            first_epoch, losses = int(meta["epoch"]), list(meta["losses"])
+        first_epoch, losses, _ = run.resume_training(model, optimizer, scheduler)
         for epoch in range(first_epoch, cfg.epochs):
             model.train()
             order = _epoch_order(len(train), cfg.seed, epoch)
@@ -451,10 +425,8 @@ def run_nlq(cfg: NlqConfig) -> dict:
                             disable=not cfg.progress, leave=False):
                 total += train_step(model, collate(train, idx, cfg.extend), optimizer, scheduler, cfg, device)
             losses.append(total / len(batches))
-            run.save_checkpoint(LAST_CHECKPOINT, model, {
-                "epoch": epoch + 1, "losses": losses, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": _rng_state(), "head": "vslnet",
-                "video_dim": feats.dim, "query_dim": int(encoded[0].shape[1])})
+            run.save_training(model, optimizer, scheduler, epoch + 1, losses, head="vslnet", video_dim=feats.dim,
+                              query_dim=int(encoded[0].shape[1]))
 
         results = predict(model, val, cfg, device)
         pred_path = run.path("predictions.json")
