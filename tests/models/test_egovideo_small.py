@@ -106,6 +106,6 @@ def test_encoder_config_file_names_the_variant_and_no_official_weights():
 
     path = Path(__file__).resolve().parents[2] / "configs" / "encoder" / "egovideo_small.yaml"
     cfg = OmegaConf.load(path)
-    assert set(cfg.keys()) == {"name", "checkpoint", "frames"}
-    assert cfg.name == "egovideo_small" and cfg.checkpoint is None and cfg.frames == 1
+    assert set(cfg.keys()) == {"name", "checkpoint", "num_frames"}
+    assert cfg.name == "egovideo_small" and cfg.checkpoint is None and cfg.num_frames == 1
     assert "NO OFFICIAL WEIGHTS" in path.read_text()

@@ -117,9 +117,9 @@ def test_encoder_config_files(name):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "encoder" / f"{name}.yaml")
-    assert set(cfg.keys()) == {"name", "checkpoint", "frames"}
+    assert set(cfg.keys()) == {"name", "checkpoint", "num_frames"}
     assert cfg.name == name and cfg.name in egohod.list_encoders()
-    assert cfg.checkpoint is None and cfg.frames >= 1
+    assert cfg.checkpoint is None and cfg.num_frames >= 1
 
 
 @pytest.mark.parametrize("name,width", [("egovideo_b", 768), ("egovideo_l", 1024)])
