@@ -59,14 +59,6 @@ def _cfg(root, out, **kw):
     return MqConfig(**{**base, **kw})
 
 
-@pytest.fixture
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def mq_data(tmp_path_factory):
     return make_mq(tmp_path_factory.mktemp("mq"))

@@ -58,15 +58,6 @@ def _cfg(root, out, **kw):
     return NlqConfig(**{**base, **kw})
 
 
-@pytest.fixture
-def one_thread():
-    # the shared CI box is oversubscribed; one thread keeps these small models fast
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def nlq_data(tmp_path_factory):
     return make_nlq(tmp_path_factory.mktemp("nlq"))

@@ -20,8 +20,8 @@ LINEAR = ["head=linear", "head.lr=0.01"]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # tiny convolutions: more threads only add contention on a shared CPU
+def _one_thread(one_thread):
+    """tiny convolutions: more threads only add contention on a shared CPU"""
 
 
 @pytest.fixture(scope="module")
