@@ -224,13 +224,12 @@ def evaluate(policy, encoder: ObsEncoder, pool: EvalEnvs, episodes: int, seed0: 
 
 def write_video(path, frames: list[np.ndarray], fps: float = 12.5) -> None:
     """Rollout frames (uint8 ``[H, W, 3]`` each) as an h264 mp4 through
-    :class:`egohod.data.video.VideoWriter` (written to a temporary name, renamed when complete).
+    :func:`egohod.data.video.write_video` (written to a temporary name, renamed when complete).
     yuv420p needs an even frame size: an odd height or width gets its last row or column repeated."""
-    from egohod.data.video import VideoWriter
+    from egohod.data import video as video_io
 
     video = np.stack([np.asarray(f) for f in frames])
     pad = ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0))
     if any(after for _, after in pad):
         video = np.pad(video, pad, mode="edge")
-    with VideoWriter(path, fps, video.shape[1], video.shape[2]) as writer:
-        writer.write(video)
+    video_io.write_video(path, video, fps)
