@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..safe_load import UnsafeFileError
-from .readers import BenchmarkDataError, read_relevancy
+from .readers import BenchmarkDataError, read_json, read_relevancy
 from .results import encoder_label, is_random_weights, json_safe, markdown_table, write_results
 
 __all__ = ["score_main", "eval_main", "extract_main"]
@@ -38,16 +38,6 @@ def _load_npy(path: str, what: str) -> np.ndarray:
         return np.load(p, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - report any unreadable file the same way
         raise BenchmarkDataError(f"{p}: cannot read {what} as .npy ({type(e).__name__}: {e})") from None
-
-
-def _load_json(path: str, what: str):
-    p = Path(path)
-    if not p.is_file():
-        raise BenchmarkDataError(f"{what} file not found: {p}")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise BenchmarkDataError(f"{p}: {what} is not valid JSON ({e})") from None
 
 
 def _read_labels_file(path: Path) -> list[str]:
@@ -81,9 +71,9 @@ def _score_segmentation(pred_dir: str, gt_dir: str, background: list[str]):
 def _score_mq(pred_path: str, gt_path: str, subset: str | None):
     from .scorers import mq_scores
 
-    gt_json = _load_json(gt_path, "MQ ground truth")
+    gt_json = read_json(gt_path, "MQ ground truth")
     gt_json = gt_json.get("database", gt_json)
-    pred_json = _load_json(pred_path, "MQ predictions")
+    pred_json = read_json(pred_path, "MQ predictions")
     if "results" not in pred_json:
         raise BenchmarkDataError(f"{pred_path}: MQ predictions need a 'results' object {{video: [{{label, segment, score}}]}}")
     try:
@@ -148,8 +138,8 @@ def score_main(argv: list[str]) -> int:
             metrics = S.ek100_action_scores(*(_load_npy(getattr(args, a), a.replace("_", " ")) for a in
                                               ("verb_scores", "noun_scores", "verb_labels", "noun_labels")))
         elif args.task == "nlq":
-            metrics = S.nlq_scores_from_json(_load_json(args.predictions, "NLQ predictions"),
-                                             _load_json(args.ground_truth, "NLQ ground truth"))
+            metrics = S.nlq_scores_from_json(read_json(args.predictions, "NLQ predictions"),
+                                             read_json(args.ground_truth, "NLQ ground truth"))
         elif args.task == "mq":
             metrics = _score_mq(args.predictions, args.ground_truth, args.subset)
         else:

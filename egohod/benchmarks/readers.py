@@ -65,6 +65,18 @@ def _need_file(path: str | Path, what: str) -> Path:
     return path
 
 
+def read_json(path: str | Path, what: str, error: type[Exception] = BenchmarkDataError):
+    """The parsed JSON of a benchmark file; a missing file or malformed JSON raises ``error`` naming
+    ``what`` (e.g. "NLQ ground truth") and the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: {what} is not valid JSON ({e})") from None
+
+
 def read_csv_columns(path: str | Path, required: Sequence[str], what: str = "CSV file") -> list[dict]:
     """Rows of a headed CSV as dicts; every ``required`` column must be in the header."""
     path = _need_file(path, what)
@@ -265,11 +277,8 @@ def _req(d, key: str, where: str):
 
 def read_egomcq(path: str | Path) -> list[McqQuestion]:
     """Questions of ``egomcq.json`` in key order (``"0"``, ``"1"``, ...)."""
-    path = _need_file(path, "EgoMCQ json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise BenchmarkDataError(f"{path}: not valid JSON ({e})") from None
+    path = Path(path)
+    data = read_json(path, "EgoMCQ json")
     if not isinstance(data, dict) or not data:
         raise BenchmarkDataError(f"{path}: expected a non-empty object mapping question ids to questions")
     out = []

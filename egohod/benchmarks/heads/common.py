@@ -105,13 +105,9 @@ def _head_keys_hint(task: str, argv: Iterable[str]) -> str:
 def read_annotation_json(path: str | Path, what: str) -> Any:
     """An official annotation file (``what``: e.g. "NLQ annotation") as parsed JSON; a missing or
     malformed file is a :class:`HeadDataError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise HeadDataError(f"{what} file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HeadDataError(f"{path}: not valid JSON ({e})") from None
+    from ..readers import read_json
+
+    return read_json(path, what, error=HeadDataError)
 
 
 def seed_everything(seed: int) -> None:
