@@ -23,7 +23,7 @@ from egohod.fileio import atomic_write_bytes
 from .obs_encoders import ObsEncoder, identity_key
 
 
-def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
+def memoized_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     """sha256 of a file (:func:`egohod.models.checkpoint_io.file_sha256`); with ``memo_dir``,
     remembered per (path, size, mtime) so a large demo file is hashed once, not on every run."""
     from egohod.models.checkpoint_io import file_sha256 as sha256_of

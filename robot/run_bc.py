@@ -29,7 +29,7 @@ from egohod.models import is_random_weights, random_weights_seed
 from .bc_data import BCData
 from .config import ConfigError, EnvConfig, EvalConfig, validate
 from .evaluation import EvalEnvs, Threads, evaluate, run_episodes, write_video
-from .features import FeatureCache, cached_features, file_sha256
+from .features import FeatureCache, cached_features, memoized_sha256
 from .obs_encoders import ObsEncoder, StateObsEncoder, build_obs_encoder, cache_identity, obs_encoder_class
 from .results import RunResults, plot_success_curve, summary_table
 from .training import (build_policy_from_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
@@ -264,7 +264,7 @@ def prepare(cfg, device: torch.device, log=print) -> Prepared:
             "encoder.checkpoint given)")
     path = ensure_demos(cfg, encoder, log)
     key = check_demos(path, cfg, encoder)
-    sha = file_sha256(path, memo_dir=cfg.cache.dir)
+    sha = memoized_sha256(path, memo_dir=cfg.cache.dir)
     eps = read_episodes(path, cfg.demos.num, ["proprio"], cfg)  # actions + proprio; frames only on a cache miss
 
     def load_obs():
@@ -676,7 +676,7 @@ def encoder_from_checkpoint(ckpt: dict, device: torch.device, encoder_checkpoint
             raise FileNotFoundError(f"the policy was trained on encoder {enc['name']} with weights sha256 "
                                     f"{enc['weights'][:16]}..., whose file {enc_ckpt!r} is not found; "
                                     "pass encoder_checkpoint=PATH")
-        sha = file_sha256(enc_ckpt)
+        sha = memoized_sha256(enc_ckpt)
         if sha != enc["weights"]:
             raise ConfigError(f"encoder/checkpoint mismatch: {enc_ckpt} has sha256 {sha[:16]}..., the policy was "
                               f"trained on weights {enc['weights'][:16]}...")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from robot.features import FeatureCache, file_sha256
+from egohod.models.checkpoint_io import file_sha256
+from robot.features import FeatureCache
 from robot.obs_encoders import StateObsEncoder, build_obs_encoder, cache_identity, identity_key
 
 SHA_A = "a" * 64

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot.features import FeatureCache, cached_features, file_sha256
+from robot.features import FeatureCache, cached_features, memoized_sha256
 from robot.obs_encoders import (StateObsEncoder, build_obs_encoder, cache_identity, history_index,
                                 identity_key)
 
@@ -61,11 +61,11 @@ def test_file_sha256_is_memoised_and_tracks_changes(tmp_path):
     f = tmp_path / "demos.hdf5"
     f.write_bytes(b"abc")
     memo = tmp_path / "memo"
-    h1 = file_sha256(f, memo_dir=memo)
+    h1 = memoized_sha256(f, memo_dir=memo)
     assert h1 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert h1 in (memo / "file_sha256.json").read_text()
     f.write_bytes(b"abcd")
-    assert file_sha256(f, memo_dir=memo) != h1
+    assert memoized_sha256(f, memo_dir=memo) != h1
 
 
 @pytest.mark.parametrize("frames", [1, 3])
