@@ -29,11 +29,11 @@ existing ``OUT`` is an error unless ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -48,7 +48,8 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 DEFAULT_FPS = 12
 ROBOT_JOINTS = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
-CODECS = {"libx264": {"g": "2", "crf": "18"}, "libsvtav1": {"g": "2", "crf": "30"}}
+CODECS = {"libx264": {"codec": "h264", "gop_size": 2, "crf": 18},  # --codec -> egohod.data.video.VideoWriter
+          "libsvtav1": {"codec": "av1", "gop_size": 2, "crf": 30}}
 IMAGE_KEY = "observation.images."
 
 
@@ -145,36 +146,14 @@ def _jsonable(stats: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ video
-class VideoWriter:
-    """All episodes of one camera into one mp4: frame ``i`` of the file has pts ``i`` at 1/fps."""
+def _video_writer(path: Path, fps: int, height: int, width: int, codec: str):
+    """All episodes of one camera go into one mp4 (frame ``i`` at ``i / fps`` seconds) through
+    egohod's :class:`egohod.data.video.VideoWriter` (keyframe every 2 frames, as LeRobot encodes)."""
+    from egohod.data.video import VideoWriter
 
-    def __init__(self, path: Path, fps: int, height: int, width: int, codec: str):
-        import av
-
-        if height % 2 or width % 2:
-            raise ValueError(f"{path.name}: yuv420p video needs even frame sizes, got {height}x{width}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream(codec, rate=fps, options=CODECS[codec])
-        self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = Fraction(1, fps)
-        self.frames = 0
-
-    def write(self, frames: np.ndarray) -> None:
-        import av
-
-        for rgb in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts = self.frames
-            for packet in self.stream.encode(frame):
-                self.container.mux(packet)
-            self.frames += 1
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
+    if height % 2 or width % 2:
+        raise ValueError(f"{path.name}: yuv420p video needs even frame sizes, got {height}x{width}")
+    return VideoWriter(path, fps, height, width, **CODECS[codec])
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -254,7 +233,8 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
     episodes_rows: list[dict] = []
     per_feature: dict[str, list] = {}
     counts: list[int] = []
-    videos: dict[str, VideoWriter] = {}
+    videos: dict = {}  # camera key -> an open egohod.data.video.VideoWriter
+    closing = contextlib.ExitStack()
     features = None
     total = 0
     episodes = _iter_episodes(src)
@@ -278,9 +258,10 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
                 if key not in features:
                     raise ValueError(f"{src}: episode {ep_idx} has camera {cam!r} that the first episode lacks")
                 if key not in videos:
-                    videos[key] = VideoWriter(tmp / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0),
-                                              fps, frames.shape[1], frames.shape[2], codec)
-                start = videos[key].frames / fps
+                    videos[key] = closing.enter_context(_video_writer(
+                        tmp / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0),
+                        fps, frames.shape[1], frames.shape[2], codec))
+                start = videos[key].count / fps
                 videos[key].write(frames)
                 row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0,
                             f"videos/{key}/from_timestamp": start,
@@ -295,8 +276,7 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
                 per_feature.setdefault(k, []).append(st)
             counts.append(episode.num_samples)
             total += episode.num_samples
-        for writer in videos.values():
-            writer.close()
+        closing.close()  # each writer finishes its file (written under a temporary name, renamed when complete)
         if features is None:
             raise ValueError(f"{src}: no episodes to export")
         data = {k: np.concatenate(v) for k, v in columns.items()}
@@ -317,12 +297,9 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
-    except BaseException:
-        for writer in videos.values():
-            try:
-                writer.container.close()
-            except Exception:  # already closed or broken: the folder is removed anyway
-                pass
+    except BaseException as e:
+        with contextlib.suppress(Exception):  # the writers drop their unfinished files; the folder goes anyway
+            closing.__exit__(type(e), e, e.__traceback__)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": str(out), "episodes": len(episodes_rows), "frames": total, "fps": fps,

@@ -724,12 +724,16 @@ def read_chunked_clip(
 # ----------------------------------------------------------------------------- writing
 
 
+CODECS = {"h264": "libx264", "av1": "libsvtav1", "mpeg4": "mpeg4"}  # VideoWriter codec -> FFmpeg encoder
+
+
 class VideoWriter:
     """Streaming mp4 writer (PyAV): ``with VideoWriter(path, fps, h, w) as w: w.write(frames)``.
 
     Frames are uint8 RGB ``[H, W, 3]`` or ``[T, H, W, 3]``. The file appears at ``path`` only
     when the writer closes without error (temp file + rename).
-    ``codec``: ``"h264"`` (libx264, yuv420p: H and W must be even) or ``"mpeg4"``.
+    ``codec``: ``"h264"`` (libx264, yuv420p: H and W must be even), ``"av1"`` (SVT-AV1, ``crf``
+    and ``gop_size`` apply) or ``"mpeg4"``.
     ``gop_size`` sets the keyframe interval (default: one per second); ``tune`` is passed to
     x264 (``"fastdecode"`` makes random access cheaper at a larger file size). ``bframes``: B-frames
     between reference frames (h264 only; 0 = none). ``b_pyramid="none"`` keeps every B-frame a
@@ -742,8 +746,8 @@ class VideoWriter:
                  bframes: int = 0, b_pyramid: str = "none"):
         if height % 2 or width % 2:
             raise ValueError(f"frame size {height}x{width} must be even for yuv420p encoding")
-        if codec not in ("h264", "mpeg4"):
-            raise ValueError(f"codec must be 'h264' or 'mpeg4', got {codec!r}")
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.path, self.fps, self.height, self.width = Path(path), fps, height, width
@@ -763,7 +767,7 @@ class VideoWriter:
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
         rate = Fraction(self.fps).limit_denominator(1001)
-        st = self._container.add_stream("libx264" if self.codec == "h264" else "mpeg4", rate=rate)
+        st = self._container.add_stream(CODECS[self.codec], rate=rate)
         st.width, st.height, st.pix_fmt = self.width, self.height, "yuv420p"
         st.codec_context.gop_size = int(self.gop_size or max(1, round(self.fps)))
         if self.codec == "h264":
@@ -773,6 +777,8 @@ class VideoWriter:
             if self.tune:
                 opts["tune"] = self.tune
             st.options = opts
+        elif self.codec == "av1":
+            st.options = {"crf": str(self.crf)}
         else:
             st.codec_context.bit_rate = max(200_000, self.height * self.width * int(round(self.fps)) // 4)
         self._stream = st
