@@ -39,7 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from robot.demos import RGB_PREFIX, Episode, read_demos, read_env_args
+from robot.demos import RGB_PREFIX, Episode, read_env_args
 
 CODEBASE_VERSION = "v3.0"
 CHUNK_FILE = "chunk-000/file-000"
@@ -233,8 +233,7 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
     episodes_rows: list[dict] = []
     per_feature: dict[str, list] = {}
     counts: list[int] = []
-    videos: dict = {}  # camera key -> an open egohod.data.video.VideoWriter
-    closing = contextlib.ExitStack()
+    videos: dict = {}  # camera key -> its egohod.data.video.VideoWriter
     features = None
     total = 0
     episodes = _iter_episodes(src)
@@ -243,40 +242,40 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
 
         episodes = tqdm(episodes, desc=f"lerobot {src.name}", unit="episode", file=sys.stderr)
     try:
-        for ep_idx, episode in enumerate(episodes):
-            if features is None:
-                features = lerobot_features(episode, fps, codec)
-            text = task or task_text(episode.task or env_args.get("task"))
-            task_index = tasks.setdefault(text, len(tasks))
-            cols = episode_columns(episode, ep_idx, total, task_index, fps)
-            row = {"episode_index": ep_idx, "tasks": [text], "length": episode.num_samples,
-                   "data/chunk_index": 0, "data/file_index": 0,
-                   "dataset_from_index": total, "dataset_to_index": total + episode.num_samples}
-            stats = {k: feature_stats(v) for k, v in cols.items()}
-            for cam in episode.cameras:
-                key, frames = f"{IMAGE_KEY}{cam}", episode.obs[f"{RGB_PREFIX}{cam}"]
-                if key not in features:
-                    raise ValueError(f"{src}: episode {ep_idx} has camera {cam!r} that the first episode lacks")
-                if key not in videos:
-                    videos[key] = closing.enter_context(_video_writer(
-                        tmp / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0),
-                        fps, frames.shape[1], frames.shape[2], codec))
-                start = videos[key].count / fps
-                videos[key].write(frames)
-                row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0,
-                            f"videos/{key}/from_timestamp": start,
-                            f"videos/{key}/to_timestamp": start + episode.num_samples / fps})
-                stats[key] = image_stats(frames)
-            row.update({f"stats/{k}/{s}": np.asarray(v).tolist() for k, st in stats.items() for s, v in st.items()})
-            row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
-            episodes_rows.append(row)
-            for k, v in cols.items():
-                columns.setdefault(k, []).append(v)
-            for k, st in stats.items():
-                per_feature.setdefault(k, []).append(st)
-            counts.append(episode.num_samples)
-            total += episode.num_samples
-        closing.close()  # each writer finishes its file (written under a temporary name, renamed when complete)
+        with contextlib.ExitStack() as closing:  # at its end each writer finishes its file (drops it on an error)
+            for ep_idx, episode in enumerate(episodes):
+                if features is None:
+                    features = lerobot_features(episode, fps, codec)
+                text = task or task_text(episode.task or env_args.get("task"))
+                task_index = tasks.setdefault(text, len(tasks))
+                cols = episode_columns(episode, ep_idx, total, task_index, fps)
+                row = {"episode_index": ep_idx, "tasks": [text], "length": episode.num_samples,
+                       "data/chunk_index": 0, "data/file_index": 0,
+                       "dataset_from_index": total, "dataset_to_index": total + episode.num_samples}
+                stats = {k: feature_stats(v) for k, v in cols.items()}
+                for cam in episode.cameras:
+                    key, frames = f"{IMAGE_KEY}{cam}", episode.obs[f"{RGB_PREFIX}{cam}"]
+                    if key not in features:
+                        raise ValueError(f"{src}: episode {ep_idx} has camera {cam!r} that the first episode lacks")
+                    if key not in videos:
+                        videos[key] = closing.enter_context(_video_writer(
+                            tmp / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0),
+                            fps, frames.shape[1], frames.shape[2], codec))
+                    start = videos[key].count / fps
+                    videos[key].write(frames)
+                    row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0,
+                                f"videos/{key}/from_timestamp": start,
+                                f"videos/{key}/to_timestamp": start + episode.num_samples / fps})
+                    stats[key] = image_stats(frames)
+                row.update({f"stats/{k}/{s}": np.asarray(v).tolist() for k, st in stats.items() for s, v in st.items()})
+                row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
+                episodes_rows.append(row)
+                for k, v in cols.items():
+                    columns.setdefault(k, []).append(v)
+                for k, st in stats.items():
+                    per_feature.setdefault(k, []).append(st)
+                counts.append(episode.num_samples)
+                total += episode.num_samples
         if features is None:
             raise ValueError(f"{src}: no episodes to export")
         data = {k: np.concatenate(v) for k, v in columns.items()}
@@ -297,9 +296,7 @@ def export_lerobot(src: str | os.PathLike, out: str | os.PathLike, fps: int = DE
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
-    except BaseException as e:
-        with contextlib.suppress(Exception):  # the writers drop their unfinished files; the folder goes anyway
-            closing.__exit__(type(e), e, e.__traceback__)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": str(out), "episodes": len(episodes_rows), "frames": total, "fps": fps,
