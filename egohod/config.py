@@ -127,10 +127,12 @@ def _parse_overrides(argv: Sequence[str], known: list[str], schema_name: str) ->
     return parsed
 
 
-def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: str = "") -> list[str]:
+def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: str = "", *,
+                     warn: bool = True) -> list[str]:
     """``argv`` with the old key names a command still accepts (``renamed``: old -> new; dotted
     keys such as ``sampling.frames_per_clip`` too, and ``old.sub=`` under a renamed group) replaced
-    by their new names; a FutureWarning says which to use. Hydra apps call it on ``sys.argv``
+    by their new names; a FutureWarning says which to use (``warn=False``: arguments nobody typed,
+    such as overrides recorded in an older output folder). Hydra apps call it on ``sys.argv``
     before ``@hydra.main`` parses it."""
     import warnings
 
@@ -141,8 +143,9 @@ def rename_arguments(argv: Sequence[str], renamed: Mapping[str, str], command: s
         key = key[len(prefix):]
         old = next((o for o in renamed if key == o or key.startswith(o + ".")), None) if sep else None
         if old is not None:
-            where = f"{command}: " if command else ""
-            warnings.warn(f"{where}{old}= is deprecated; use {renamed[old]}=", FutureWarning, stacklevel=2)
+            if warn:
+                where = f"{command}: " if command else ""
+                warnings.warn(f"{where}{old}= is deprecated; use {renamed[old]}=", FutureWarning, stacklevel=2)
             argument = f"{prefix}{renamed[old]}{key[len(old):]}={value}"
         out.append(argument)
     return out
@@ -268,14 +271,12 @@ def transport_fields(schema: type) -> set[str]:
     return {f.name for f in dataclasses.fields(schema) if f.metadata.get("transport")}
 
 
-def _schema_type(tp: Any) -> Any:
-    """The type OmegaConf is given for an ``Options`` field: tuples (hashable defaults of frozen
-    options) become lists, which config files and ``key=[a,b]`` overrides write."""
+def _is_tuple(tp: Any) -> bool:
+    """Tuple-typed ``Options`` fields (hashable defaults of frozen options) are lists in a config,
+    as config files and ``key=[a,b]`` overrides write them."""
     import typing
 
-    if tp is tuple or typing.get_origin(tp) is tuple:
-        return typing.List[typing.Any]
-    return tp
+    return tp is tuple or typing.get_origin(tp) is tuple
 
 
 @functools.cache
@@ -293,7 +294,7 @@ def options_schema(name: str, options: type) -> type:
     hints = typing.get_type_hints(options)
     fields: list[tuple] = [("name", str, dataclasses.field(default=name))]
     for f in dataclasses.fields(options):
-        tp = _schema_type(hints[f.name])
+        tp = typing.List[typing.Any] if _is_tuple(hints[f.name]) else hints[f.name]
         if f.default is not dataclasses.MISSING and isinstance(f.default, tuple):
             default = dataclasses.field(default_factory=lambda d=f.default: list(d), metadata=f.metadata)
         elif f.default is not dataclasses.MISSING:
@@ -311,7 +312,7 @@ def options_schema(name: str, options: type) -> type:
 def make_options(options: type, values: Mapping[str, Any] | None = None, *, what: str) -> Any:
     """An instance of the ``Options`` dataclass from ``values`` (a mapping, a ``DictConfig`` or one
     holding OmegaConf values, or None for the defaults); list values of tuple fields become tuples.
-    An unknown key raises :class:`ConfigError` naming ``what`` (e.g. ``"detector=skin"``), the
+    An unknown key raises :class:`ConfigError` naming ``what`` (e.g. ``"detector 'skin'"``), the
     closest known key and all of them."""
     import difflib
     import typing
@@ -330,7 +331,7 @@ def make_options(options: type, values: Mapping[str, Any] | None = None, *, what
         raise ConfigError(f"{what}: unknown option(s) {unknown}{hint}; accepted options: {sorted(known)}", known)
     hints = typing.get_type_hints(options)
     for key, value in values.items():
-        if _schema_type(hints[key]) is not hints[key] and isinstance(value, (list, tuple)):
+        if _is_tuple(hints[key]) and isinstance(value, list):
             values[key] = tuple(value)
     return options(**values)
 

@@ -14,9 +14,9 @@ narrators, policies, environments, experts)::
 
 A component declares its settings as an ``Options`` dataclass, either as a class attribute
 (``Policy.Options``) or given to the decorator (``register("skin", options=Options)``): the one
-place their defaults live. The built-in components live in modules that are imported on the first look-up, so importing a
-package stays cheap (no MuJoCo, no torchvision until a component is asked for). An unknown name is
-a ``KeyError`` that suggests the closest registered names and lists them all; registering a
+place their defaults live. The built-in components live in modules that are imported on the first
+look-up, so importing a package stays cheap (no MuJoCo, no torchvision until a component is asked
+for). An unknown name is a ``KeyError`` that suggests the closest registered names and lists them all; registering a
 second, different object under a taken name is a ``ValueError`` naming both.
 """
 from __future__ import annotations

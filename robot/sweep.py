@@ -37,7 +37,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,9 +276,7 @@ def cell_results(out: Path, cell: Cell) -> dict | None:
 def recorded_in_current_names(overrides: list[str]) -> list[str]:
     """A cell's recorded overrides with settings renamed since (``out_dir=`` -> ``out=``), so a
     sweep folder started before a rename resumes; no warning, as nobody typed the old name."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return rename_arguments(overrides, RENAMED)
+    return rename_arguments(overrides, RENAMED, warn=False)
 
 
 def check_recorded_overrides(plan: Plan) -> None:

@@ -223,14 +223,13 @@ def validate_component(group: str, node: DictConfig) -> DictConfig:
 
     name = node.get("name")
     schemas = component_schemas(group)
-
     if name not in schemas:
         raise ConfigError(f"{group}.name={name!r} is not one of {sorted(schemas)}")
-    extra = sorted(set(node.keys()) - set(OmegaConf.structured(schemas[name]).keys()))
+    schema = OmegaConf.structured(schemas[name])
+    extra = sorted(set(node.keys()) - set(schema.keys()))
     if extra:
-        raise ConfigError(f"unknown {group} setting(s) {extra} for {group}={name}; "
-                         f"known: {sorted(OmegaConf.structured(schemas[name]).keys())}")
-    return OmegaConf.merge(OmegaConf.structured(schemas[name]), node)
+        raise ConfigError(f"unknown {group} setting(s) {extra} for {group}={name}; known: {sorted(schema.keys())}")
+    return OmegaConf.merge(schema, node)
 
 
 def transport_keys(cfg: dict) -> set[str]:
