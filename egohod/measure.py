@@ -37,7 +37,7 @@ from typing import Any
 
 from .fileio import atomic_write_text
 
-__all__ = ["cpu_model", "emit", "machine"]
+__all__ = ["cpu_model", "emit", "machine", "usable_cores"]
 
 
 def cpu_model() -> str:
@@ -52,7 +52,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity), else all the machine has."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -86,7 +87,7 @@ def machine(device: Any = None, extra: dict | None = None) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_model(),
-        "cpu_count": _usable_cores(),
+        "cpu_count": usable_cores(),
         "cpu_count_total": os.cpu_count(),
         "load_average": _load_average(),
         "torch": getattr(torch, "__version__", None),

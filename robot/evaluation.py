@@ -11,7 +11,6 @@ rendering), in the encoder and in the policy head, and the number of control ste
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -64,12 +63,11 @@ class EvalEnvs:
 
 def auto_num_envs(num_envs: int) -> int:
     """``num_envs``, or the CPU cores this process may use when it is 0 (rendering is per process)."""
+    from egohod.measure import usable_cores
+
     if num_envs > 0:
         return int(num_envs)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return max(1, usable_cores())
 
 
 TIMING_KEYS = ("env_s", "encode_s", "policy_s", "env_steps")
